@@ -1,0 +1,73 @@
+# mlprod: the README's commands (demo, test) and the daily ones (lab, bench, export, lock).
+# A fresh clone and python3 (3.11+) are enough: the first run makes .tools/ (uv) and .venv/ (the project's
+# environment, installed from the hash-pinned requirements/dev.lock); later runs reuse both.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mlprod-installed
+export UV_PYTHON_DOWNLOADS := never
+export UV_NO_PROGRESS := 1
+
+.PHONY: demo test check lint nbtest pytest bench lab export lock hooks wheel-check clean-env
+
+## Set-up ---------------------------------------------------------------------------------------
+
+$(UV):
+	@echo "make: bootstrapping uv $(UV_VERSION) into .tools/"
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(STAMP): $(UV) pyproject.toml requirements/dev.lock
+	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes requirements/dev.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation --editable .
+	@$(MAKE) --no-print-directory hooks
+	@touch $(STAMP)
+
+hooks: ## nbdev's git hooks: notebook merge/diff drivers, and nbdev-clean on save in Jupyter
+	@if [ -e .git ]; then $(BIN)/nbdev-install-hooks >/dev/null && echo "make: nbdev git hooks installed"; fi
+
+## The README's two commands ---------------------------------------------------------------------
+
+demo: $(STAMP)
+	$(BIN)/mlprod data fixtures --out-dir outputs/fixtures
+	@echo "make demo: fixture tables written to outputs/fixtures/ (the pipeline demo is coming; see README.md)"
+
+test: $(STAMP) check pytest
+
+check: $(STAMP) ## sync check, lint, format check, notebook tests
+	$(BIN)/python scripts/check_sync.py
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/nbdev-test --n_workers 2
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+## Daily ------------------------------------------------------------------------------------------
+
+export: $(STAMP) ## clean the notebooks and export them into mlprod/
+	$(BIN)/nbdev-clean
+	$(BIN)/nbdev-export
+
+lab: $(STAMP) ## JupyterLab on nbs/ with the project's environment as its kernel
+	$(UV) pip install --quiet --python $(BIN)/python jupyterlab
+	$(BIN)/jupyter lab nbs
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+wheel-check: $(STAMP) ## build the wheel and install it alone into a clean venv
+	$(BIN)/pytest tests/test_wheel.py -m slow
+
+lock: $(UV) ## re-pin requirements/*.lock after editing dependencies in pyproject.toml
+	$(UV) pip compile pyproject.toml --universal --python-version 3.11 --extra report --extra dask --group dev \
+		--generate-hashes --quiet -o requirements/dev.lock
+	$(UV) pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet \
+		-o requirements/runtime.lock
+
+clean-env:
+	rm -rf $(VENV) .tools
