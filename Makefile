@@ -27,8 +27,13 @@ $(STAMP): $(UV) pyproject.toml requirements/dev.lock
 	@$(MAKE) --no-print-directory hooks
 	@touch $(STAMP)
 
-hooks: ## nbdev's git hooks: notebook merge/diff drivers, and nbdev-clean on save in Jupyter
-	@if [ -e .git ]; then $(BIN)/nbdev-install-hooks >/dev/null && echo "make: nbdev git hooks installed"; fi
+hooks: ## nbdev's git hooks: the notebook merge and diff drivers (.gitattributes, .gitconfig)
+	@if [ -e .git ]; then \
+		$(BIN)/nbdev-install-hooks >/dev/null && \
+		git config --local merge.jupyternotebook.driver "$(CURDIR)/$(BIN)/nbdev-merge %O %A %B %P" && \
+		git config --local diff.jupyternotebook.command "$(CURDIR)/$(BIN)/nbdev-diff-driver" && \
+		echo "make: nbdev git hooks installed (notebook merge and diff drivers from $(BIN))"; \
+	fi
 
 ## The README's two commands ---------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ COMMANDS = {
 
 def measure(repeat: int) -> dict[str, float]:
     times: dict[str, list[float]] = {k: [] for k in COMMANDS}
-    for name, cmd in COMMANDS.items():  # warm the file cache once
+    for cmd in COMMANDS.values():  # warm the file cache once
         subprocess.run(cmd, capture_output=True, check=True)
     for _ in range(repeat):
         for name, cmd in COMMANDS.items():
