@@ -47,7 +47,7 @@ check: $(STAMP) ## sync check, lint, format check, notebook tests
 	$(BIN)/python scripts/check_sync.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/nbdev-test --n_workers 2
+	$(BIN)/nbdev-test --n-workers 2
 
 pytest: $(STAMP)
 	$(BIN)/pytest
