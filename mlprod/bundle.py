@@ -9,14 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BundleError
+from .errors import BundleError, IntegrityError
 from .schema import Schema
 
 if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['Bundle', 'model_outputs']
+__all__ = ['TRACKED', 'MODEL_FILES', 'EXPECTED', 'MANIFEST', 'ALIASES', 'SKEW_POLICIES', 'STRICT', 'Bundle', 'model_outputs',
+           'library_versions', 'git_state', 'golden_rows', 'save_bundle', 'sweep_stale_temporaries', 'read_aliases',
+           'resolve_version', 'read_manifest', 'verify_files', 'check_versions', 'check_mlprod_version', 'load_bundle',
+           'list_versions', 'promote']
 
 # %% ../nbs/04_bundle.ipynb #936ed278
 @dataclass
@@ -57,3 +60,517 @@ def model_outputs(
         for j, c in enumerate(classes):
             out[f"proba_{c}"] = p[:, j]
     return out
+
+# %% ../nbs/04_bundle.ipynb #97a64b01
+TRACKED = {
+    "python": None,
+    "scikit-learn": "sklearn",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "joblib": "joblib",
+}
+
+
+def library_versions() -> dict[str, str]:
+    "The running versions of the libraries a fitted model depends on."
+    import importlib
+    import platform
+
+    out = {"python": platform.python_version()}
+    for name, module in TRACKED.items():
+        if module:
+            out[name] = importlib.import_module(module).__version__
+    return out
+
+
+def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
+    "{'commit': sha or None, 'dirty': bool or None} of the repository at `cwd`."
+    import subprocess
+
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": sha or None, "dirty": bool(status.strip())}
+
+# %% ../nbs/04_bundle.ipynb #801fa3ac
+MODEL_FILES = {"joblib": "model.joblib", "skops": "model.skops"}
+EXPECTED = "expected_"  # prefix of the stored outputs in golden.jsonl
+MANIFEST = "manifest.json"
+ALIASES = "aliases.json"
+
+
+def _mlprod_version() -> str:
+    from mlprod import __version__
+
+    return __version__
+
+
+def _dump_model(model: Any, path: Path, model_format: str, compression: int) -> None:
+    if model_format == "joblib":
+        import joblib
+
+        joblib.dump(model, path, compress=compression)
+    elif model_format == "skops":
+        import zipfile
+
+        import skops.io as sio
+
+        method = zipfile.ZIP_DEFLATED if compression else zipfile.ZIP_STORED
+        sio.dump(model, path, compression=method, compresslevel=compression or None)
+    else:
+        raise BundleError(f"unknown model format {model_format!r}", expected="joblib or skops")
+
+
+def golden_rows(model: Any, schema: Schema, golden: pd.DataFrame) -> pd.DataFrame:
+    "`golden` (raw input rows) with the model's outputs beside them as `expected_*` columns."
+    from mlprod.schema import validate
+
+    X = validate(schema, golden)  # (n_golden, n_features)
+    out = model_outputs(model, schema, X, proba=True)  # (n_golden, 1 + n_classes)
+    keep = [c for c in [schema.id_col, *schema.feature_names] if c and c in golden.columns]
+    return golden[keep].reset_index(drop=True).join(out.add_prefix(EXPECTED).reset_index(drop=True))
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    from mlprod.io import sha256_file
+
+    files = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.name != MANIFEST:
+            rel = p.relative_to(folder).as_posix()
+            files[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+    return {"format": 1, "files": files}
+
+
+def save_bundle(
+    bundle: Bundle,
+    model_root: str | Path,
+    compression: int = 3,
+    model_format: str = "joblib",
+) -> Path:
+    "Write `bundle` as a new immutable version under `model_root`; move the `latest` alias to it. Returns the version dir."
+    import datetime as dt
+    import hashlib
+    import json
+    import os
+    import secrets
+    import shutil
+
+    import yaml
+
+    from mlprod.io import write_json, write_table, write_text
+
+    if model_format not in MODEL_FILES:
+        raise BundleError(f"unknown model format {model_format!r}", expected="joblib or skops")
+    if not 0 <= int(compression) <= 9:
+        raise BundleError(f"compression {compression} out of range", expected="0 to 9")
+    root = Path(model_root)
+    if root.exists() and not root.is_dir():
+        raise BundleError("model root is a file", path=root, expected="a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BundleError(f"cannot create the model root ({e.strerror})", path=root) from None
+    sweep_stale_temporaries(root)
+    tmp = root / f".tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    now = dt.datetime.now(dt.UTC)
+    try:
+        tmp.mkdir()
+        _dump_model(bundle.model, tmp / MODEL_FILES[model_format], model_format, int(compression))
+        write_text(tmp / "config.yaml", yaml.safe_dump(bundle.config, sort_keys=False, allow_unicode=True))
+        write_text(tmp / "schema.json", bundle.schema.to_json())
+        write_json(tmp / "metrics.json", bundle.metrics)
+        for name, table in sorted(bundle.id_maps.items()):
+            write_table(table, tmp / "id_maps" / f"{name}.csv")
+        if bundle.golden is not None and len(bundle.golden):
+            write_table(golden_rows(bundle.model, bundle.schema, bundle.golden), tmp / "golden.jsonl")
+        metadata = {
+            **bundle.metadata,
+            "name": bundle.name or bundle.config.get("name") or root.name,
+            "created_at": now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "mlprod_version": _mlprod_version(),
+            "versions": library_versions(),
+            "git": git_state(),
+            "model_format": model_format,
+            "compression": int(compression),
+            "task": bundle.schema.task,
+        }
+        write_json(tmp / "metadata.json", metadata)
+        manifest = _manifest(tmp)
+        text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+        write_text(tmp / MANIFEST, text)
+        version = now.strftime("%Y%m%dT%H%M%S.%fZ") + "-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+        final = root / version
+        if final.exists():
+            raise BundleError("version already exists; versions are never overwritten", path=final)
+        os.rename(tmp, final)  # atomic on one file system; fails rather than replace a non-empty folder
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _update_aliases(root, lambda a: {**a, "latest": max(version, a.get("latest", version))})
+    bundle.path, bundle.version = final, version
+    return final
+
+# %% ../nbs/04_bundle.ipynb #02a47608
+def sweep_stale_temporaries(root: Path) -> list[Path]:
+    "Remove hidden temporaries under `root` left by processes that are gone; returns what was removed."
+    import os
+    import re
+    import shutil
+
+    removed = []
+    pattern = re.compile(r"^\.(?:tmp-|aliases\.json\.)(\d+)-[0-9a-f]+(?:\.tmp)?$")
+    for p in root.iterdir():
+        m = pattern.match(p.name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # that process still runs: its save may be in progress
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+# %% ../nbs/04_bundle.ipynb #055ead8f
+def read_aliases(root: str | Path) -> dict[str, str]:
+    "The aliases of a model root ({} when there is no aliases.json)."
+    import json
+
+    path = Path(root) / ALIASES
+    if not path.exists():
+        return {}
+    try:
+        aliases = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(
+            f"aliases file does not parse ({e})", path=path, expected="a JSON object of alias -> version"
+        ) from None
+    if not isinstance(aliases, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
+    ):
+        raise BundleError("aliases file is not an object of alias -> version", path=path)
+    return aliases
+
+
+def _update_aliases(root: Path, change: Any) -> dict[str, str]:
+    import fcntl
+
+    from mlprod.io import write_json
+
+    with open(root / ".aliases.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            aliases = change(read_aliases(root))
+            write_json(root / ALIASES, aliases)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return aliases
+
+# %% ../nbs/04_bundle.ipynb #0b61df74
+def resolve_version(path: str | Path) -> Path:
+    "The version directory that `path` names: itself, or its model root's champion (else latest)."
+    path = Path(path)
+    if not path.exists():
+        raise BundleError("no such model folder", path=path)
+    if not path.is_dir():
+        raise BundleError("not a folder", path=path, expected="a bundle version or a model root")
+    if (path / MANIFEST).exists():
+        return path
+    if any((path / f).exists() for f in [*MODEL_FILES.values(), "metadata.json", "schema.json"]):
+        raise IntegrityError("manifest.json is missing from this bundle", path=path / MANIFEST)
+    aliases = read_aliases(path)
+    for alias in ("champion", "latest"):
+        if alias in aliases:
+            version = aliases[alias]
+            if "/" in version or "\\" in version or version in (".", ".."):
+                raise BundleError(f"alias {alias!r} names {version!r}, not a version", path=path / ALIASES)
+            target = path / version
+            if not (target / MANIFEST).exists():
+                raise BundleError(
+                    f"alias {alias!r} points to a missing version {version!r}", path=path / ALIASES
+                )
+            return target
+    raise BundleError("not a bundle (no manifest.json) nor a model root (no aliases.json)", path=path)
+
+# %% ../nbs/04_bundle.ipynb #d05d0502
+def _safe_member(folder: Path, rel: str, manifest_path: Path) -> Path:
+    "The file `rel` names inside `folder`; refuse a path that leaves it (`..`, absolute, a symlink)."
+    from pathlib import PurePosixPath
+
+    p = PurePosixPath(rel)
+    if p.is_absolute() or ".." in p.parts or not p.parts or "\\" in rel:
+        raise IntegrityError(f"manifest lists a path outside the bundle: {rel!r}", path=manifest_path)
+    full = folder.joinpath(*p.parts)
+    q = full
+    while q != folder:
+        if q.is_symlink():
+            raise IntegrityError(
+                f"{rel} is a symbolic link; bundles hold plain files only", path=manifest_path
+            )
+        q = q.parent
+    return full
+
+
+def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
+    "The files listed in `folder`/manifest.json: {relative path: {'sha256', 'bytes'}}."
+    import json
+
+    mpath = folder / MANIFEST
+    if mpath.is_symlink() or not mpath.is_file():
+        raise IntegrityError("manifest.json is missing or not a plain file", path=mpath)
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        files = manifest["files"]
+        assert manifest.get("format") == 1 and isinstance(files, dict)
+        assert all(isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in files.values())
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AssertionError):
+        raise IntegrityError(
+            "manifest.json is malformed", path=mpath, expected="format 1 with a 'files' table"
+        ) from None
+    return files
+
+
+def verify_files(
+    folder: str | Path, model_bytes: bool = True
+) -> tuple[dict[str, Any], bytes | None, str | None]:
+    "Check every file of a version against its manifest. Returns (manifest files, model bytes, model file name)."
+    import hashlib
+
+    folder = Path(folder)
+    files = read_manifest(folder)
+    mpath = folder / MANIFEST
+    listed = set()
+    for rel in files:
+        _safe_member(folder, rel, mpath)
+        listed.add(rel)
+    for p in folder.rglob("*"):
+        rel = p.relative_to(folder).as_posix()
+        if p.is_symlink():
+            raise IntegrityError("symbolic link in the bundle; bundles hold plain files only", path=p)
+        if p.is_file() and rel != MANIFEST and rel not in listed:
+            raise IntegrityError("file not in the manifest (an extra file)", path=p)
+    model_name = next((m for m in MODEL_FILES.values() if m in files), None)
+    if model_name is None:
+        raise IntegrityError(
+            "the manifest lists no model file", path=mpath, expected=" or ".join(MODEL_FILES.values())
+        )
+    data = None
+    for rel, entry in sorted(files.items()):
+        p = folder / rel
+        if not p.is_file():
+            raise IntegrityError("file listed in the manifest is missing", path=p)
+        if rel == model_name and model_bytes:
+            data = p.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+        else:
+            with open(p, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+        if digest != entry["sha256"]:
+            raise IntegrityError("sha256 does not match the manifest (the file changed)", path=p)
+    return files, data, model_name
+
+# %% ../nbs/04_bundle.ipynb #4fff6b4f
+SKEW_POLICIES = ("error", "warn", "ignore")
+STRICT = ("python", "scikit-learn")
+
+
+def _minor(v: str) -> tuple[str, ...]:
+    return tuple(str(v).split(".")[:2])
+
+
+def check_versions(
+    recorded: dict[str, str], policy: str = "error", source: str | Path | None = None
+) -> list[str]:
+    "Apply the version-skew `policy` to versions `recorded` at save time; returns the warnings given."
+    import warnings
+
+    from mlprod.errors import VersionSkewError, VersionSkewWarning
+
+    if policy not in SKEW_POLICIES:
+        raise BundleError(f"unknown version-skew policy {policy!r}", expected=" or ".join(SKEW_POLICIES))
+    running = library_versions()
+    given = []
+    for lib in TRACKED:
+        was, now = recorded.get(lib), running[lib]
+        if was is None or _minor(was) == _minor(now) or policy == "ignore":
+            continue
+        msg = f"saved with {lib} {was}, running {lib} {now}"
+        if lib in STRICT and policy == "error":
+            raise VersionSkewError(
+                msg
+                + ": loading across versions is unsupported; retrain under this environment, or load anyway "
+                "with version_skew='warn' (CLI: --version-skew warn, or version_skew = warn in settings.ini)",
+                path=source,
+            )
+        warnings.warn(f"{source}: {msg}" if source else msg, VersionSkewWarning, stacklevel=3)
+        given.append(msg)
+    return given
+
+
+def check_mlprod_version(recorded: str | None, source: Path) -> None:
+    if recorded is None:
+        raise BundleError("metadata records no mlprod version", path=source)
+    mine = _mlprod_version()
+    as_tuple = lambda v: tuple(int(x) if x.isdigit() else 0 for x in str(v).split(".")[:2])  # noqa: E731
+    if as_tuple(recorded) > as_tuple(mine):
+        raise BundleError(
+            f"saved by mlprod {recorded}, newer than this mlprod {mine}",
+            path=source,
+            expected="upgrade mlprod",
+        )
+
+# %% ../nbs/04_bundle.ipynb #2cbe6cbf
+def _load_model(data: bytes, model_name: str, trusted_types: list[str] | tuple[str, ...], path: Path) -> Any:
+    import io
+
+    from mlprod.errors import UntrustedTypeError
+
+    if model_name == MODEL_FILES["skops"]:
+        import skops.io as sio
+
+        try:
+            untrusted = sio.get_untrusted_types(data=data)
+        except Exception as e:  # a corrupt archive: name it, whatever zipfile raised
+            raise BundleError(f"not a readable skops file ({type(e).__name__}: {e})", path=path) from None
+        refused = sorted(set(untrusted) - set(trusted_types))
+        if refused:
+            raise UntrustedTypeError(
+                f"untrusted type{'s' if len(refused) > 1 else ''} {', '.join(refused)}",
+                path=path,
+                expected="only types in the trusted list (settings.ini: trusted_types)",
+            )
+        return sio.loads(data, trusted=list(untrusted))
+    import joblib
+
+    try:
+        return joblib.load(io.BytesIO(data))
+    except Exception as e:  # unpickling can raise anything; the manifest already matched
+        raise BundleError(f"cannot load the model ({type(e).__name__}: {e})", path=path) from None
+
+# %% ../nbs/04_bundle.ipynb #5eeab2cd
+def _check_golden(bundle: Bundle, path: Path) -> None:
+    import numpy as np
+
+    from mlprod.schema import validate
+
+    g = bundle.golden
+    expected = [c for c in g.columns if c.startswith(EXPECTED)]
+    X = validate(bundle.schema, g, source=path)  # (n_golden, n_features)
+    got = model_outputs(bundle.model, bundle.schema, X, proba=True)
+    for col in expected:
+        name = col[len(EXPECTED) :]
+        if name not in got.columns:
+            raise IntegrityError(f"golden output {name!r} is no longer produced", path=path)
+        want, have = g[col].to_numpy(), got[name].to_numpy()  # (n_golden,)
+        if np.issubdtype(have.dtype, np.number) and np.issubdtype(np.asarray(want).dtype, np.number):
+            ok = np.isclose(have.astype(float), want.astype(float), rtol=1e-6, atol=1e-9)
+        else:
+            ok = np.asarray([str(a) == str(b) for a, b in zip(have, want, strict=True)])
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            raise IntegrityError(
+                f"golden row {i + 1}: {name} is {have[i]!r}, was {want[i]!r} at train time; "
+                "the model no longer behaves as it did when saved",
+                path=path,
+            )
+
+
+def load_bundle(
+    path: str | Path,
+    version_skew: str = "error",
+    trusted_types: list[str] | tuple[str, ...] = (),
+    check_golden: bool = True,
+) -> Bundle:
+    "Load and verify a bundle: a version dir, or a model root (champion, else latest)."
+    import json
+
+    import yaml
+
+    from mlprod.io import read_table
+
+    folder = resolve_version(path)
+    files, data, model_name = verify_files(folder)
+    meta_path = folder / "metadata.json"
+    try:
+        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise BundleError(f"metadata does not parse ({e})", path=meta_path) from None
+    check_mlprod_version(metadata.get("mlprod_version"), meta_path)
+    check_versions(metadata.get("versions", {}), version_skew, meta_path)
+    model = _load_model(data, model_name, trusted_types, folder / model_name)
+    config = (
+        yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) if "config.yaml" in files else {}
+    )
+    schema = Schema.from_json((folder / "schema.json").read_text(encoding="utf-8"), folder / "schema.json")
+    metrics = (
+        json.loads((folder / "metrics.json").read_text(encoding="utf-8")) if "metrics.json" in files else {}
+    )
+    id_maps = {Path(rel).stem: read_table(folder / rel) for rel in files if rel.startswith("id_maps/")}
+    golden = read_table(folder / "golden.jsonl") if "golden.jsonl" in files else None
+    bundle = Bundle(
+        model, config, schema, metrics, golden, metadata, id_maps, metadata.get("name"), folder, folder.name
+    )
+    if check_golden and golden is not None:
+        _check_golden(bundle, folder / "golden.jsonl")
+    return bundle
+
+# %% ../nbs/04_bundle.ipynb #d1b20d51
+def list_versions(model_root: str | Path) -> list[dict[str, Any]]:
+    "The versions under `model_root`, oldest first: version, created_at, task, metrics, aliases."
+    import json
+
+    root = Path(model_root)
+    if not root.is_dir():
+        raise BundleError("no such model root", path=root)
+    aliases = read_aliases(root)
+    by_version: dict[str, list[str]] = {}
+    for alias, v in aliases.items():
+        by_version.setdefault(v, []).append(alias)
+    rows = []
+    for d in sorted(
+        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).exists()
+    ):
+        meta, metrics = {}, {}
+        try:
+            meta = json.loads((d / "metadata.json").read_text(encoding="utf-8"))
+            metrics = json.loads((d / "metrics.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            pass  # `models verify` says what is wrong with it; listing still shows it
+        rows.append(
+            {
+                "version": d.name,
+                "created_at": meta.get("created_at"),
+                "task": meta.get("task"),
+                "metrics": metrics,
+                "aliases": sorted(by_version.get(d.name, [])),
+            }
+        )
+    return rows
+
+
+def promote(model_root: str | Path, version: str, alias: str = "champion") -> dict[str, str]:
+    "Point `alias` at `version` (which must exist under `model_root`); returns the new aliases."
+    root = Path(model_root)
+    if not alias or not alias.replace("-", "").replace("_", "").isalnum():
+        raise BundleError(f"bad alias name {alias!r}", expected="letters, digits, - and _")
+    if "/" in version or version.startswith(".") or not (root / version / MANIFEST).exists():
+        known = ", ".join(r["version"] for r in list_versions(root)[-5:]) or "none"
+        raise BundleError(
+            f"no version {version!r} in this model root", path=root, expected=f"one of: {known}"
+        )
+    return _update_aliases(root, lambda a: {**a, alias: version})
