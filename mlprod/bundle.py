@@ -53,13 +53,29 @@ def model_outputs(
     "The model's outputs for `X`: `prediction` and, for classifiers, `proba_<class>` columns: (n_rows, 1 + n_classes)."
     import pandas as pd
 
-    out = pd.DataFrame({"prediction": model.predict(X)}, index=X.index)
-    if proba and schema.task == "classification" and hasattr(model, "predict_proba"):
-        p = model.predict_proba(X)  # (n_rows, n_classes), columns in model.classes_ order
-        classes = list(getattr(model, "classes_", schema.classes or []))
-        for j, c in enumerate(classes):
-            out[f"proba_{c}"] = p[:, j]
+    if not (proba and schema.task == "classification" and hasattr(model, "predict_proba")):
+        return pd.DataFrame({"prediction": model.predict(X)}, index=X.index)
+    p = model.predict_proba(X)  # (n_rows, n_classes), columns in model.classes_ order
+    classes = getattr(model, "classes_", None)
+    if classes is None:
+        classes = schema.classes or []
+    if _predict_is_argmax_of_proba(model):
+        pred = classes.take(p.argmax(axis=1))  # exactly what these estimators' predict() computes
+    else:
+        pred = model.predict(X)
+    out = pd.DataFrame({"prediction": pred}, index=X.index)
+    for j, c in enumerate(classes):
+        out[f"proba_{c}"] = p[:, j]
     return out
+
+
+def _predict_is_argmax_of_proba(model: Any) -> bool:
+    "True for estimators whose predict() is, in scikit-learn's code, `classes_.take(argmax(predict_proba))`."
+    from sklearn.ensemble._forest import ForestClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    est = model.steps[-1][1] if hasattr(model, "steps") else model
+    return isinstance(est, ForestClassifier | DecisionTreeClassifier) and getattr(est, "n_outputs_", 1) == 1
 
 # %% ../nbs/04_bundle.ipynb #97a64b01
 TRACKED = {
