@@ -207,7 +207,10 @@ def save_bundle(
         write_text(tmp / "config.yaml", yaml.safe_dump(bundle.config, sort_keys=False, allow_unicode=True))
         write_text(tmp / "schema.json", bundle.schema.to_json())
         write_json(tmp / "metrics.json", bundle.metrics)
-        for name, table in sorted(bundle.id_maps.items()):
+        id_maps = bundle.id_maps or (
+            bundle.model.export_id_maps() if hasattr(bundle.model, "export_id_maps") else {}
+        )
+        for name, table in sorted(id_maps.items()):
             write_table(table, tmp / "id_maps" / f"{name}.csv")
         if bundle.golden is not None and len(bundle.golden):
             write_table(golden_rows(bundle.model, bundle.schema, bundle.golden), tmp / "golden.jsonl")
@@ -538,6 +541,8 @@ def load_bundle(
     )
     id_maps = {Path(rel).stem: read_table(folder / rel) for rel in files if rel.startswith("id_maps/")}
     golden = read_table(folder / "golden.jsonl") if "golden.jsonl" in files else None
+    if hasattr(model, "attach_id_maps"):
+        model.attach_id_maps(id_maps)  # the IDs live in id_maps/*.csv, never inside the pickle
     bundle = Bundle(
         model, config, schema, metrics, golden, metadata, id_maps, metadata.get("name"), folder, folder.name
     )
