@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import BundleError, IntegrityError
+from .lineage import git_state
 from .schema import Schema
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['TRACKED', 'MODEL_FILES', 'EXPECTED', 'MANIFEST', 'ALIASES', 'SKEW_POLICIES', 'STRICT', 'Bundle', 'model_outputs',
-           'library_versions', 'git_state', 'golden_rows', 'save_bundle', 'sweep_stale_temporaries', 'read_aliases',
+           'library_versions', 'golden_rows', 'save_bundle', 'sweep_stale_temporaries', 'read_aliases',
            'resolve_version', 'read_manifest', 'verify_files', 'check_versions', 'check_mlprod_version', 'load_bundle',
            'list_versions', 'promote']
 
@@ -97,27 +98,6 @@ def library_versions() -> dict[str, str]:
         if module:
             out[name] = importlib.import_module(module).__version__
     return out
-
-
-def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
-    "{'commit': sha or None, 'dirty': bool or None} of the repository at `cwd`."
-    import subprocess
-
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": sha or None, "dirty": bool(status.strip())}
 
 # %% ../nbs/04_bundle.ipynb #801fa3ac
 MODEL_FILES = {"joblib": "model.joblib", "skops": "model.skops"}
@@ -220,7 +200,7 @@ def save_bundle(
             "created_at": now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "mlprod_version": _mlprod_version(),
             "versions": library_versions(),
-            "git": git_state(),
+            "git": git_state(),  # from mlprod.lineage
             "model_format": model_format,
             "compression": int(compression),
             "task": bundle.schema.task,
