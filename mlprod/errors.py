@@ -9,7 +9,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['MlprodError', 'DataError', 'SchemaError', 'ConfigError', 'BundleError', 'IntegrityError', 'VersionSkewError',
-           'UntrustedTypeError', 'ReportError', 'LineageError', 'VersionSkewWarning']
+           'UntrustedTypeError', 'ReportError', 'QueryError', 'LineageError', 'VersionSkewWarning']
 
 # %% ../nbs/00_errors.ipynb #07f4e6c1
 class MlprodError(Exception):
@@ -88,6 +88,12 @@ class ReportError(MlprodError):
     """A report notebook failed or timed out."""
 
     kind = "report error"
+
+
+class QueryError(MlprodError):
+    """A SQL file failed: syntax, a missing table or parameter, a type error."""
+
+    kind = "query error"
 
 
 class LineageError(MlprodError):
