@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['SUPPORTED', 'table_format', 'iter_table', 'read_table', 'temp_sibling', 'AtomicFile', 'atomic_path', 'write_text',
-           'write_json', 'TableWriter', 'write_table', 'sha256_file']
+           'write_json', 'encode_rows', 'TableWriter', 'write_table', 'sha256_file']
 
 # %% ../nbs/01_io.ipynb #9e6a7b00
 _SUFFIXES = {
@@ -325,6 +325,18 @@ def write_json(path: str | Path, obj: Any) -> Path:
         path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
     )
 
+# %% ../nbs/01_io.ipynb #3942002b
+def encode_rows(df: pd.DataFrame, fmt: str, header: bool) -> str:
+    "`df` (n_rows, n_columns) as CSV (with the header row if `header`) or JSON Lines text, newline-terminated."
+    if fmt == "csv":
+        return df.to_csv(index=False, header=header, lineterminator="\n")
+    if fmt == "jsonl":
+        if not len(df):
+            return ""
+        text = df.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
+        return text if text.endswith("\n") else text + "\n"
+    raise DataError(f"cannot encode rows as {fmt!r}", expected="csv or jsonl")
+
 # %% ../nbs/01_io.ipynb #414c82e7
 class TableWriter:
     "Write frames, chunk by chunk, into a CSV / JSON Lines / Parquet file that appears only when complete."
@@ -362,18 +374,18 @@ class TableWriter:
             elif table.schema != self._schema:
                 table = table.cast(self._schema)
             self._parquet.write_table(table)
-        elif self.format == "csv":
-            first = self._fh is None
-            if first:
-                self._fh = self._open_text()
-            df.to_csv(self._fh, index=False, header=first, lineterminator="\n")
+            self.rows += len(df)
         else:
-            if self._fh is None:
-                self._fh = self._open_text()
-            if len(df):
-                text = df.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
-                self._fh.write(text if text.endswith("\n") else text + "\n")
-        self.rows += len(df)
+            self.write_encoded(encode_rows(df, self.format, header=self._fh is None), len(df))
+
+    def write_encoded(self, text: str, rows: int) -> None:
+        "Append rows already encoded by `encode_rows` (CSV / JSON Lines), e.g. by a worker process."
+        if self.format == "parquet":
+            raise DataError("encoded text cannot go into a Parquet file", path=self.path)
+        if self._fh is None:
+            self._fh = self._open_text()
+        self._fh.write(text)
+        self.rows += rows
 
     def _close_handles(self) -> None:
         try:
