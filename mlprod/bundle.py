@@ -489,6 +489,13 @@ def _check_golden(bundle: Bundle, path: Path) -> None:
             )
 
 
+def _read_id_map(path: Path) -> pd.DataFrame:
+    "An ID map as text, exactly as written: IDs like '007' must not become 7."
+    import pandas as pd
+
+    return pd.read_csv(path, dtype=str, keep_default_na=False)  # (n_ids, 2)
+
+
 def load_bundle(
     path: str | Path,
     version_skew: str = "error",
@@ -519,7 +526,7 @@ def load_bundle(
     metrics = (
         json.loads((folder / "metrics.json").read_text(encoding="utf-8")) if "metrics.json" in files else {}
     )
-    id_maps = {Path(rel).stem: read_table(folder / rel) for rel in files if rel.startswith("id_maps/")}
+    id_maps = {Path(rel).stem: _read_id_map(folder / rel) for rel in files if rel.startswith("id_maps/")}
     golden = read_table(folder / "golden.jsonl") if "golden.jsonl" in files else None
     if hasattr(model, "attach_id_maps"):
         model.attach_id_maps(id_maps)  # the IDs live in id_maps/*.csv, never inside the pickle
