@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["cli_startup"]  # module names in bench/, run in this order
+# module names in bench/, run in this order
+BENCHMARKS = ["cli_startup", "predict_overhead", "recsys_scale", "report_speed"]
 
 
 def machine() -> str:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import configparser
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,8 +18,9 @@ from . import __version__
 from .errors import ConfigError, MlprodError
 
 # %% auto #0
-__all__ = ['SETTINGS_SPEC', 'app', 'data_app', 'Settings', 'find_settings', 'load_settings', 'MlprodGroup', 'main',
-           'settings_cmd', 'data_fixtures_cmd']
+__all__ = ['SETTINGS_SPEC', 'app', 'data_app', 'SkewOption', 'TrustOption', 'Settings', 'find_settings', 'load_settings',
+           'MlprodGroup', 'main', 'settings_cmd', 'data_fixtures_cmd', 'data_split_cmd', 'data_iris_cmd', 'train_cmd',
+           'predict_cmd', 'evaluate_cmd']
 
 # %% ../nbs/90_cli.ipynb #f1a25eef
 # key: (built-in default, kind, help)
@@ -124,7 +126,10 @@ def load_settings(file: Path | None = None, search: bool = True) -> Settings:
         raise ConfigError("settings file not found", path=file)
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        parser.read(file, encoding="utf-8")
+        with open(file, encoding="utf-8") as f:  # ConfigParser.read would skip an unreadable file silently
+            parser.read_file(f, source=str(file))
+    except PermissionError:
+        raise ConfigError("permission denied: cannot read the settings", path=file) from None
     except (configparser.Error, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot parse settings: {e}", path=file) from None
     if parser.has_section("mlprod"):
@@ -165,7 +170,11 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
-data_app = typer.Typer(help="Data: tiny seeded fixtures.", no_args_is_help=True, rich_markup_mode=None)
+data_app = typer.Typer(
+    help="Data: tiny seeded fixtures, the iris demo set, the seeded split.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(data_app, name="data")
 
 
@@ -180,7 +189,9 @@ def _root(
     ctx: typer.Context,
     settings: Annotated[
         Path | None,
-        typer.Option("--settings", help="settings.ini to use (default: the nearest one from here up)"),
+        typer.Option(
+            "--settings", readable=False, help="settings.ini to use (default: the nearest one from here up)"
+        ),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
@@ -226,7 +237,9 @@ def settings_cmd(
 @data_app.command("fixtures")
 def data_fixtures_cmd(
     ctx: typer.Context,
-    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder to write the fixture tables into.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", readable=False, help="Folder to write the fixture tables into.")
+    ],
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: settings' seed).")] = None,
 ) -> None:
     "Write the tiny seeded fixture tables (binary, multiclass, regression, interactions) into --out-dir."
@@ -236,3 +249,228 @@ def data_fixtures_cmd(
     seed = _settings(ctx).int("seed") if seed is None else seed
     for path in make_fixtures(out_dir, seed=seed):
         typer.echo(f"wrote {path}  sha256 {sha256_file(path)[:12]}")
+
+# %% ../nbs/90_cli.ipynb #ba634ddb
+@data_app.command("split")
+def data_split_cmd(
+    ctx: typer.Context,
+    input_file: Annotated[
+        Path,
+        typer.Argument(
+            readable=False, metavar="INPUT", help="The table to split (CSV, JSON Lines, Parquet)."
+        ),
+    ],
+    train_out: Annotated[
+        Path, typer.Option("--train-out", readable=False, help="Where to write the train part.")
+    ],
+    test_out: Annotated[
+        Path, typer.Option("--test-out", readable=False, help="Where to write the test part.")
+    ],
+    test_size: Annotated[
+        float,
+        typer.Option("--test-size", help="Fraction of rows in the test part, or a whole number of rows."),
+    ] = 0.25,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: settings' seed).")] = None,
+    stratify: Annotated[
+        str | None, typer.Option("--stratify", help="A column whose class proportions both parts keep.")
+    ] = None,
+) -> None:
+    "Split a table into train and test parts, seeded and reproducible byte for byte."
+    from mlprod.data import split_file
+    from mlprod.io import read_table
+
+    seed = _settings(ctx).int("seed") if seed is None else seed
+    size: float | int = int(test_size) if test_size >= 1 and test_size == int(test_size) else test_size
+    paths = split_file(input_file, train_out, test_out, test_size=size, seed=seed, stratify=stratify)
+    for part, path in zip(("train", "test"), paths, strict=True):
+        typer.echo(f"wrote {path}  ({len(read_table(path))} rows, {part})")
+
+
+@data_app.command("iris")
+def data_iris_cmd(
+    output: Annotated[
+        Path, typer.Option("--output", readable=False, help="Where to write it (CSV, JSON Lines, Parquet).")
+    ],
+) -> None:
+    "Write scikit-learn's bundled iris set (150 rows) with an id column, flower_id."
+    from mlprod.data import write_iris
+
+    typer.echo(f"wrote {write_iris(output)}  (150 rows)")
+
+# %% ../nbs/90_cli.ipynb #49ff1249
+SkewOption = Annotated[
+    str | None, typer.Option("--version-skew", help="error | warn | ignore (default: settings' version_skew)")
+]
+TrustOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--trusted-type",
+        help="A type to trust in a skops model (repeatable; default: settings' trusted_types)",
+    ),
+]
+
+
+def _load_options(ctx: typer.Context, version_skew: str | None, trusted: list[str] | None) -> dict[str, Any]:
+    s = _settings(ctx)
+    return {
+        "version_skew": version_skew or s.get("version_skew"),
+        "trusted_types": list(trusted) if trusted else s.list("trusted_types"),
+    }
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+# %% ../nbs/90_cli.ipynb #aff00466
+@app.command("train")
+def train_cmd(
+    ctx: typer.Context,
+    config: Annotated[
+        Path,
+        typer.Option("--config", readable=False, help="The model config (YAML), e.g. configs/iris_rf.yaml."),
+    ],
+    train_data: Annotated[
+        Path,
+        typer.Option("--train-data", readable=False, help="The training table (CSV, JSON Lines, Parquet)."),
+    ],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out-dir", help="The model root; versions go in it (default: <settings' models>/<name>)."
+        ),
+    ] = None,
+    keep_candidates: Annotated[
+        bool, typer.Option("--keep-candidates", help="Also save every other candidate as its own version.")
+    ] = False,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Override the config's seed (a config without one: settings' seed)."),
+    ] = None,
+    compression: Annotated[
+        int | None, typer.Option("--compression", help="joblib compression 0-9 (default: settings').")
+    ] = None,
+    model_format: Annotated[
+        str | None, typer.Option("--model-format", help="joblib | skops (default: settings').")
+    ] = None,
+) -> None:
+    "Train a model config on a table; save the best candidate as a new version of the model root."
+    import json
+
+    from mlprod.train import load_config, train_from_path
+
+    s = _settings(ctx)
+    if out_dir is None:
+        out_dir = s.path("models") / load_config(config, s.int("seed")).name
+    version = train_from_path(
+        config,
+        train_data,
+        out_dir,
+        keep_candidates=keep_candidates,
+        seed=seed,
+        default_seed=s.int("seed"),
+        compression=s.int("compression") if compression is None else compression,
+        model_format=model_format or s.get("model_format"),
+    )
+    metrics = json.loads((version / "metrics.json").read_text(encoding="utf-8"))
+    sel = metrics["selection"]
+    for name, m in metrics["candidates"].items():
+        mark = "  <- selected" if name == sel["selected"] else ""
+        typer.echo(f"candidate {name}: validation {sel['select_by']} {_fmt(m[sel['select_by']])}{mark}")
+    typer.echo(f"wrote {version}")
+
+# %% ../nbs/90_cli.ipynb #68a4faa6
+def _stem(path: Path) -> str:
+    "The file name without its table extensions: test.csv.gz -> test."
+    name = path.name
+    for suffix in (".gz", ".csv", ".jsonl", ".json", ".ndjson", ".parquet", ".pq"):
+        name = name.removesuffix(suffix)
+    return name or path.name
+
+
+@app.command("predict")
+def predict_cmd(
+    ctx: typer.Context,
+    model_dir: Annotated[
+        Path, typer.Option("--model-dir", readable=False, help="A model version, or a model root.")
+    ],
+    input_file: Annotated[
+        Path, typer.Option("--input", readable=False, help="The table to predict (CSV, JSON Lines, Parquet).")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", help="Where to write (default: <settings' predictions>/<input name>.jsonl)."
+        ),
+    ] = None,
+    proba: Annotated[bool, typer.Option("--proba", help="Add one proba_<class> column per class.")] = False,
+    chunk_rows: Annotated[
+        int | None, typer.Option("--chunk-rows", help="Rows per chunk (default: settings' chunk_rows).")
+    ] = None,
+    version_skew: SkewOption = None,
+    trusted_type: TrustOption = None,
+) -> None:
+    "Predict every row of a table with a saved model; write id, prediction [, proba_<class>...]."
+    from mlprod.predict import predict_from_path
+
+    s = _settings(ctx)
+    if output is None:
+        output = s.path("predictions") / f"{_stem(input_file)}.jsonl"
+    show = sys.stderr.isatty()
+
+    def progress(rows: int) -> None:
+        typer.echo(f"\rpredicted {rows:,} rows", err=True, nl=False)
+
+    path = predict_from_path(
+        model_dir,
+        input_file,
+        output,
+        proba=proba,
+        chunk_rows=s.int("chunk_rows") if chunk_rows is None else chunk_rows,
+        on_chunk=progress if show else None,
+        **_load_options(ctx, version_skew, trusted_type),
+    )
+    if show:
+        typer.echo("", err=True)
+    typer.echo(f"wrote {path}")
+
+# %% ../nbs/90_cli.ipynb #6bc9ef3f
+@app.command("evaluate")
+def evaluate_cmd(
+    ctx: typer.Context,
+    predictions: Annotated[
+        Path,
+        typer.Option(
+            "--predictions", readable=False, help="Predictions: id, prediction [, proba_<class>...]."
+        ),
+    ],
+    truth: Annotated[Path, typer.Option("--truth", readable=False, help="The truth: id and target columns.")],
+    output: Annotated[
+        Path, typer.Option("--output", readable=False, help="Where to write the metrics (JSON).")
+    ],
+    model_dir: Annotated[
+        Path | None,
+        typer.Option("--model-dir", readable=False, help="Take task, id and target columns from this model."),
+    ] = None,
+    task: Annotated[str | None, typer.Option("--task", help="classification | regression")] = None,
+    id_col: Annotated[str | None, typer.Option("--id-col", help="The id column of both tables.")] = None,
+    target_col: Annotated[str | None, typer.Option("--target-col", help="The truth's target column.")] = None,
+    version_skew: SkewOption = None,
+    trusted_type: TrustOption = None,
+) -> None:
+    "Score predictions against the truth; write metrics.json."
+    from mlprod.evaluate import evaluate_from_path
+
+    load = _load_options(ctx, version_skew, trusted_type) if model_dir is not None else {}
+    metrics = evaluate_from_path(
+        predictions,
+        truth,
+        output,
+        task=task,
+        id_col=id_col,
+        target_col=target_col,
+        model_dir=model_dir,
+        **load,
+    )
+    scalars = [f"{k} {_fmt(v)}" for k, v in metrics.items() if isinstance(v, float)]
+    typer.echo(f"{metrics['task']}, {metrics['rows']} rows: " + ", ".join(scalars))
+    typer.echo(f"wrote {output}")

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['SUPPORTED', 'table_format', 'iter_table', 'read_table', 'temp_sibling', 'AtomicFile', 'atomic_path', 'write_text',
-           'write_json', 'encode_rows', 'TableWriter', 'write_table', 'sha256_file']
+__all__ = ['SUPPORTED', 'table_format', 'check_table', 'iter_table', 'read_table', 'temp_sibling', 'AtomicFile', 'atomic_path',
+           'write_text', 'write_json', 'encode_rows', 'TableWriter', 'write_table', 'sha256_file']
 
 # %% ../nbs/01_io.ipynb #9e6a7b00
 _SUFFIXES = {
@@ -71,7 +71,41 @@ def _check_input(path: str | Path) -> tuple[Path, str, str | None]:
         raise DataError(f"not a valid gzip file ({e})", path=path) from None
     if not first:
         raise DataError("empty file", path=path, expected="a header or at least one row")
+    if fmt == "csv":
+        _check_csv_header(path, compression)
     return path, fmt, compression
+
+
+def check_table(path: str | Path) -> tuple[Path, str, str | None]:
+    "Refuse what no reader should parse: an unknown format, a missing, unreadable or empty file, a folder, a bad gzip, a CSV header naming a column twice. Returns (path, format, compression)."
+    return _check_input(path)
+
+
+def _check_csv_header(path: Path, compression: str | None) -> None:
+    "A header that names a column twice is refused (pandas would silently rename the second to `name.1`)."
+    import csv
+    import io as _io
+
+    try:
+        with _open_binary(path, compression) as f:
+            reader = csv.reader(_io.TextIOWrapper(f, encoding="utf-8-sig", newline=""))
+            header = next((row for row in reader if len(row) > 1 or (row and row[0].strip())), None)
+            line = reader.line_num
+    except (UnicodeDecodeError, csv.Error, OSError, EOFError, zlib.error):
+        return  # the parser itself names what is wrong, with its line
+    if header is None:  # blank lines only
+        raise DataError("empty file: no header row", path=path, expected="a CSV header")
+    seen: dict[str, int] = {}
+    for name in header:
+        seen[name] = seen.get(name, 0) + 1
+    dup = [name for name, n in seen.items() if n > 1]
+    if dup:
+        raise DataError(
+            f"column {dup[0]!r} appears {seen[dup[0]]} times in the header",
+            path=path,
+            line=line,
+            expected="each column name once",
+        )
 
 
 def _first_undecodable_line(path: Path, compression: str | None) -> tuple[int, str] | None:
@@ -149,12 +183,54 @@ def _bad_jsonl_line(path: Path, block: bytes, first_line: int, arrow_msg: str) -
             )
         if not isinstance(value, dict):
             return DataError(
-                f"a JSON {type(value).__name__} is not a row",
+                f"a JSON {'null' if value is None else type(value).__name__} is not a row",
                 path=path,
                 line=n,
                 expected="one JSON object per line",
             )
+    changed = _type_change(block, first_line)
+    if changed is not None:
+        line, column, now, before, before_line = changed
+        return DataError(
+            f"a {now} where line {before_line} has a {before}",
+            path=path,
+            line=line,
+            column=column,
+            expected="one type per column",
+        )
     return DataError(f"cannot parse JSON Lines: {arrow_msg}", path=path, line=first_line)
+
+
+def _json_kind(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    return {str: "string", list: "list", dict: "object"}.get(type(v), type(v).__name__)
+
+
+def _type_change(block: bytes, first_line: int) -> tuple[int, str, str, str, int] | None:
+    "Error path only: the first line whose value for a column is of another JSON type than an earlier line's."
+    first: dict[str, tuple[str, int]] = {}  # column -> (kind, line it was first seen on)
+    for n, raw in enumerate(block.split(b"\n"), start=first_line):
+        text = raw.strip().removeprefix(b"\xef\xbb\xbf")
+        if not text:
+            continue
+        for column, v in json.loads(text).items():
+            kind = _json_kind(v)
+            if kind is None:
+                continue
+            seen = first.setdefault(column, (kind, n))
+            if seen[0] != kind:
+                return n, column, kind, seen[0], seen[1]
+    return None
+
+
+# A line that is `null` and nothing else. pyarrow 26 takes it for an empty row, and when it is the first line of
+# a block the reader crashes the whole process (a segmentation fault, not an exception): never hand it one.
+_NULL_LINE = re.compile(rb"(?m)^(?:\xef\xbb\xbf)?[ \t\r]*null[ \t\r]*$")
 
 
 def _iter_jsonl_tables(path: Path, compression: str | None, chunk_rows: int) -> Iterator[Any]:
@@ -171,6 +247,8 @@ def _iter_jsonl_tables(path: Path, compression: str | None, chunk_rows: int) -> 
                     break
                 block = b"".join(lines)
                 if block.strip():
+                    if _NULL_LINE.search(block):  # pyarrow reads a `null` line as a row, or crashes on it
+                        raise _bad_jsonl_line(path, block, first_line, "a null line")
                     try:
                         block.decode("utf-8")  # pyarrow does not validate UTF-8 inside strings
                         yield pj.read_json(pa.py_buffer(block))
@@ -193,12 +271,22 @@ def _iter_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     try:
         pf = pq.ParquetFile(path)
         if pf.metadata.num_rows == 0:
-            yield pf.schema_arrow.empty_table().to_pandas()
+            yield _parquet_to_pandas(pf.schema_arrow.empty_table(), path)
             return
         for batch in pf.iter_batches(batch_size=chunk_rows):
-            yield batch.to_pandas()
+            yield _parquet_to_pandas(batch, path)
     except (pa.ArrowException, OSError) as e:
         raise DataError(f"not a readable Parquet file ({e})", path=path) from None
+
+
+def _parquet_to_pandas(table: Any, path: Path) -> pd.DataFrame:
+    "`table` as a frame; the pandas metadata stored in the file drives the conversion, and may be damaged."
+    try:
+        return table.to_pandas()
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:  # UnicodeDecodeError too
+        raise DataError(
+            f"not a readable Parquet file (damaged pandas metadata: {type(e).__name__}: {e})", path=path
+        ) from None
 
 # %% ../nbs/01_io.ipynb #ae543c7a
 def iter_table(
@@ -236,11 +324,15 @@ def read_table(path: str | Path, allow_empty: bool = False) -> pd.DataFrame:
 
         tables = list(_iter_jsonl_tables(path, compression, 1_000_000))
         if not tables:
+            if allow_empty:
+                return pd.DataFrame()
             raise DataError("no rows", path=path, expected="at least one JSON object")
         try:
             table = pa.concat_tables(tables, promote_options="permissive")
         except pa.ArrowException as e:
             raise DataError(f"columns change type between lines ({e})", path=path) from None
+        if table.num_rows == 0 and not allow_empty:  # e.g. a byte-order mark and nothing else
+            raise DataError("no rows", path=path, expected="at least one JSON object")
         return table.to_pandas()
     chunks = list(iter_table(path, chunk_rows=1_000_000, allow_empty=allow_empty))
     if len(chunks) == 1:

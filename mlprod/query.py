@@ -51,30 +51,71 @@ def _one_line(e: BaseException) -> str:
 
 
 def register_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, str | Path]) -> None:
-    "Register each file in `tables` (name -> path) as a view called `name`."
+    "Register each file in `tables` (name -> path) as a view called `name`, read as strictly as `mlprod.io` reads it."
     import duckdb
+
+    from mlprod.io import check_table
 
     for name, path in tables.items():
         if not _IDENT.match(name):
             raise QueryError(
                 f"bad table name {name!r}", expected="letters, digits and _, not starting with a digit"
             )
-        path = Path(path)
-        if not path.is_file():
-            raise DataError("file not found" if not path.exists() else "not a file", path=path)
-        fmt, _ = table_format(path)
+        path, fmt, _ = check_table(path)  # missing, folder, unreadable, empty, bad gzip, a column named twice
         try:
             if fmt == "csv":
-                rel = con.read_csv(str(path))
+                # No guessing: comma-separated, the header on line 1 (the sniffer may otherwise skip lines and
+                # take a later row for the header); a ragged row or a bad byte is an error, not a NULL.
+                rel = con.read_csv(
+                    str(path),
+                    header=True,
+                    sep=",",
+                    quotechar='"',
+                    skiprows=0,
+                    encoding="utf-8",
+                    strict_mode=True,
+                    null_padding=False,
+                    ignore_errors=False,
+                )
             elif fmt == "parquet":
                 rel = con.read_parquet(str(path))
-            else:
-                rel = con.read_json(str(path), format="newline_delimited")
+            else:  # one JSON object per line, as mlprod.io requires (not a column of raw JSON values)
+                rel = con.read_json(str(path), format="newline_delimited", records="true")
             rel.create_view(name)
         except duckdb.Error as e:
-            raise DataError(
-                f"cannot read as table {name!r} ({_one_line(e)})", path=path, expected=SUPPORTED
-            ) from None
+            raise _table_error(e, name, path) from None
+
+
+_DUCK_LINE = re.compile(r"(?:CSV Error on Line: |in line )(\d+)")
+
+
+def _table_error(e: Exception, name: str, path: Path) -> DataError:
+    "A DuckDB error about reading the file of table `name`: one line, the file, the line when DuckDB says it."
+    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+    text = " ".join(lines[:2])
+    m = _DUCK_LINE.search(text)
+    text = text if len(text) <= 300 else text[:297] + "..."
+    return DataError(
+        f"cannot read as table {name!r} ({text})",
+        path=path,
+        line=int(m.group(1)) if m else None,
+        expected=SUPPORTED.replace("a .csv", "a comma-separated .csv with a header", 1),
+    )
+
+
+def _table_of(e: Exception, tables: dict[str, str | Path]) -> tuple[str, Path] | None:
+    "The registered table whose file a DuckDB error about reading data names (met while streaming), if any."
+    import duckdb
+
+    # Reading errors only: a conversion the SQL asked for (CAST) is the query's fault, even when DuckDB
+    # quotes the CSV line it was converting.
+    if not isinstance(e, (duckdb.InvalidInputException, duckdb.IOException)):
+        return None
+    msg = str(e)
+    for name, path in tables.items():
+        if str(path) in msg or str(Path(path).resolve()) in msg:
+            return name, Path(path)
+    return None
 
 # %% ../nbs/07_query.ipynb #e3933710
 _LINE = re.compile(r"LINE (\d+):")
@@ -93,7 +134,13 @@ def read_sql(sql_file: str | Path) -> str:
     return text
 
 
-def _query_error(e: Exception, sql_file: str | Path) -> QueryError:
+def _query_error(
+    e: Exception, sql_file: str | Path, tables: dict[str, str | Path] | None = None
+) -> QueryError | DataError:
+    "A QueryError naming the SQL file and line; a DataError naming the table's file when its data is at fault."
+    table = _table_of(e, tables or {})
+    if table is not None:  # e.g. a bad byte or a ragged row past the part DuckDB sniffed
+        return _table_error(e, *table)
     m = _LINE.search(str(e))
     line = int(m.group(1)) if m else None
     return QueryError(_one_line(_LINE.split(str(e))[0]), path=sql_file, line=line)
@@ -123,12 +170,12 @@ def run_query(
                 con.execute(sql, params or {})
             except duckdb.Error as e2:
                 detailed = e2
-            raise _query_error(detailed, sql_file) from None
+            raise _query_error(detailed, sql_file, tables) from None
         if rel is None:
             raise QueryError("the SQL file holds no query", path=sql_file, expected="a SELECT statement last")
         yield rel
     except duckdb.Error as e:  # raised while the caller reads the result
-        raise _query_error(e, sql_file) from None
+        raise _query_error(e, sql_file, tables) from None
     finally:
         if own:
             con.close()

@@ -101,6 +101,9 @@ def _clean_label(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
+_LABEL_KINDS = ("string", "integer", "floating", "mixed-integer-float", "boolean", "categorical", "empty")
+
+
 def capture_schema(
     df: pd.DataFrame,  # the training frame: (n_rows, n_columns)
     task: str,
@@ -111,6 +114,8 @@ def capture_schema(
     numeric: list[str] | None = None,
 ) -> Schema:
     "The schema of `df`: feature columns with kinds, dtypes and categories; classes for a classifier."
+    import pandas as pd
+
     if task not in TASKS:
         raise SchemaError(f"unknown task {task!r}", expected=" or ".join(TASKS))
     for role, col in (("target", target), ("id column", id_col)):
@@ -143,11 +148,24 @@ def capture_schema(
             raise SchemaError(
                 f"{int(y.isna().sum())} rows have no label", column=target, expected="a label in every row"
             )
-        classes = sorted(_clean_label(v) for v in y.unique())
-        if len(classes) < 2:
+        kind = pd.api.types.infer_dtype(y, skipna=True)  # one word for the whole column, vectorised
+        if kind not in _LABEL_KINDS:
             raise SchemaError(
-                f"only one class ({classes[0]!r})", column=target, expected="at least two classes"
+                f"labels of mixed or unsupported types ({kind})",
+                column=target,
+                expected="class labels that are all text, or all numbers",
             )
+        try:
+            classes = sorted(_clean_label(v) for v in y.unique())
+        except TypeError:  # e.g. a categorical column whose categories mix text and numbers
+            raise SchemaError(
+                "labels of mixed types",
+                column=target,
+                expected="class labels that are all text, or all numbers",
+            ) from None
+        if len(classes) < 2:
+            found = f"only one class ({classes[0]!r})" if classes else "no rows"
+            raise SchemaError(found, column=target, expected="at least two classes")
     return Schema(task, target, id_col, cols, classes)
 
 # %% ../nbs/02_schema.ipynb #fe4a0aca

@@ -92,7 +92,7 @@ BAD = [
     ("array_line.jsonl", b'{"a": 1}\n[1, 2]\n', "is not a row", 2),
     ("number_line.json", b'{"a": 1}\n{"a": 2}\n7\n', "is not a row", 3),
     ("latin1.jsonl", b'{"a": "x"}\n{"a": "caf\xe9"}\n', "not valid UTF-8", 2),
-    ("mixed_types.jsonl", b'{"a": 1}\n{"a": "x"}\n', "cannot parse JSON Lines", None),
+    ("mixed_types.jsonl", b'{"a": 1}\n{"a": "x"}\n', "column 'a': a string where line 1 has a number", 2),
     ("not_parquet.parquet", b"this is not parquet", "not a readable Parquet file", None),
     ("not_gzip.csv.gz", None, "not a valid gzip file", None),
 ]
