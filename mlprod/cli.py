@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import configparser
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,9 +17,11 @@ from . import __version__
 from .errors import ConfigError, MlprodError
 
 # %% auto #0
-__all__ = ['SETTINGS_SPEC', 'app', 'data_app', 'SkewOption', 'TrustOption', 'Settings', 'find_settings', 'load_settings',
+__all__ = ['SETTINGS_SPEC', 'app', 'data_app', 'SkewOption', 'TrustOption', 'models_app', 'report_app', 'ReportOutOption',
+           'ReportDataOption', 'TitleOption', 'TimeoutOption', 'Settings', 'find_settings', 'load_settings',
            'MlprodGroup', 'main', 'settings_cmd', 'data_fixtures_cmd', 'data_split_cmd', 'data_iris_cmd', 'train_cmd',
-           'predict_cmd', 'evaluate_cmd']
+           'predict_cmd', 'evaluate_cmd', 'models_list_cmd', 'models_show_cmd', 'models_verify_cmd',
+           'models_promote_cmd', 'data_fetch_cmd', 'lineage_cmd', 'report_evaluate_cmd', 'report_compare_cmd']
 
 # %% ../nbs/90_cli.ipynb #f1a25eef
 # key: (built-in default, kind, help)
@@ -408,29 +409,53 @@ def predict_cmd(
     ] = None,
     version_skew: SkewOption = None,
     trusted_type: TrustOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Processes predicting in parallel (default: all cores)."),
+    ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine", help="local (one machine) | dask (a glob or folder of partitions in and out)"
+        ),
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", help="dask: a dask.distributed scheduler address (default: a local cluster)."
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     "Predict every row of a table with a saved model; write id, prediction [, proba_<class>...]."
+    s = _settings(ctx)
+    load = _load_options(ctx, version_skew, trusted_type)
+    if engine == "dask":
+        from mlprod.batch import run_dask
+
+        if output is None:
+            output = s.path("predictions") / _stem(input_file)
+        fmt = "csv" if output.suffix.lower() == ".csv" else "parquet"
+        out_dir = output.with_suffix("") if output.suffix.lower() in (".csv", ".parquet") else output
+        path = run_dask(model_dir, input_file, out_dir, proba, scheduler, workers, output_format=fmt, **load)
+        typer.echo(f"wrote {path}/ (partitions)")
+        return
+    if engine != "local":
+        raise ConfigError(f"unknown engine {engine!r}", column="--engine", expected="local or dask")
     from mlprod.predict import predict_from_path
 
-    s = _settings(ctx)
     if output is None:
         output = s.path("predictions") / f"{_stem(input_file)}.jsonl"
-    show = sys.stderr.isatty()
-
-    def progress(rows: int) -> None:
-        typer.echo(f"\rpredicted {rows:,} rows", err=True, nl=False)
-
     path = predict_from_path(
         model_dir,
         input_file,
         output,
         proba=proba,
         chunk_rows=s.int("chunk_rows") if chunk_rows is None else chunk_rows,
-        on_chunk=progress if show else None,
-        **_load_options(ctx, version_skew, trusted_type),
+        workers=workers,
+        quiet=quiet,
+        **load,
     )
-    if show:
-        typer.echo("", err=True)
     typer.echo(f"wrote {path}")
 
 # %% ../nbs/90_cli.ipynb #6bc9ef3f
@@ -456,6 +481,12 @@ def evaluate_cmd(
     target_col: Annotated[str | None, typer.Option("--target-col", help="The truth's target column.")] = None,
     version_skew: SkewOption = None,
     trusted_type: TrustOption = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine", help="pandas | sql (sql/evaluate_<task>.sql on DuckDB: the metrics SQL can compute)"
+        ),
+    ] = "pandas",
 ) -> None:
     "Score predictions against the truth; write metrics.json."
     from mlprod.evaluate import evaluate_from_path
@@ -469,8 +500,299 @@ def evaluate_cmd(
         id_col=id_col,
         target_col=target_col,
         model_dir=model_dir,
+        engine=engine,
         **load,
     )
     scalars = [f"{k} {_fmt(v)}" for k, v in metrics.items() if isinstance(v, float)]
     typer.echo(f"{metrics['task']}, {metrics['rows']} rows: " + ", ".join(scalars))
     typer.echo(f"wrote {output}")
+
+# %% ../nbs/90_cli.ipynb #8e7ae540
+models_app = typer.Typer(
+    help="Models: list, show, verify and promote bundle versions.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(models_app, name="models")
+
+
+def _fmt_metric(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _headline_metrics(metrics: dict[str, Any], n: int = 3) -> str:
+    flat = [(k, v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    return ", ".join(f"{k}={_fmt_metric(v)}" for k, v in flat[:n])
+
+
+@models_app.command("list")
+def models_list_cmd(
+    model_root: Annotated[Path, typer.Argument(help="A model root: the folder that holds the versions.")],
+) -> None:
+    "List the versions of a model root: created time, aliases, headline metrics."
+    from rich.console import Console
+    from rich.table import Table
+
+    from mlprod.bundle import list_versions
+
+    rows = list_versions(model_root)
+    table = Table(title=f"{model_root}: {len(rows)} version{'s' if len(rows) != 1 else ''}")
+    for col in ("version", "created (UTC)", "aliases", "metrics"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["version"], str(r["created_at"]), ", ".join(r["aliases"]), _headline_metrics(r["metrics"])
+        )
+    Console(width=160).print(table)
+
+
+@models_app.command("show")
+def models_show_cmd(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A version, or a model root (champion, else latest).")],
+) -> None:
+    "Show a bundle: metadata, config, metrics, training data and lineage, and the root's versions."
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from mlprod.bundle import list_versions, resolve_version, verify_files
+
+    folder = resolve_version(path)
+    verify_files(folder, model_bytes=False)  # show only what the manifest vouches for; nothing is unpickled
+    meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    console = Console(width=160)
+    about = Table(title=f"model {meta.get('name')} version {folder.name}", show_header=False)
+    about.add_column("key", style="bold")
+    about.add_column("value")
+    git = meta.get("git") or {}
+    for k, v in [
+        ("task", meta.get("task")),
+        ("created (UTC)", meta.get("created_at")),
+        ("mlprod", meta.get("mlprod_version")),
+        ("libraries", ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items())),
+        ("git commit", f"{git.get('commit')}{' (dirty)' if git.get('dirty') else ''}"),
+        ("model file", f"{meta.get('model_format')} (compression {meta.get('compression')})"),
+    ]:
+        about.add_row(k, str(v))
+    config = (folder / "config.yaml").read_text(encoding="utf-8")
+    about.add_row("config", config.strip())
+    console.print(about)
+    mt = Table(title="metrics (holdout, at train time)")
+    mt.add_column("metric")
+    mt.add_column("value")
+    for k, v in metrics.items():
+        mt.add_row(k, json.dumps(v) if isinstance(v, dict | list) else _fmt_metric(v))
+    console.print(mt)
+    data = meta.get("training_data") or []
+    if data:
+        dt = Table(title="training data")
+        for col in ("path", "rows", "sha256"):
+            dt.add_column(col)
+        for d in data:
+            dt.add_row(str(d.get("path")), str(d.get("rows")), str(d.get("sha256", ""))[:16])
+        console.print(dt)
+    if meta.get("lineage"):
+        console.print("lineage:", json.dumps(meta["lineage"], indent=2))
+    root = folder.parent
+    if (root / "aliases.json").exists():
+        vt = Table(title=f"versions in {root}")
+        for col in ("version", "aliases", "metrics"):
+            vt.add_column(col)
+        for r in list_versions(root):
+            vt.add_row(r["version"], ", ".join(r["aliases"]), _headline_metrics(r["metrics"]))
+        console.print(vt)
+
+
+@models_app.command("verify")
+def models_verify_cmd(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A version, or a model root (champion, else latest).")],
+    version_skew: SkewOption = None,
+    trusted_type: TrustOption = None,
+) -> None:
+    "Verify a bundle: manifest, library versions, golden predictions. Exit 0, or 2 with the reason."
+    from mlprod.bundle import load_bundle
+
+    b = load_bundle(path, **_load_options(ctx, version_skew, trusted_type))
+    n_files = len(list(b.path.rglob("*"))) if b.path else 0
+    n_golden = 0 if b.golden is None else len(b.golden)
+    typer.echo(
+        f"ok: {b.path}: manifest ({n_files} files), library versions, golden ({n_golden} rows) all match"
+    )
+
+
+@models_app.command("promote")
+def models_promote_cmd(
+    model_root: Annotated[Path, typer.Argument(help="The model root.")],
+    version: Annotated[str, typer.Argument(help="The version to point the alias at.")],
+    alias: Annotated[str, typer.Option("--alias", help="The alias to move.")] = "champion",
+) -> None:
+    "Point an alias (default: champion) at a version. Rolling back is promoting an older version."
+    from mlprod.bundle import promote
+
+    aliases = promote(model_root, version, alias)
+    typer.echo(f"{alias} -> {version}  ({', '.join(f'{k}={v}' for k, v in sorted(aliases.items()))})")
+
+# %% ../nbs/90_cli.ipynb #ab8a7a6d
+def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
+    "NAME=VALUE options as a dict; a malformed one is an error naming the flag."
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"{flag} {item!r} is not NAME=VALUE", column=flag)
+        out[name.strip()] = value
+    return out
+
+
+@data_app.command("fetch")
+def data_fetch_cmd(
+    sql: Annotated[
+        Path, typer.Option("--sql", help="The SQL file (kept in git) whose last statement is a query.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", help="Where to write the result (.csv, .jsonl, .parquet).")
+    ],
+    database: Annotated[
+        Path | None, typer.Option("--database", help="A DuckDB database file, opened read-only.")
+    ] = None,
+    table: Annotated[
+        list[str] | None,
+        typer.Option("--table", help="NAME=PATH: a CSV / JSON Lines / Parquet file as table NAME."),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="NAME=VALUE: bound to $NAME in the SQL (numbers as numbers)."),
+    ] = None,
+) -> None:
+    "Run a SQL file on DuckDB and write the result, with OUTPUT.lineage.json beside it."
+    from mlprod.io import sha256_file
+    from mlprod.lineage import lineage_file, read_lineage
+    from mlprod.query import fetch, parse_value
+
+    params = {k: parse_value(v) for k, v in _pairs(param, "--param").items()}
+    out = fetch(sql, output, tables=_pairs(table, "--table"), database=database, params=params)
+    rows = read_lineage(out)["output"].get("rows")
+    typer.echo(f"wrote {out} ({rows} rows, sha256 {sha256_file(out)[:12]}); lineage {lineage_file(out)}")
+
+# %% ../nbs/90_cli.ipynb #80f7ba5f
+@app.command("lineage")
+def lineage_cmd(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A file with a lineage record (data, predictions, metrics, report), or a model version."
+        ),
+    ],
+) -> None:
+    "Print the chain behind PATH: SQL and commit -> data -> split -> model -> predictions -> metrics."
+    from mlprod.errors import LineageError
+    from mlprod.lineage import render, trace
+
+    link = trace(path)
+    for line in render(link):
+        typer.echo(line)
+    problems = link.problems
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise LineageError(f"{first.status}: {first.detail}{more}", path=first.path)
+
+# %% ../nbs/90_cli.ipynb #ca10af82
+report_app = typer.Typer(
+    help="Reports: run a report notebook with papermill into report.ipynb, report.html and metrics.json.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(report_app, name="report")
+
+ReportOutOption = Annotated[
+    Path, typer.Option("--out-dir", help="The report's folder: report.ipynb, report.html, metrics.json.")
+]
+ReportDataOption = Annotated[
+    Path,
+    typer.Option("--data", help="The data to report on: id, features and target (CSV, JSON Lines, Parquet)."),
+]
+TitleOption = Annotated[
+    str | None, typer.Option("--title", help="The report's title (default: from the models).")
+]
+TimeoutOption = Annotated[
+    int | None,
+    typer.Option(
+        "--timeout", min=1, help="Seconds a cell may run before the report fails (default: no limit)."
+    ),
+]
+
+
+def _report_templates(ctx: typer.Context) -> Path | None:
+    "settings' report_templates when that folder exists, else None: the notebooks shipped in the package."
+    folder = _settings(ctx).path("report_templates")
+    return folder if folder.is_dir() else None
+
+
+def _report_written(out_dir: Path) -> None:
+    typer.echo(f"wrote {out_dir / 'report.ipynb'} and {out_dir / 'metrics.json'}")
+    typer.echo(f"report: {out_dir / 'report.html'}")
+
+
+@report_app.command("evaluate")
+def report_evaluate_cmd(
+    ctx: typer.Context,
+    model_dir: Annotated[
+        Path,
+        typer.Option("--model-dir", help="A bundle version folder, or a model root (champion, else latest)."),
+    ],
+    data: ReportDataOption,
+    out_dir: ReportOutOption,
+    title: TitleOption = None,
+    timeout: TimeoutOption = None,
+    version_skew: SkewOption = None,
+    trusted_type: TrustOption = None,
+) -> None:
+    "The evaluation report of one model on a data table: model card, metrics, plots, metrics.json."
+    from mlprod.report import evaluate_report
+
+    evaluate_report(
+        model_dir,
+        data,
+        out_dir,
+        title=title,
+        timeout=timeout,
+        templates=_report_templates(ctx),
+        **_load_options(ctx, version_skew, trusted_type),
+    )
+    _report_written(out_dir)
+
+
+@report_app.command("compare")
+def report_compare_cmd(
+    ctx: typer.Context,
+    model_dir: Annotated[
+        list[Path],
+        typer.Option(
+            "--model-dir", help="A model to compare; repeat it: two or more, the first is the baseline."
+        ),
+    ],
+    data: ReportDataOption,
+    out_dir: ReportOutOption,
+    title: TitleOption = None,
+    timeout: TimeoutOption = None,
+    version_skew: SkewOption = None,
+    trusted_type: TrustOption = None,
+) -> None:
+    "The comparison of two or more models on the same data: metrics side by side, plots overlaid, the winner."
+    from mlprod.report import compare_report
+
+    compare_report(
+        model_dir,
+        data,
+        out_dir,
+        title=title,
+        timeout=timeout,
+        templates=_report_templates(ctx),
+        **_load_options(ctx, version_skew, trusted_type),
+    )
+    _report_written(out_dir)

@@ -295,6 +295,7 @@ def evaluate_from_path(
     model_dir: str | Path | None = None,  # take task / id_col / target_col from this model's schema
     version_skew: str = "error",
     trusted_types: tuple[str, ...] | list[str] = (),
+    engine: str = "pandas",  # pandas | sql (the metrics SQL can compute, by sql/evaluate_<task>.sql on DuckDB)
 ) -> dict[str, Any]:
     "Evaluate `predictions_file` against `truth_file`; write the metrics (and the inputs read) to `output_file`."
     from mlprod.io import read_table, write_json
@@ -321,20 +322,31 @@ def evaluate_from_path(
             expected="task, id_col and target_col, or a model_dir to take them from",
         )
     assert task is not None and id_col is not None and target_col is not None
-    predictions = read_table(predictions_file)  # (n_rows, 2 + n_classes)
-    truth = read_table(truth_file)  # (n_rows, n_columns)
-    metrics = evaluate_from_data(
-        predictions,
-        truth,
-        task,
-        id_col,
-        target_col,
-        predictions_source=predictions_file,
-        truth_source=truth_file,
-    )
+    if engine == "sql":
+        from mlprod.query import evaluate_sql
+
+        metric_names(task)  # an unknown task fails first
+        metrics = {"task": task, **evaluate_sql(predictions_file, truth_file, task, id_col, target_col)}
+        n_pred = n_truth = metrics["rows"]  # the SQL checked that the ids match one to one
+    elif engine == "pandas":
+        predictions = read_table(predictions_file)  # (n_rows, 2 + n_classes)
+        truth = read_table(truth_file)  # (n_rows, n_columns)
+        metrics = evaluate_from_data(
+            predictions,
+            truth,
+            task,
+            id_col,
+            target_col,
+            predictions_source=predictions_file,
+            truth_source=truth_file,
+        )
+        n_pred, n_truth = len(predictions), len(truth)
+    else:
+        raise ConfigError(f"unknown engine {engine!r}", column="engine", expected="pandas or sql")
+    metrics["engine"] = engine
     metrics["inputs"] = {
-        "predictions": _input_record(predictions_file, len(predictions)),
-        "truth": _input_record(truth_file, len(truth)),
+        "predictions": _input_record(predictions_file, n_pred),
+        "truth": _input_record(truth_file, n_truth),
     }
     write_json(output_file, metrics)
     from mlprod.lineage import write_lineage
@@ -347,5 +359,6 @@ def evaluate_from_path(
         },
         {"path": truth_file, "role": "truth", "sha256": metrics["inputs"]["truth"]["sha256"]},
     ] + ([{"path": model_path, "role": "model"}] if model_path is not None else [])
-    write_lineage(output_file, "evaluate", inputs, {"task": task, "id_col": id_col, "target_col": target_col})
+    params = {"task": task, "id_col": id_col, "target_col": target_col, "engine": engine}
+    write_lineage(output_file, "evaluate", inputs, params)
     return metrics

@@ -168,9 +168,13 @@ def predict_from_path(
     version_skew: str = "error",
     trusted_types: list[str] | tuple[str, ...] = (),
     on_chunk: Callable[[int], None] | None = None,  # called with the rows done so far, after each chunk
+    workers: int
+    | None = None,  # processes predicting chunks in parallel (default: all cores); same output for any
+    quiet: bool = True,  # no progress bar (the CLI shows one on a terminal)
 ) -> Path:
     "Predict every row of `input_file` with the model at `model_dir`; write them to `output_file`, atomically."
-    from mlprod.io import TableWriter, iter_table, table_format
+    from mlprod.batch import run_local
+    from mlprod.io import table_format
 
     input_file, output_file = Path(input_file), Path(output_file)
     table_format(output_file)  # an unknown output format fails before the model is loaded
@@ -182,13 +186,8 @@ def predict_from_path(
     if chunk_rows < 1:
         raise DataError(f"chunk_rows {chunk_rows} is out of range", expected="an integer >= 1")
     predictor = Predictor.load(model_dir, version_skew=version_skew, trusted_types=trusted_types)
-    done = 0
-    with TableWriter(output_file) as writer:
-        for chunk in iter_table(input_file, chunk_rows=chunk_rows):  # (<= chunk_rows, n_columns)
-            writer.write(predictor.predict(chunk, proba=proba, source=input_file, row_offset=done))
-            done += len(chunk)
-            if on_chunk is not None:
-                on_chunk(done)
+    # Chunks stream through mlprod.batch: read, predicted (in `workers` processes) and written in input order.
+    done = run_local(predictor, input_file, output_file, proba, chunk_rows, workers, quiet, on_chunk)
     from mlprod.lineage import write_lineage
 
     inputs = [{"path": predictor.bundle.path, "role": "model"}, {"path": input_file, "role": "data"}]

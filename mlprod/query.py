@@ -290,7 +290,8 @@ def evaluate_sql(
             raise DataError(f"{what}: {ids}", path=predictions if in_predictions else truth, column=id_col)
         with run_query(sql_file, con=con) as rel:
             rows = rel.fetchall()  # [(metric, label, predicted, value)]
-    return _assemble(task, rows)
+        (n_rows,) = con.execute("SELECT count(*) FROM truth").fetchone()
+    return {"rows": int(n_rows), **_assemble(task, rows)}
 
 
 def _assemble(task: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:

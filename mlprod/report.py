@@ -325,7 +325,8 @@ def _model_input(r: Scored) -> dict[str, Any]:
 
 def evaluate_payload(run: Scored, data: str | Path, df: pd.DataFrame) -> dict[str, Any]:
     "metrics.json of an evaluation report: the metrics of `run`, and the inputs."
-    return {**run.metrics, "inputs": {"model": _model_input(run), "data": _data_input(data, df)}}
+    inputs = {"model": _model_input(run), "data": _data_input(data, df)}
+    return {**run.metrics, "engine": "pandas", "inputs": inputs}  # the same keys as evaluate_from_path
 
 
 def select_by(runs: Sequence[Scored]) -> str:

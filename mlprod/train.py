@@ -659,6 +659,7 @@ def train_from_path(
     "Train the config at `config_file` on `train_data_file`; save the best as a new version in `out_dir`; return its folder."
     from mlprod.bundle import save_bundle
     from mlprod.io import read_table, sha256_file
+    from mlprod.lineage import chain
 
     config_file, train_data_file, out_dir = Path(config_file), Path(train_data_file), Path(out_dir)
     cfg = load_config(config_file, default_seed)
@@ -676,6 +677,9 @@ def train_from_path(
         "training_data": [record],
         "config_file": {"path": _relative(config_file), "sha256": sha256_file(config_file)},
     }
+    upstream = chain(train_data_file)  # the lineage records behind the data (split <- fetch <- SQL), if any
+    if upstream is not None:
+        inputs["lineage"] = upstream
     for bundle in result.bundles.values():
         bundle.metadata |= inputs
     if keep_candidates:
