@@ -40,17 +40,21 @@ hooks: ## nbdev's git hooks: the notebook merge and diff drivers (.gitattributes
 # The whole flow on scikit-learn's bundled iris set (no network): data -> split -> train -> predict -> evaluate.
 # Each line is a command a user can run alone (README.md); tests/test_demo.py runs these very lines.
 demo: $(STAMP)
-	$(BIN)/mlprod data iris --output outputs/demo/iris.csv
+	$(BIN)/mlprod data iris --output outputs/demo/raw/iris.csv
+	$(BIN)/mlprod data fetch --sql sql/iris_train.sql --table iris_raw=outputs/demo/raw/iris.csv --output outputs/demo/iris.csv
 	$(BIN)/mlprod data split outputs/demo/iris.csv --train-out outputs/demo/train.csv --test-out outputs/demo/test.csv --test-size 0.25 --seed 42 --stratify species
 	$(BIN)/mlprod train --config configs/iris_rf.yaml --train-data outputs/demo/train.csv --out-dir outputs/models/iris_rf
 	$(BIN)/mlprod predict --model-dir outputs/models/iris_rf --input outputs/demo/test.csv --output outputs/predictions/iris_test.jsonl --proba
 	$(BIN)/mlprod evaluate --predictions outputs/predictions/iris_test.jsonl --truth outputs/demo/test.csv --model-dir outputs/models/iris_rf --output outputs/demo/metrics.json
+	$(BIN)/mlprod report evaluate --model-dir outputs/models/iris_rf --data outputs/demo/test.csv --out-dir outputs/reports/iris_rf
+	$(BIN)/mlprod lineage outputs/demo/metrics.json
 	@echo
 	@echo "make demo: done. Everything is under outputs/:"
-	@echo "  data         outputs/demo/iris.csv (150 rows), split into outputs/demo/train.csv and outputs/demo/test.csv"
+	@echo "  data         outputs/demo/iris.csv (150 rows, by sql/iris_train.sql; lineage beside it), split into outputs/demo/train.csv and test.csv"
 	@echo "  model        outputs/models/iris_rf/<version>/ (the new one is named by \"latest\" in outputs/models/iris_rf/aliases.json)"
 	@echo "  predictions  outputs/predictions/iris_test.jsonl (id, prediction, proba_<species>)"
-	@echo "  metrics      outputs/demo/metrics.json"
+	@echo "  metrics      outputs/demo/metrics.json   (mlprod lineage outputs/demo/metrics.json: the chain back to the SQL)"
+	@echo "  report       outputs/reports/iris_rf/report.html"
 
 test: $(STAMP) check pytest
 

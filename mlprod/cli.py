@@ -595,7 +595,12 @@ def models_show_cmd(
             dt.add_row(str(d.get("path")), str(d.get("rows")), str(d.get("sha256", ""))[:16])
         console.print(dt)
     if meta.get("lineage"):
-        console.print("lineage:", json.dumps(meta["lineage"], indent=2))
+        from mlprod.lineage import chain_summary
+
+        console.print("lineage (the training data's chain, oldest first):")
+        for line in chain_summary(meta["lineage"]):
+            console.print(f"  {line}", highlight=False)
+        console.print(f"  -> train: model version {folder.name}", highlight=False)
     root = folder.parent
     if (root / "aliases.json").exists():
         vt = Table(title=f"versions in {root}")

@@ -16,10 +16,11 @@ from .errors import LineageError
 from .io import sha256_file, write_json
 
 SUFFIX = ".lineage.json"
+SOURCES = ("sql", "config", "table", "database")  # roles whose files start a chain: no record expected
 
 # %% auto #0
-__all__ = ['SUFFIX', 'lineage_file', 'repo_root', 'git_state', 'relative_to', 'file_ref', 'write_lineage', 'read_lineage',
-           'chain', 'Link', 'trace', 'render']
+__all__ = ['SUFFIX', 'SOURCES', 'lineage_file', 'repo_root', 'git_state', 'relative_to', 'file_ref', 'write_lineage',
+           'read_lineage', 'chain', 'Link', 'trace', 'render', 'chain_summary']
 
 # %% ../nbs/06_lineage.ipynb #a0829210
 def lineage_file(path: str | Path) -> Path:
@@ -211,7 +212,9 @@ def _trace(path: Path, role: str, expected: str | None, seen: frozenset[str]) ->
         return link
     record = read_lineage(path)
     if record is None:
-        if role not in ("sql", "config"):  # source files in git are the chain's roots
+        if (
+            role not in SOURCES
+        ):  # the SQL, configs and the tables/databases a query read are the chain's roots
             link.status = link.status if link.status != "ok" else "no record"
             link.detail = link.detail or f"no {path.name}{SUFFIX}: this link of the chain is missing"
         return link
@@ -243,13 +246,39 @@ def trace(path: str | Path) -> Link:
     return _trace(path, "target", None, frozenset())
 
 
-def render(link: Link, prefix: str = "") -> list[str]:
-    "The traced chain as indented text lines, one per link."
+def render(link: Link, prefix: str = "", _shown_before: set[str] | None = None) -> list[str]:
+    "The traced chain as indented text lines, one per link; a link met again is shown once, then referred to."
+    shown = set() if _shown_before is None else _shown_before
     mark = {"ok": "ok", "model": "ok", "changed": "CHANGED", "missing": "MISSING", "no record": "NO RECORD"}[
         link.status
     ]
     step = f" [{link.step}]" if link.step else ""
+    if link.children and link.path in shown:
+        return [f"{prefix}{link.role}: {link.path}{step}  {mark}  (its chain is shown above)"]
+    shown.add(link.path)
     lines = [f"{prefix}{link.role}: {link.path}{step}  {mark}  {link.detail}".rstrip()]
     for c in link.children:
-        lines += render(c, prefix + "    ")
+        lines += render(c, prefix + "    ", shown)
     return lines
+
+
+def chain_summary(record: dict[str, Any] | None) -> list[str]:
+    "A stored chain (as `chain` nests it, e.g. in a model's metadata.json) as lines, sources first."
+    if not record:
+        return []
+    lines: list[str] = []
+    for ref in record.get("inputs", []):
+        lines += chain_summary(ref.get("upstream"))
+        if "upstream" not in ref:
+            where = ref.get("repo_path") or ref["path"]
+            lines.append(f"{ref['role']}: {where} (sha256 {str(ref.get('sha256', ''))[:12]})")
+    git = record.get("git") or {}
+    commit = (git.get("commit") or "")[:10]
+    out = record.get("output", {})
+    lines.append(
+        f"-> {record.get('step')}: {out.get('path')} (sha256 {str(out.get('sha256', ''))[:12]}"
+        + (f", {out['rows']} rows" if "rows" in out else "")
+        + (f", commit {commit}{' dirty' if git.get('dirty') else ''}" if commit else "")
+        + ")"
+    )
+    return list(dict.fromkeys(lines))  # a shared upstream once

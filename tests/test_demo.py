@@ -67,8 +67,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     "A scratch folder where the demo's commands have run, in order."
     work = tmp_path_factory.mktemp("demo")
     shutil.copytree(ROOT / "configs", work / "configs")
+    shutil.copytree(ROOT / "sql", work / "sql")
     commands = demo_commands()
-    assert [c[0] for c in commands] == ["data", "data", "train", "predict", "evaluate"]
+    assert [c[0] for c in commands] == ["data", "data", "data", "train", "predict", "evaluate", "report", "lineage"]
+    commands = [c for c in commands if c[0] != "report"]  # reports have their own tests (tests/test_report.py)
     runner = CliRunner()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
@@ -134,4 +136,4 @@ def test_demo_outputs_trace_back_to_the_data(demo: Path) -> None:
         steps.append(node.step)
         todo += node.children
     assert steps[:4] == ["evaluate", "predict", "split", "train"]  # predictions, truth, model; then theirs
-    assert "iris" in steps
+    assert "iris" in steps and "fetch" in steps  # the raw export, and the SQL that made the modelling table

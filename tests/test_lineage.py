@@ -1,0 +1,153 @@
+"""Lineage: fetch -> split -> train -> predict -> evaluate, then `mlprod lineage` walks it back to the SQL."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlprod.cli import app
+from mlprod.lineage import SUFFIX, trace
+
+SQL = """-- churn modelling table: customers with a known plan
+SELECT customer_id, age, income, tenure_months, score, city, plan, churned
+FROM customers
+WHERE tenure_months >= $min_tenure
+ORDER BY customer_id
+"""
+
+CONFIG = """name: churn
+task: classification
+target: churned
+id_col: customer_id
+seed: 0
+preprocessing: {scale: true}
+estimator: {class: sklearn.linear_model.LogisticRegression, params: {max_iter: 500}}
+"""
+
+
+def _run(*args: str) -> str:
+    r = CliRunner().invoke(app, list(args))
+    assert r.exit_code == 0, r.output
+    return r.stdout
+
+
+@pytest.fixture(scope="module")
+def chain_dir(
+    tmp_path_factory: pytest.TempPathFactory, fixtures_dir: Path = Path(__file__).parent / "fixtures"
+) -> Path:
+    "A scratch project where the whole chain ran through the CLI."
+    work = tmp_path_factory.mktemp("chain")
+    (work / "sql").mkdir()
+    (work / "sql" / "churn.sql").write_text(SQL)
+    (work / "churn.yaml").write_text(CONFIG)
+    shutil.copy(fixtures_dir / "binary.csv", work / "customers.csv")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        _run(
+            "data",
+            "fetch",
+            "--sql",
+            "sql/churn.sql",
+            "--table",
+            "customers=customers.csv",
+            "--param",
+            "min_tenure=6",
+            "--output",
+            "data/churn.parquet",
+        )
+        _run(
+            "data",
+            "split",
+            "data/churn.parquet",
+            "--train-out",
+            "data/train.csv",
+            "--test-out",
+            "data/test.csv",
+            "--seed",
+            "3",
+            "--stratify",
+            "churned",
+        )
+        _run("train", "--config", "churn.yaml", "--train-data", "data/train.csv", "--out-dir", "models/churn")
+        _run(
+            "predict",
+            "--model-dir",
+            "models/churn",
+            "--input",
+            "data/test.csv",
+            "--output",
+            "out/pred.jsonl",
+            "--workers",
+            "1",
+            "--quiet",
+        )
+        _run(
+            "evaluate",
+            "--predictions",
+            "out/pred.jsonl",
+            "--truth",
+            "data/test.csv",
+            "--model-dir",
+            "models/churn",
+            "--output",
+            "out/metrics.json",
+        )
+    return work
+
+
+def _steps(link) -> list[str]:
+    seen, todo = [], [link]
+    while todo:
+        node = todo.pop(0)
+        seen.append((node.step, node.role, node.status))
+        todo += node.children
+    return seen
+
+
+def test_lineage_names_every_step_back_to_the_sql(chain_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(chain_dir)
+    link = trace("out/metrics.json")
+    steps = _steps(link)
+    assert link.problems == []
+    assert {s for s, _, _ in steps} >= {"evaluate", "predict", "train", "split", "fetch"}
+    assert ("sql" in {r for _, r, _ in steps}) and all(st in ("ok", "model") for _, _, st in steps)
+    out = _run("lineage", "out/metrics.json")
+    for word in ("[evaluate]", "[predict]", "[train]", "[split]", "[fetch]", "sql: sql/churn.sql"):
+        assert word in out, word
+    show = _run("models", "show", "models/churn")
+    assert (
+        "churn.sql" in show and "-> fetch: churn.parquet" in show and "-> split: train.csv" in show
+    )
+
+
+def test_every_record_is_relative_and_holds_no_secret(chain_dir: Path) -> None:
+    records = list(chain_dir.rglob(f"*{SUFFIX}"))
+    assert len(records) == 5  # fetch, split (train and test), predict, evaluate
+    for rec in records:
+        text = rec.read_text()
+        assert str(chain_dir) not in text and '"/' not in text, rec
+        for ref in json.loads(text)["inputs"]:
+            assert not Path(ref["path"]).is_absolute()
+    fetch = json.loads((chain_dir / "data" / f"churn.parquet{SUFFIX}").read_text())
+    assert fetch["params"] == {"min_tenure": 6} and fetch["engine"]["name"] == "duckdb"
+    meta = json.loads(next((chain_dir / "models" / "churn").glob("*/metadata.json")).read_text())
+    assert meta["lineage"]["step"] == "split" and str(chain_dir) not in json.dumps(meta)
+
+
+def test_an_edited_data_file_is_reported(
+    chain_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "copy"
+    shutil.copytree(chain_dir, work)
+    monkeypatch.chdir(work)
+    with open("customers.csv", "a") as f:
+        f.write("c9999,40.0,1000.0,12.0,0.1,osaka,basic,1\n")
+    problems = trace("out/metrics.json").problems
+    assert problems and problems[0].status == "changed" and problems[0].path.endswith("customers.csv")
+    r = CliRunner().invoke(app, ["lineage", "out/metrics.json"])
+    assert r.exit_code == 2 and "CHANGED" in r.stdout
+    assert r.stderr.count("\n") == 1 and "customers.csv" in r.stderr and "changed" in r.stderr
