@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,6 +49,14 @@ def _worker_init() -> None:
     threadpool_limits(1)
 
 # %% ../nbs/14_batch.ipynb #b3c67ece
+def _total_rows(path: Path) -> int | None:
+    "count_rows, or None when the file cannot be counted (the reader then names what is wrong with it)."
+    try:
+        return count_rows(path)
+    except (OSError, ValueError, DataError):
+        return None
+
+
 def count_rows(path: Path) -> int | None:
     "Rows of a table without parsing it: Parquet metadata, or newlines of a plain CSV (minus the header) / JSON Lines."
     fmt, compression = table_format(path)
@@ -155,7 +164,8 @@ def run_local(
     if workers < 1:
         raise DataError(f"workers {workers} is out of range", expected="an integer >= 1")
     _PREDICTOR = predictor
-    progress = Progress(count_rows(input_file) if not quiet else None, quiet)
+    show = not quiet and sys.stderr.isatty()
+    progress = Progress(_total_rows(input_file) if show else None, not show)
     args = (proba, fmt, str(input_file))
     try:
         with TableWriter(output_file) as writer:

@@ -271,7 +271,13 @@ def _update_aliases(root: Path, change: Any) -> dict[str, str]:
 
     from mlprod.io import write_json
 
-    with open(root / ".aliases.lock", "a") as lock:
+    try:
+        lock = open(root / ".aliases.lock", "a")  # noqa: SIM115 (closed below)
+    except PermissionError:
+        raise BundleError("permission denied: cannot write to the model root", path=root) from None
+    except OSError as e:
+        raise BundleError(f"cannot write to the model root ({e.strerror})", path=root) from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             aliases = change(read_aliases(root))
@@ -373,12 +379,17 @@ def verify_files(
         p = folder / rel
         if not p.is_file():
             raise IntegrityError("file listed in the manifest is missing", path=p)
-        if rel == model_name and model_bytes:
-            data = p.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-        else:
-            with open(p, "rb") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
+        try:
+            if rel == model_name and model_bytes:
+                data = p.read_bytes()
+                digest = hashlib.sha256(data).hexdigest()
+            else:
+                with open(p, "rb") as f:
+                    digest = hashlib.file_digest(f, "sha256").hexdigest()
+        except PermissionError:
+            raise BundleError("permission denied: cannot read the file", path=p) from None
+        except OSError as e:
+            raise BundleError(f"cannot read the file ({e.strerror})", path=p) from None
         if digest != entry["sha256"]:
             raise IntegrityError("sha256 does not match the manifest (the file changed)", path=p)
     return files, data, model_name

@@ -377,6 +377,8 @@ def train_cmd(
     for name, m in metrics["candidates"].items():
         mark = "  <- selected" if name == sel["selected"] else ""
         typer.echo(f"candidate {name}: validation {sel['select_by']} {_fmt(m[sel['select_by']])}{mark}")
+    for name, m in (metrics.get("baseline") or {}).items():  # a recommender's popularity baseline
+        typer.echo(f"baseline {name}: validation {sel['select_by']} {_fmt(m[sel['select_by']])}")
     typer.echo(f"wrote {version}")
 
 # %% ../nbs/90_cli.ipynb #68a4faa6
@@ -476,9 +478,22 @@ def evaluate_cmd(
         Path | None,
         typer.Option("--model-dir", readable=False, help="Take task, id and target columns from this model."),
     ] = None,
-    task: Annotated[str | None, typer.Option("--task", help="classification | regression")] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="classification | regression | recommend")
+    ] = None,
     id_col: Annotated[str | None, typer.Option("--id-col", help="The id column of both tables.")] = None,
-    target_col: Annotated[str | None, typer.Option("--target-col", help="The truth's target column.")] = None,
+    target_col: Annotated[
+        str | None,
+        typer.Option("--target-col", help="The truth's target column (recommend: its item column)."),
+    ] = None,
+    k: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--k",
+            min=1,
+            help="recommend: a k of the ranking metrics, repeatable (default: the model's, or 5 10).",
+        ),
+    ] = None,
     version_skew: SkewOption = None,
     trusted_type: TrustOption = None,
     engine: Annotated[
@@ -501,9 +516,10 @@ def evaluate_cmd(
         target_col=target_col,
         model_dir=model_dir,
         engine=engine,
+        k_values=k,
         **load,
     )
-    scalars = [f"{k} {_fmt(v)}" for k, v in metrics.items() if isinstance(v, float)]
+    scalars = [f"{name} {_fmt(v)}" for name, v in metrics.items() if isinstance(v, float)]
     typer.echo(f"{metrics['task']}, {metrics['rows']} rows: " + ", ".join(scalars))
     typer.echo(f"wrote {output}")
 
@@ -523,6 +539,18 @@ def _fmt_metric(v: Any) -> str:
 def _headline_metrics(metrics: dict[str, Any], n: int = 3) -> str:
     flat = [(k, v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)]
     return ", ".join(f"{k}={_fmt_metric(v)}" for k, v in flat[:n])
+
+
+def _read_json(path: Path) -> Any:
+    "A bundle's JSON file; one that does not parse is a BundleError naming it."
+    import json
+
+    from mlprod.errors import BundleError
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{path.name} does not parse ({e})", path=path, expected="JSON") from None
 
 
 @models_app.command("list")
@@ -561,8 +589,7 @@ def models_show_cmd(
 
     folder = resolve_version(path)
     verify_files(folder, model_bytes=False)  # show only what the manifest vouches for; nothing is unpickled
-    meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
-    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    meta, metrics = (_read_json(folder / name) for name in ("metadata.json", "metrics.json"))
     console = Console(width=160)
     about = Table(title=f"model {meta.get('name')} version {folder.name}", show_header=False)
     about.add_column("key", style="bold")
