@@ -6,57 +6,82 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataError
-from .io import TableWriter, encode_rows, iter_table, table_format
+from .io import RawChunk, TableWriter, check_table, encode_rows, iter_chunks, parse_chunk, table_format
 
 if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['predict_chunk', 'count_rows', 'Progress', 'default_workers', 'run_local', 'input_files', 'run_dask']
+__all__ = ['Result', 'predict_chunk', 'one_thread', 'count_rows', 'progress_enabled', 'Progress', 'default_workers', 'run_local',
+           'input_files', 'run_dask']
 
 # %% ../nbs/14_batch.ipynb #8b54f47d
 _PREDICTOR: Any = None  # the Predictor of the running local job (inherited by forked workers)
 
+Result = tuple[Any, int, str]  # (encoded rows, or a frame for Parquet; row count; CSV header line)
+
 
 def predict_chunk(
-    chunk: pd.DataFrame,  # (n_rows, n_columns) of the input
-    index: int,  # the chunk's position in the input (0 = first)
+    chunk: RawChunk,  # a located chunk of the input (mlprod.io.iter_chunks)
     offset: int,  # rows of the input before this chunk
     proba: bool,
     fmt: str,  # output format: csv | jsonl | parquet
-    source: str,  # the input file, for error messages
-) -> tuple[Any, int]:
-    "Predict one chunk; returns (encoded text, or the frame for Parquet; its row count)."
+) -> Result | None:
+    "Parse, predict and encode one chunk; None when it holds no row."
+    df = parse_chunk(chunk)  # (n_rows, n_columns) of the input
+    if df is None or not len(df):
+        return None
     out = _PREDICTOR.predict(
-        chunk, proba=proba, source=source, row_offset=offset
+        df, proba=proba, source=str(chunk.path), row_offset=offset
     )  # (n_rows, 2 [+ n_classes])
     if fmt == "parquet":
-        return out, len(out)
-    return encode_rows(out, fmt, header=index == 0), len(out)
+        return out, len(out), ""
+    header = encode_rows(out.iloc[:0], "csv", header=True) if fmt == "csv" else ""
+    return encode_rows(out, fmt, header=False), len(out), header
+
+
+def _n_jobs_params(model: Any) -> dict[str, Any]:
+    "The model's `n_jobs` parameters (of every step) that are not already 1."
+    get = getattr(model, "get_params", None)
+    if get is None:
+        return {}
+    return {k: v for k, v in get(deep=True).items() if k.split("__")[-1] == "n_jobs" and v not in (None, 1)}
+
+
+@contextmanager
+def one_thread(model: Any) -> Iterator[None]:
+    "Within the block: one BLAS / OpenMP thread, one pyarrow CPU, `n_jobs=1` on the model's steps."
+    import pyarrow as pa
+    from threadpoolctl import threadpool_limits
+
+    saved, cpus = _n_jobs_params(model), pa.cpu_count()
+    try:
+        if saved:
+            model.set_params(**dict.fromkeys(saved, 1))
+        pa.set_cpu_count(1)
+        with threadpool_limits(1):
+            yield
+    finally:
+        pa.set_cpu_count(cpus)
+        if saved:
+            model.set_params(**saved)
 
 
 def _worker_init() -> None:
-    "In each worker: one BLAS / OpenMP thread, since the parallelism is the processes."
-    from threadpoolctl import threadpool_limits
+    "In each forked worker: one thread (see `one_thread`), for good; Ctrl-C is the parent's to handle."
+    import signal
 
-    threadpool_limits(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    one_thread(_PREDICTOR.model).__enter__()  # never left: the worker's copy of the model keeps n_jobs=1
 
 # %% ../nbs/14_batch.ipynb #b3c67ece
-def _total_rows(path: Path) -> int | None:
-    "count_rows, or None when the file cannot be counted (the reader then names what is wrong with it)."
-    try:
-        return count_rows(path)
-    except (OSError, ValueError, DataError):
-        return None
-
-
 def count_rows(path: Path) -> int | None:
     "Rows of a table without parsing it: Parquet metadata, or newlines of a plain CSV (minus the header) / JSON Lines."
     fmt, compression = table_format(path)
@@ -75,13 +100,18 @@ def count_rows(path: Path) -> int | None:
     return max(lines - (fmt == "csv"), 0)
 
 
+def progress_enabled(quiet: bool = False) -> bool:
+    "A progress bar only on a terminal, and not when `quiet`."
+    import sys
+
+    return not quiet and sys.stderr.isatty()
+
+
 class Progress:
     "A rich progress bar on a terminal; silent otherwise."
 
     def __init__(self, total: int | None, quiet: bool = False, label: str = "predicting") -> None:
-        import sys
-
-        self.enabled = not quiet and sys.stderr.isatty()
+        self.enabled = progress_enabled(quiet)
         self._bar: Any = None
         if self.enabled:
             from rich.progress import (
@@ -126,23 +156,32 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def _results_in_order(
-    chunks: Iterator[pd.DataFrame], workers: int, args: tuple[Any, ...]
-) -> Iterator[tuple[Any, int]]:
-    "Run predict_chunk over `chunks` in `workers` processes, at most 2 x workers in flight; yield in input order."
-    import multiprocessing as mp
+def _submitted(chunks: Iterator[RawChunk], pool: Any, workers: int, args: tuple[Any, ...]) -> Iterator[Any]:
+    "Submit each chunk to `pool`, at most 2 x workers in flight; yield (chunk, future) in input order."
+    pending: deque[Any] = deque()
+    lines = 0  # lines before the chunk: its row offset, unless blank lines came before
+    for chunk in chunks:
+        pending.append((chunk, pool.submit(predict_chunk, chunk, lines, *args)))
+        lines += chunk.rows
+        while len(pending) >= 2 * workers:
+            yield pending.popleft()
+    while pending:
+        yield pending.popleft()
 
-    ctx = mp.get_context("fork")  # workers inherit the verified model; started before any reading
-    with ctx.Pool(workers, initializer=_worker_init) as pool:
-        pending: deque[Any] = deque()
-        offset = 0
-        for index, chunk in enumerate(chunks):
-            pending.append(pool.apply_async(predict_chunk, (chunk, index, offset, *args)))
-            offset += len(chunk)
-            while len(pending) >= 2 * workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+
+def _stop(pool: Any, ok: bool) -> None:
+    "Shut the pool down: after success, let the idle workers exit; after an error, end them now (mid-chunk)."
+    if ok:
+        pool.shutdown(wait=True)
+        return
+    procs = list(getattr(pool, "_processes", None) or {})  # pids -> processes (private, stable since 3.8)
+    procs = [pool._processes[pid] for pid in procs]
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join()
 
 
 def run_local(
@@ -157,42 +196,57 @@ def run_local(
 ) -> int:
     "Predict `input_file` into `output_file` (atomically), in input order; returns the rows written."
     global _PREDICTOR
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
 
     input_file, output_file = Path(input_file), Path(output_file)
     fmt, _ = table_format(output_file)
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise DataError(f"workers {workers} is out of range", expected="an integer >= 1")
+    check_table(input_file)  # a missing, empty or unreadable input fails before any process starts
     _PREDICTOR = predictor
-    show = not quiet and sys.stderr.isatty()
-    progress = Progress(_total_rows(input_file) if show else None, not show)
-    args = (proba, fmt, str(input_file))
+    args = (proba, fmt)
+    progress = Progress(count_rows(input_file) if progress_enabled(quiet) else None, quiet)
+    pool, ok = None, False
     try:
-        with TableWriter(output_file) as writer:
-            if workers == 1:
-                chunks = iter_table(input_file, chunk_rows=chunk_rows)
-                results = (predict_chunk(c, i, o, *args) for i, c, o in _with_offsets(chunks))
+        with one_thread(predictor.model), TableWriter(output_file) as writer:
+            if workers > 1:
+                # Forked now, before any reading: every worker inherits the verified model, nothing else.
+                pool = ProcessPoolExecutor(workers, mp.get_context("fork"), initializer=_worker_init)
+                pool.submit(int).result()
+                items = _submitted(iter_chunks(input_file, chunk_rows), pool, workers, args)
             else:
-                results = _results_in_order(iter_table(input_file, chunk_rows=chunk_rows), workers, args)
-            for payload, rows in results:
+                items = ((c, None) for c in iter_chunks(input_file, chunk_rows))
+            header = ""
+            for chunk, future in items:
+                if future is None:
+                    result = predict_chunk(chunk, writer.rows, *args)
+                else:
+                    try:
+                        result = future.result()
+                    except BaseException:
+                        predict_chunk(chunk, writer.rows, *args)  # again, with the exact row offset
+                        raise
+                if result is None:
+                    continue
+                payload, rows, header = result
                 if fmt == "parquet":
                     writer.write(payload)
                 else:
-                    writer.write_encoded(payload, rows)
+                    writer.write_encoded(header + payload if writer.rows == 0 else payload, rows)
                 progress.update(writer.rows)
                 if on_chunk is not None:
                     on_chunk(writer.rows)
+            if writer.rows == 0:
+                raise DataError("no rows", path=input_file, expected="at least one row after the header")
+        ok = True
         return writer.rows
     finally:
+        if pool is not None:
+            _stop(pool, ok)
         progress.close()
         _PREDICTOR = None
-
-
-def _with_offsets(chunks: Iterator[pd.DataFrame]) -> Iterator[tuple[int, pd.DataFrame, int]]:
-    offset = 0
-    for index, chunk in enumerate(chunks):
-        yield index, chunk, offset
-        offset += len(chunk)
 
 # %% ../nbs/14_batch.ipynb #af31bc64
 _WORKER_PREDICTORS: dict[tuple[str, str, tuple[str, ...]], Any] = {}  # per worker process: loaded once
@@ -208,9 +262,11 @@ def _worker_predictor(model_dir: str, version_skew: str, trusted_types: tuple[st
         if key not in _WORKER_PREDICTORS:
             from mlprod.predict import Predictor
 
-            _WORKER_PREDICTORS[key] = Predictor.load(
-                model_dir, version_skew=version_skew, trusted_types=trusted_types
-            )
+            predictor = Predictor.load(model_dir, version_skew=version_skew, trusted_types=trusted_types)
+            n_jobs = _n_jobs_params(predictor.model)  # one thread per Dask worker thread
+            if n_jobs:
+                predictor.model.set_params(**dict.fromkeys(n_jobs, 1))
+            _WORKER_PREDICTORS[key] = predictor
         return _WORKER_PREDICTORS[key]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +18,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['CLASSIFICATION_METRICS', 'REGRESSION_METRICS', 'LOWER_IS_BETTER', 'PROBA_PREFIX', 'metric_names', 'higher_is_better',
-           'classification_metrics', 'regression_metrics', 'check_ids', 'proba_columns', 'evaluate_from_data',
+__all__ = ['CLASSIFICATION_METRICS', 'REGRESSION_METRICS', 'RANKING_METRICS', 'DEFAULT_K_VALUES', 'LOWER_IS_BETTER',
+           'PROBA_PREFIX', 'TASKS', 'metric_names', 'higher_is_better', 'classification_metrics', 'regression_metrics',
+           'check_ids', 'proba_columns', 'evaluate_from_data', 'ranking_evaluation', 'recommend_options',
            'evaluate_from_path']
 
 # %% ../nbs/12_evaluate.ipynb #280846ef
@@ -32,22 +34,28 @@ CLASSIFICATION_METRICS = (
     "log_loss",
 )
 REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
+RANKING_METRICS = ("precision", "recall", "map", "ndcg", "coverage")  # each at every k: 'ndcg@10'
+DEFAULT_K_VALUES = (5, 10)
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape"})
 PROBA_PREFIX = "proba_"
+TASKS = ("classification", "regression", "recommend")
 
 
-def metric_names(task: str) -> tuple[str, ...]:
-    "The scalar metrics of `task` ('classification' or 'regression')."
+def metric_names(task: str, k_values: Sequence[int] | None = None) -> tuple[str, ...]:
+    "The scalar metrics of `task`; for 'recommend', each ranking metric at each of `k_values` (default 5, 10)."
     if task == "classification":
         return CLASSIFICATION_METRICS
     if task == "regression":
         return REGRESSION_METRICS
-    raise ConfigError(f"unknown task {task!r}", column="task", expected="classification or regression")
+    if task == "recommend":
+        ks = sorted({int(k) for k in (k_values or DEFAULT_K_VALUES)})
+        return tuple(f"{m}@{k}" for m in RANKING_METRICS for k in ks)
+    raise ConfigError(f"unknown task {task!r}", column="task", expected=" or ".join(TASKS))
 
 
 def higher_is_better(metric: str) -> bool:
-    "Whether a larger value of `metric` is better (accuracy: yes; rmse: no)."
-    return metric not in LOWER_IS_BETTER
+    "Whether a larger value of `metric` is better (accuracy: yes; rmse: no; popularity@k, the bias: no)."
+    return metric not in LOWER_IS_BETTER and not metric.startswith("popularity@")
 
 
 def _plain(v: Any) -> Any:
@@ -197,12 +205,30 @@ def evaluate_from_data(
     prediction_col: str = "prediction",
     predictions_source: str | Path | None = None,  # file names, only for error messages
     truth_source: str | Path | None = None,
+    *,
+    k_values: Sequence[int] | None = None,  # recommend: the k of the ranking metrics (default 5, 10)
+    items_col: str = "items",  # recommend: the predictions' list of item IDs
+    catalog_size: int | None = None,  # recommend: items that could be recommended, for coverage@k
+    popularity: pd.Series | None = None,  # recommend: item ID -> training interactions, for popularity@k
 ) -> dict[str, Any]:
     "Join `predictions` and `truth` on `id_col` and compute the task's metrics: {'task', 'rows', <metric>: value, ...}."
     import numpy as np
     import pandas as pd
 
     metric_names(task)  # an unknown task fails first
+    if task == "recommend":  # target_col: the truth's item column
+        return ranking_evaluation(
+            predictions,
+            truth,
+            id_col,
+            target_col,
+            items_col,
+            k_values,
+            catalog_size,
+            popularity,
+            predictions_source,
+            truth_source,
+        )
     probas = proba_columns(predictions) if task == "classification" else []
     _require(predictions, [id_col, prediction_col], predictions_source, "predictions")
     _require(truth, [id_col, target_col], truth_source, "truth")
@@ -269,6 +295,92 @@ def evaluate_from_data(
         classes = names.tolist()
     return result | classification_metrics(y_true.to_numpy(), y_pred.to_numpy(), proba, classes)
 
+# %% ../nbs/12_evaluate.ipynb #8a09ab4d
+def ranking_evaluation(
+    predictions: pd.DataFrame,  # (n_users, >= 2): user column, items (list of item IDs best first)
+    truth: pd.DataFrame,  # (n_rows, >= 2): user column, item column: the held-out interactions
+    user_col: str,
+    item_col: str,
+    items_col: str = "items",
+    k_values: Sequence[int] | None = None,
+    catalog_size: int | None = None,
+    popularity: pd.Series | None = None,
+    predictions_source: str | Path | None = None,
+    truth_source: str | Path | None = None,
+) -> dict[str, Any]:
+    "Ranking metrics of per-user recommendations against held-out interactions: {'task', 'rows', 'users', <metric>@k...}."
+    import numpy as np
+    import pandas as pd
+
+    from mlprod.errors import MlprodError
+    from mlprod.recsys import as_id_strings, ranking_metrics
+
+    _require(predictions, [user_col, items_col], predictions_source, "predictions")
+    _require(truth, [user_col, item_col], truth_source, "truth")
+    ks = list(k_values or DEFAULT_K_VALUES)
+    try:
+        pid = pd.Series(as_id_strings(predictions[user_col], user_col), name=user_col)  # (n_users,) str
+    except MlprodError as e:
+        raise _sourced(e, predictions_source) from None
+    check_ids(pid, predictions_source, "predictions")
+    try:
+        tid = as_id_strings(truth[user_col], user_col)  # (n_rows,) str
+    except MlprodError as e:
+        raise _sourced(e, truth_source) from None
+    users = pd.unique(tid)  # (n_eval,)
+    no_pred = users[~pd.Series(users).isin(pid).to_numpy()]
+    if len(no_pred):
+        raise DataError(
+            f"{len(no_pred)} users of the truth have no recommendations: {_few(no_pred)}",
+            path=predictions_source,
+            column=user_col,
+            expected="a row of recommendations for every user of the truth",
+        )
+    items = predictions[items_col]
+    try:  # text cells only: lists and arrays give NaN here
+        looks_like_list = items.str.match(r"\s*\[", na=False).to_numpy(dtype=bool)  # (n_users,)
+    except AttributeError:  # not a column of text or lists (e.g. numbers): ranking_metrics says so
+        looks_like_list = np.zeros(len(items), dtype=bool)
+    if looks_like_list.any():
+        row = int(np.flatnonzero(looks_like_list)[0]) + 1
+        raise DataError(
+            f"row {row}: {items.iloc[row - 1][:40]!r} is text that looks like a list",
+            path=predictions_source,
+            column=items_col,
+            expected="a list of item IDs (JSON Lines or Parquet predictions) or space-separated item IDs",
+        )
+    recs = pd.DataFrame({user_col: pid.to_numpy(), items_col: items.to_numpy()})  # (n_users, 2)
+    held = pd.DataFrame({user_col: tid, item_col: truth[item_col].to_numpy()})  # (n_rows, 2)
+    try:
+        metrics = ranking_metrics(
+            recs, held, ks, user_col, item_col, items_col, catalog_size=catalog_size, popularity=popularity
+        )
+    except MlprodError as e:
+        raise _sourced(e, predictions_source if e.column == items_col else truth_source) from None
+    out: dict[str, Any] = {"task": "recommend", "rows": len(truth)}
+    out["users"] = int(metrics.pop("users"))
+    out["users_without_recommendations"] = int(metrics.pop("users_without_recommendations"))
+    return out | {k: _plain(v) for k, v in metrics.items()}
+
+
+def _sourced(e: Any, source: str | Path | None) -> Any:
+    "The error `e` naming `source` when it names no file."
+    if e.path is not None or source is None:
+        return e
+    return type(e)(e.message, path=source, line=e.line, column=e.column, expected=e.expected)
+
+
+def recommend_options(model: Any, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    "evaluate_from_data's options for a fitted recommender: its catalog, its items' popularity, the config's k."
+    options: dict[str, Any] = {}
+    k_values = ((config or {}).get("evaluate") or {}).get("k_values")
+    if k_values:
+        options["k_values"] = list(k_values)
+    if hasattr(model, "item_popularity"):
+        popularity = model.item_popularity()  # (n_items,) item ID -> training interactions
+        options |= {"catalog_size": len(popularity), "popularity": popularity}
+    return options
+
 # %% ../nbs/12_evaluate.ipynb #b041f568
 def _relative(path: str | Path) -> str:
     "`path` relative to the current folder: outputs never hold an absolute path."
@@ -296,6 +408,7 @@ def evaluate_from_path(
     version_skew: str = "error",
     trusted_types: tuple[str, ...] | list[str] = (),
     engine: str = "pandas",  # pandas | sql (the metrics SQL can compute, by sql/evaluate_<task>.sql on DuckDB)
+    k_values: Sequence[int] | None = None,  # recommend: default the model config's, else 5 and 10
 ) -> dict[str, Any]:
     "Evaluate `predictions_file` against `truth_file`; write the metrics (and the inputs read) to `output_file`."
     from mlprod.io import read_table, write_json
@@ -306,14 +419,21 @@ def evaluate_from_path(
     if output_file.is_dir():
         raise DataError("output is a folder", path=output_file, expected="a file path")
     model_path = None
+    options: dict[str, Any] = {}  # recommend: k values, catalog size, item popularity
     if model_dir is not None:
         from mlprod.bundle import load_bundle
 
         bundle = load_bundle(model_dir, version_skew=version_skew, trusted_types=tuple(trusted_types))
         schema, model_path = bundle.schema, bundle.path
         task = task or schema.task
-        id_col = id_col or schema.id_col
+        # A recommender's rows are identified by its one feature, the user column.
+        user_col = schema.feature_names[0] if schema.task == "recommend" else None
+        id_col = id_col or schema.id_col or user_col
         target_col = target_col or schema.target
+        if task == "recommend" and schema.task == "recommend":
+            options = recommend_options(bundle.model, bundle.config)
+    if k_values:
+        options["k_values"] = list(k_values)
     missing = [k for k, v in (("task", task), ("id_col", id_col), ("target_col", target_col)) if not v]
     if missing:
         raise ConfigError(
@@ -326,10 +446,12 @@ def evaluate_from_path(
         from mlprod.query import evaluate_sql
 
         metric_names(task)  # an unknown task fails first
-        metrics = {"task": task, **evaluate_sql(predictions_file, truth_file, task, id_col, target_col)}
-        n_pred = n_truth = metrics["rows"]  # the SQL checked that the ids match one to one
+        ks = {"k_values": options.get("k_values") or DEFAULT_K_VALUES} if task == "recommend" else {}
+        metrics = {"task": task, **evaluate_sql(predictions_file, truth_file, task, id_col, target_col, **ks)}
+        n_truth = metrics["rows"]
+        n_pred = metrics.pop("prediction_rows", n_truth)  # other tasks: the SQL checked ids match one to one
     elif engine == "pandas":
-        predictions = read_table(predictions_file)  # (n_rows, 2 + n_classes)
+        predictions = read_table(predictions_file)  # (n_rows, 2 + n_classes) | (n_users, 4)
         truth = read_table(truth_file)  # (n_rows, n_columns)
         metrics = evaluate_from_data(
             predictions,
@@ -339,6 +461,7 @@ def evaluate_from_path(
             target_col,
             predictions_source=predictions_file,
             truth_source=truth_file,
+            **(options if task == "recommend" else {}),
         )
         n_pred, n_truth = len(predictions), len(truth)
     else:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import itertools
 import json
 import os
 import re
@@ -15,6 +14,7 @@ import secrets
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['SUPPORTED', 'table_format', 'check_table', 'iter_table', 'read_table', 'temp_sibling', 'AtomicFile', 'atomic_path',
-           'write_text', 'write_json', 'encode_rows', 'TableWriter', 'write_table', 'sha256_file']
+__all__ = ['SUPPORTED', 'table_format', 'check_table', 'RawChunk', 'iter_chunks', 'parse_chunk', 'iter_table', 'read_table',
+           'temp_sibling', 'AtomicFile', 'atomic_path', 'write_text', 'write_json', 'encode_rows', 'TableWriter',
+           'write_table', 'sha256_file']
 
 # %% ../nbs/01_io.ipynb #9e6a7b00
 _SUFFIXES = {
@@ -125,10 +126,166 @@ def _undecodable(path: Path, compression: str | None) -> DataError:
     return DataError(f"not valid UTF-8 text {detail}".strip(), path=path, line=line, expected="UTF-8")
 
 # %% ../nbs/01_io.ipynb #5b1c39c6
+_BLOCK = 1 << 24  # bytes read at a time when locating chunks
+
+
+@dataclass
+class RawChunk:
+    "One chunk of a table, located but not parsed yet: `parse_chunk` makes it a frame, in any process."
+
+    path: Path
+    fmt: str  # csv | jsonl | parquet
+    compression: str | None
+    index: int  # the chunk's position in the table (0 = first)
+    first_line: int = 1  # CSV / JSON Lines: the line of the file the chunk starts on (1-based)
+    rows: int = 0  # rows in the chunk (CSV / JSON Lines: lines, blank ones included)
+    start: int = 0  # the chunk's bytes in the (uncompressed) file: start and length ...
+    length: int = 0
+    data: bytes | None = None  # ... or the bytes themselves (gzip'd input)
+    header: bytes = b""  # CSV: the header line (and blank lines before it), put in front of the rows
+    header_lines: int = 0
+    table: Any = None  # Parquet: a pyarrow RecordBatch
+    frame: Any = None  # already parsed (CSV with old Mac line ends, read by pandas in the parent)
+
+    def text(self) -> bytes:
+        "The chunk's bytes (CSV: without the header), read from the file when not held."
+        if self.data is not None:
+            return self.data
+        with open(self.path, "rb") as f:
+            return os.pread(f.fileno(), self.length, self.start)
+
+
+def _row_ends(block: bytes, quoted: bool, inside: bool) -> tuple[Any, bool]:
+    "Positions of the newlines in `block` that end a row, (n_ends,) int64; and whether its end is inside quotes."
+    import numpy as np
+
+    arr = np.frombuffer(block, dtype=np.uint8)  # (len(block),) no copy
+    ends = np.flatnonzero(arr == 10)  # (n_newlines,)
+    if quoted and (inside or block.find(b'"') >= 0):
+        quoted_at = np.logical_xor.accumulate(arr == 34)  # (len(block),) True inside a quoted field
+        if inside:  # the block starts inside a quoted field
+            quoted_at = ~quoted_at
+        ends, inside = ends[~quoted_at[ends]], bool(quoted_at[-1])
+    return ends, inside
+
+
+def _split_rows(
+    f: IO[bytes], block: bytes, base: int, chunk_rows: int, quoted: bool, keep: bool
+) -> Iterator[tuple[int, int, bytes | None, int]]:
+    "Cut stream `f` (its first bytes read: `block`, at offset `base`, a row start) into runs of `chunk_rows` rows: (start, length, the bytes if `keep`, rows)."
+    import numpy as np
+
+    ends: list[Any] = []  # arrays of stream offsets just after a row end, not yet in a chunk
+    held: list[tuple[int, bytes]] = []  # (offset, block) still needed for the bytes of the next chunk
+    waiting, inside, start, offset, last_end = 0, False, base, base, base
+    while True:
+        if waiting < chunk_rows and block:
+            found, inside = _row_ends(block, quoted, inside)
+            ends.append(found + (offset + 1))
+            waiting += len(found)
+            last_end = int(ends[-1][-1]) if len(found) else last_end
+            if keep:
+                held.append((offset, block))
+            offset += len(block)
+            block = f.read(_BLOCK)
+            if not block and offset > last_end:
+                ends.append(np.array([offset]))  # a last row without a newline
+                waiting += 1
+            continue
+        if not waiting:
+            return
+        take = min(chunk_rows, waiting)
+        flat = np.concatenate(ends) if len(ends) > 1 else ends[0]
+        end, ends, waiting = int(flat[take - 1]), [flat[take:]], waiting - take
+        data = None
+        if keep:
+            data = b"".join(b[max(start - o, 0) : end - o] for o, b in held if o < end and o + len(b) > start)
+            held = [(o, b) for o, b in held if o + len(b) > end]
+        yield start, end - start, data, take
+        start = end
+
+
+def _text_chunks(path: Path, fmt: str, compression: str | None, chunk_rows: int) -> Iterator[RawChunk]:
+    keep = compression is not None  # a gzip'd chunk cannot be re-read by its offset: hand over the bytes
+    with _open_binary(path, compression) as f:
+        buf, header, header_lines = f.read(_BLOCK), b"", 0
+        if fmt == "csv":
+            while True:  # the header: blank lines, then the first line with text
+                ends, _ = _row_ends(buf, True, False)
+                if not len(ends) and b"\r" in buf:  # old Mac line ends: pandas reads the file
+                    yield from _mac_csv_chunks(path, compression, chunk_rows)
+                    return
+                cut = next((int(e) + 1 for e in ends if buf[: int(e) + 1].strip()), None)
+                more = b"" if cut is not None else f.read(max(_BLOCK, len(buf)))
+                if cut is not None or not more:
+                    cut = len(buf) if cut is None else cut
+                    break
+                buf += more
+            header, header_lines = buf[:cut], int((ends < cut).sum()) if len(ends) else 1
+            buf = buf[cut:]
+        first_line, index = header_lines + 1, 0
+        for start, length, data, rows in _split_rows(f, buf, len(header), chunk_rows, fmt == "csv", keep):
+            yield RawChunk(
+                path, fmt, compression, index, first_line, rows, start, length, data, header, header_lines
+            )
+            first_line, index = first_line + rows, index + 1
+        if index == 0 and fmt == "csv":  # a header and no rows: one empty chunk, for the column names
+            yield RawChunk(
+                path, fmt, compression, 0, first_line, 0, len(header), 0, b"", header, header_lines
+            )
+
+
+def _mac_csv_chunks(path: Path, compression: str | None, chunk_rows: int) -> Iterator[RawChunk]:
+    for index, df in enumerate(_iter_csv(path, compression, chunk_rows)):
+        yield RawChunk(path, "csv", compression, index, rows=len(df), frame=df)
+
+
+def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[RawChunk]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        if pf.metadata.num_rows == 0:
+            yield RawChunk(path, "parquet", None, 0, table=pf.schema_arrow.empty_table())
+            return
+        for index, batch in enumerate(pf.iter_batches(batch_size=chunk_rows)):
+            yield RawChunk(path, "parquet", None, index, rows=batch.num_rows, table=batch)
+    except (pa.ArrowException, OSError) as e:
+        raise DataError(f"not a readable Parquet file ({e})", path=path) from None
+
+
+def iter_chunks(path: str | Path, chunk_rows: int = 100_000) -> Iterator[RawChunk]:
+    "Locate `path`'s chunks of at most `chunk_rows` rows, without parsing them (see `parse_chunk`)."
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be >= 1")
+    path, fmt, compression = _check_input(path)
+    if fmt == "parquet":
+        yield from _parquet_chunks(path, chunk_rows)
+        return
+    try:
+        yield from _text_chunks(path, fmt, compression, chunk_rows)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise DataError(f"not a valid gzip file ({e})", path=path) from None
+
+
+def parse_chunk(chunk: RawChunk) -> pd.DataFrame | None:
+    "The frame of a located chunk: (chunk.rows or fewer, n_columns); None for a chunk of blank JSON lines."
+    if chunk.frame is not None:
+        return chunk.frame
+    if chunk.fmt == "parquet":
+        return _parquet_to_pandas(chunk.table, chunk.path)
+    if chunk.fmt == "csv":
+        return _parse_csv(chunk)
+    table = _parse_jsonl(chunk.path, chunk.text(), chunk.first_line)
+    return None if table is None else table.to_pandas()
+
+# %% ../nbs/01_io.ipynb #848fde5d
 _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_EOF_IN_STRING = re.compile(r"(EOF inside string starting at row )(\d+)")
 
 
-def _csv_error(path: Path, compression: str | None, e: Exception) -> DataError:
+def _csv_error(path: Path, compression: str | None, e: Exception, line_shift: int = 0) -> DataError:
     import pandas as pd
 
     if isinstance(e, UnicodeDecodeError):
@@ -143,10 +300,52 @@ def _csv_error(path: Path, compression: str | None, e: Exception) -> DataError:
         return DataError(
             f"ragged row with {saw} fields",
             path=path,
-            line=int(line),
+            line=int(line) + line_shift,
             expected=f"{want} fields, as in the header",
         )
-    return DataError(f"cannot parse CSV: {str(e).strip()}", path=path)
+    text = _EOF_IN_STRING.sub(lambda m: f"{m[1]}{int(m[2]) + line_shift}", str(e).strip())
+    return DataError(f"cannot parse CSV: {text}", path=path)
+
+
+def _parse_csv(chunk: RawChunk) -> pd.DataFrame:
+    import io as _io
+    import warnings
+
+    import pandas as pd
+
+    text = chunk.text()
+    try:
+        with warnings.catch_warnings():
+            # A first row longer than the header: pandas would warn and drop its extra fields (with
+            # index_col=False; by default it would silently make the first column the index). It is ragged.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(_io.BytesIO(chunk.header + text), encoding="utf-8", index_col=False)
+    except pd.errors.ParserWarning:
+        raise _long_first_row(chunk, text) from None
+    except (ValueError, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
+        shift = chunk.first_line - 1 - chunk.header_lines  # pandas counts lines from the header
+        raise _csv_error(chunk.path, chunk.compression, e, shift) from None
+
+
+def _long_first_row(chunk: RawChunk, text: bytes) -> DataError:
+    "Error path only: the first row of `text` with more fields than the header."
+    import csv
+    import io as _io
+
+    def rows(data: bytes) -> Any:
+        return csv.reader(_io.TextIOWrapper(_io.BytesIO(data), encoding="utf-8-sig", newline=""))
+
+    want = len(next(r for r in rows(chunk.header) if r and any(f.strip() for f in r)))
+    reader = rows(text)
+    for row in reader:
+        if len(row) > want:
+            return DataError(
+                f"ragged row with {len(row)} fields",
+                path=chunk.path,
+                line=chunk.first_line + reader.line_num - 1,
+                expected=f"{want} fields, as in the header",
+            )
+    return DataError("cannot parse CSV: a row is longer than the header", path=chunk.path)
 
 
 def _iter_csv(path: Path, compression: str | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -159,7 +358,7 @@ def _iter_csv(path: Path, compression: str | None, chunk_rows: int) -> Iterator[
     except (ValueError, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
         raise _csv_error(path, compression, e) from None
 
-# %% ../nbs/01_io.ipynb #848fde5d
+# %% ../nbs/01_io.ipynb #e56ea4cd
 def _bad_jsonl_line(path: Path, block: bytes, first_line: int, arrow_msg: str) -> DataError:
     "Error path only: find and describe the first bad line in `block`, which starts at `first_line`."
     for n, raw in enumerate(block.split(b"\n"), start=first_line):
@@ -233,60 +432,51 @@ def _type_change(block: bytes, first_line: int) -> tuple[int, str, str, str, int
 _NULL_LINE = re.compile(rb"(?m)^(?:\xef\xbb\xbf)?[ \t\r]*null[ \t\r]*$")
 
 
-def _iter_jsonl_tables(path: Path, compression: str | None, chunk_rows: int) -> Iterator[Any]:
-    "Yield one pyarrow Table per block of `chunk_rows` lines."
+def _may_hold_null_line(block: bytes) -> bool:
+    "False when every line starts with '{' (then none is `null`): two fast counts instead of a regex scan."
+    lines = block.count(b"\n") + (not block.endswith(b"\n"))
+    return block.count(b"\n{") + block.startswith(b"{") != lines
+
+
+def _parse_jsonl(path: Path, block: bytes, first_line: int) -> Any:
+    "A block of JSON lines (the first one is line `first_line` of `path`) as a pyarrow Table; None if all blank."
     import pyarrow as pa
     import pyarrow.json as pj
 
-    first_line = 1
+    if not block.strip():
+        return None
+    if _may_hold_null_line(block) and _NULL_LINE.search(
+        block
+    ):  # a `null` line is a row to pyarrow, or a crash
+        raise _bad_jsonl_line(path, block, first_line, "a null line")
     try:
-        with _open_binary(path, compression) as f:
-            while True:
-                lines = list(itertools.islice(f, chunk_rows))  # raw lines, newline kept
-                if not lines:
-                    break
-                block = b"".join(lines)
-                if block.strip():
-                    if _NULL_LINE.search(block):  # pyarrow reads a `null` line as a row, or crashes on it
-                        raise _bad_jsonl_line(path, block, first_line, "a null line")
-                    try:
-                        block.decode("utf-8")  # pyarrow does not validate UTF-8 inside strings
-                        yield pj.read_json(pa.py_buffer(block))
-                    except (pa.ArrowInvalid, UnicodeDecodeError) as e:
-                        raise _bad_jsonl_line(path, block, first_line, str(e)) from None
-                first_line += len(lines)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-        raise DataError(f"not a valid gzip file ({e})", path=path) from None
+        if not block.isascii():
+            block.decode("utf-8")  # pyarrow does not validate UTF-8 inside strings
+        return pj.read_json(pa.py_buffer(block))
+    except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+        raise _bad_jsonl_line(path, block, first_line, str(e)) from None
 
 
-def _iter_jsonl(path: Path, compression: str | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    for table in _iter_jsonl_tables(path, compression, chunk_rows):
-        yield table.to_pandas()
+def _iter_jsonl_tables(path: Path, chunk_rows: int) -> Iterator[Any]:
+    "Yield one pyarrow Table per block of `chunk_rows` lines (blocks of blank lines are left out)."
+    for chunk in iter_chunks(path, chunk_rows):
+        table = _parse_jsonl(chunk.path, chunk.text(), chunk.first_line)
+        if table is not None:
+            yield table
 
-# %% ../nbs/01_io.ipynb #e56ea4cd
-def _iter_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        pf = pq.ParquetFile(path)
-        if pf.metadata.num_rows == 0:
-            yield _parquet_to_pandas(pf.schema_arrow.empty_table(), path)
-            return
-        for batch in pf.iter_batches(batch_size=chunk_rows):
-            yield _parquet_to_pandas(batch, path)
-    except (pa.ArrowException, OSError) as e:
-        raise DataError(f"not a readable Parquet file ({e})", path=path) from None
-
-
+# %% ../nbs/01_io.ipynb #1cb9ce3c
 def _parquet_to_pandas(table: Any, path: Path) -> pd.DataFrame:
     "`table` as a frame; the pandas metadata stored in the file drives the conversion, and may be damaged."
+    import pyarrow as pa
+
     try:
         return table.to_pandas()
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:  # UnicodeDecodeError too
         raise DataError(
             f"not a readable Parquet file (damaged pandas metadata: {type(e).__name__}: {e})", path=path
         ) from None
+    except pa.ArrowException as e:
+        raise DataError(f"not a readable Parquet file ({e})", path=path) from None
 
 # %% ../nbs/01_io.ipynb #ae543c7a
 def iter_table(
@@ -297,18 +487,16 @@ def iter_table(
     "Yield `path` as frames of at most `chunk_rows` rows each (each: (<= chunk_rows, n_columns))."
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be >= 1")
-    path, fmt, compression = _check_input(path)
-    if fmt == "csv":
-        chunks = _iter_csv(path, compression, chunk_rows)
-    elif fmt == "jsonl":
-        chunks = _iter_jsonl(path, compression, chunk_rows)
-    else:
-        chunks = _iter_parquet(path, chunk_rows)
-    seen_rows = False
-    for df in chunks:
-        if len(df) == 0 and (seen_rows or allow_empty is False):
+    import pandas as pd
+
+    seen_rows, done = False, 0
+    for chunk in iter_chunks(path, chunk_rows):
+        df = parse_chunk(chunk)
+        if df is None or (len(df) == 0 and (seen_rows or allow_empty is False)):
             continue
-        seen_rows = seen_rows or len(df) > 0
+        if chunk.fmt == "csv" and chunk.frame is None and done:  # as pandas' chunked reader numbers them
+            df.index = pd.RangeIndex(done, done + len(df))
+        seen_rows, done = seen_rows or len(df) > 0, done + len(df)
         yield df
     if not seen_rows and not allow_empty:
         raise DataError("no rows", path=path, expected="at least one row after the header")
@@ -322,7 +510,7 @@ def read_table(path: str | Path, allow_empty: bool = False) -> pd.DataFrame:
     if fmt == "jsonl":
         import pyarrow as pa
 
-        tables = list(_iter_jsonl_tables(path, compression, 1_000_000))
+        tables = list(_iter_jsonl_tables(path, 1_000_000))
         if not tables:
             if allow_empty:
                 return pd.DataFrame()

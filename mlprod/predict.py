@@ -26,7 +26,7 @@ _NUMBERS = (int, float, np.integer, np.floating)  # what predict_one takes as a 
 
 
 class Predictor:
-    "A loaded model that predicts: `predict(df)`, `predict_one(record)`. Preprocessing is in the model."
+    "A loaded model that predicts: `predict(df)`, `predict_one(record)`; a recommender also `recommend`, `similar_items`."
 
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
@@ -39,6 +39,8 @@ class Predictor:
         self.classes: list[Any] = [c.item() if hasattr(c, "item") else c for c in classes]
         self._can_proba = bundle.schema.task == "classification" and hasattr(self.model, "predict_proba")
         self._proba_names = [f"proba_{c}" for c in self.classes]
+        # A recommender (task recommend): its one feature is the user column; its outputs are lists of items.
+        self.user_col: str | None = self.features[0] if bundle.schema.task == "recommend" else None
 
     @classmethod
     def load(
@@ -74,6 +76,8 @@ class Predictor:
         "Predict `df`: (n_rows, 2 [+ n_classes]) = id, prediction [, proba_<class>...], in `df`'s order and index."
         from mlprod.schema import validate
 
+        if self.user_col is not None:  # a recommender: user, items, scores, fallback (proba does not apply)
+            return self._recommend_rows(df, source, row_offset)
         if self.id_col is not None and self.id_col not in df.columns:
             missing = [self.id_col, *(c for c in self.features if c not in df.columns)]
             raise SchemaError(
@@ -116,6 +120,9 @@ class Predictor:
         "Predict one record {column: value}: {id (if given), 'prediction'[, 'proba_<class>': p...]}."
         import pandas as pd
 
+        if self.user_col is not None:  # a recommender: {user, 'items', 'scores', 'fallback'}
+            return self._recommend_one(record)
+
         cols: dict[str, Any] = {}
         try:
             for name, numeric in zip(self.features, self._numeric, strict=True):
@@ -156,6 +163,66 @@ class Predictor:
             p = self.model.predict_proba(X)[0]  # (n_classes,)
             out |= dict(zip(self._proba_names, p.tolist(), strict=True))
         return out
+
+    # ---- recommenders (task recommend) ----------------------------------------------------------------------
+    def recommend(self, user_ids: Any, k: int | None = None) -> pd.DataFrame:
+        "Top-`k` items (default: the model's k) per user, excluding what each has: (n, 4) [user, items, scores, fallback]."
+        self._require_recommender("recommend")
+        return self.model.recommend(user_ids, k=k)
+
+    def similar_items(self, item_ids: Any, k: int | None = None) -> pd.DataFrame:
+        "The `k` items most like each given item: (n, 3) [item, items, scores]; an unknown item ID is a DataError naming it."
+        from mlprod.errors import BundleError
+
+        self._require_recommender("similar_items")
+        if not hasattr(self.model, "similar_items"):
+            raise BundleError(
+                f"{type(self.model).__name__} has no item similarities",
+                path=self.bundle.path,
+                expected="an item-to-item model, e.g. mlprod.recsys.ItemKNNRecommender",
+            )
+        return self.model.similar_items(item_ids, k=k)
+
+    def _require_recommender(self, what: str) -> None:
+        from mlprod.errors import BundleError
+
+        if self.user_col is None:
+            raise BundleError(
+                f"{what} needs a recommender; this model's task is {self.task}",
+                path=self.bundle.path,
+                expected="a model trained with task: recommend",
+            )
+
+    def _recommend_rows(self, df: pd.DataFrame, source: str | Path | None, row_offset: int) -> pd.DataFrame:
+        "`predict` for a recommender: one row per input row (n_rows, 4) = user (as given), items, scores, fallback."
+        user = self.user_col
+        if user not in df.columns:
+            raise SchemaError(
+                f"missing column: {user}",
+                path=source,
+                expected=f"the users to recommend for, in column {user!r}",
+            )
+        users = df[user]  # (n_rows,)
+        missing = users.isna().to_numpy()
+        if missing.any():
+            row = int(np.flatnonzero(missing)[0]) + row_offset + 1
+            raise DataError(
+                f"row {row}: no user id", path=source, column=user, expected="a user id in every row"
+            )
+        out = self.model.recommend(users)  # (n_rows, 4), in df's order; a repeated user is scored once
+        out[user] = users.array  # the ids as given, so that predictions join the truth like any id column
+        out.index = df.index
+        return out
+
+    def _recommend_one(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        user = self.user_col
+        if user not in record:
+            raise SchemaError(
+                f"missing key: {user}", expected=f"a record with the user to recommend for: {user!r}"
+            )
+        row = self.model.recommend([record[user]]).iloc[0]
+        items, scores = list(row["items"]), [float(x) for x in row["scores"]]
+        return {user: record[user], "items": items, "scores": scores, "fallback": bool(row["fallback"])}
 
 # %% ../nbs/11_predict.ipynb #531a0a2a
 def predict_from_path(

@@ -250,6 +250,57 @@ def _register_eval_views(con: Any, predictions: Path, truth: Path, id_col: str, 
         con.execute(f"CREATE VIEW {view} AS SELECT {select} FROM {source}")
 
 
+def _as_text(ident: str, kind: str) -> str:
+    "SQL for the column `ident` of DuckDB type `kind` as an ID in text: whole floats without their '.0'."
+    col = _quote(ident)
+    if kind.upper() in ("FLOAT", "DOUBLE", "REAL") or kind.upper().startswith("DECIMAL"):
+        return f"CASE WHEN {col} = trunc({col}) THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) ELSE CAST({col} AS VARCHAR) END"
+    return f"CAST({col} AS VARCHAR)"
+
+
+def _register_recommend_views(con: Any, predictions: Path, truth: Path, user_col: str, item_col: str) -> None:
+    "Views predictions(id, items: VARCHAR[]) and truth(id, item), ids and items as text."
+    register_tables(con, {"_pred_file": predictions, "_truth_file": truth})
+    types = {}
+    for source, path, cols in (
+        ("_pred_file", predictions, (user_col, "items")),
+        ("_truth_file", truth, (user_col, item_col)),
+    ):
+        types[source] = {r[0]: r[1] for r in con.execute(f"DESCRIBE {source}").fetchall()}
+        for col in cols:
+            if col not in types[source]:
+                raise DataError(
+                    f"no column {col!r}", path=path, expected="one of " + ", ".join(sorted(types[source]))
+                )
+    kind = types["_pred_file"]["items"]
+    if kind.endswith("[]"):  # a list (JSON Lines, Parquet)
+        items = "CAST(items AS VARCHAR[])"
+    else:  # space-separated item IDs
+        bad = con.execute(
+            "SELECT items FROM _pred_file WHERE ltrim(CAST(items AS VARCHAR)) LIKE '[%' LIMIT 1"
+        ).fetchall()
+        if bad:
+            raise DataError(
+                f"{str(bad[0][0])[:40]!r} is text that looks like a list",
+                path=predictions,
+                column="items",
+                expected="a list of item IDs (JSON Lines or Parquet predictions) or space-separated item IDs",
+            )
+        items = "list_filter(string_split_regex(trim(CAST(items AS VARCHAR)), '\\s+'), lambda x: x <> '')"
+    pred_id = _as_text(user_col, types["_pred_file"][user_col])
+    con.execute(f"CREATE VIEW predictions AS SELECT {pred_id} AS id, {items} AS items FROM _pred_file")
+    truth_id = _as_text(user_col, types["_truth_file"][user_col])
+    item = _as_text(item_col, types["_truth_file"][item_col])
+    con.execute(f"CREATE VIEW truth AS SELECT {truth_id} AS id, {item} AS item FROM _truth_file")
+
+
+_RECOMMEND_CHECK_SQL = """
+SELECT 'duplicated id in the predictions' AS problem, id FROM predictions GROUP BY id HAVING count(*) > 1
+UNION ALL
+SELECT DISTINCT 'id of the truth without a prediction', t.id FROM truth t ANTI JOIN predictions p ON t.id = p.id
+LIMIT 20
+"""
+
 _CHECK_SQL = """
 SELECT 'duplicated id in the predictions' AS problem, id FROM predictions GROUP BY id HAVING count(*) > 1
 UNION ALL
@@ -267,19 +318,26 @@ def evaluate_sql(
     truth: str | Path,
     task: str,
     id_col: str,
-    target_col: str,
+    target_col: str,  # recommend: the truth's item column
     sql_dir: str | Path | None = None,
+    k_values: list[int] | tuple[int, ...] = (5, 10),  # recommend: the k of precision@k and recall@k
 ) -> dict[str, Any]:
     "The metrics of `predictions` against `truth` computed by DuckDB with sql/evaluate_<task>.sql."
     import duckdb
 
-    if task not in ("classification", "regression"):
-        raise QueryError(f"no SQL evaluation for task {task!r}", expected="classification or regression")
+    if task not in ("classification", "regression", "recommend"):
+        raise QueryError(
+            f"no SQL evaluation for task {task!r}", expected="classification, regression or recommend"
+        )
+    recommend = task == "recommend"
     sql_file = Path(sql_dir or shipped_sql_dir()) / f"evaluate_{task}.sql"
     with connect() as con:
-        _register_eval_views(con, Path(predictions), Path(truth), id_col, target_col)
+        if recommend:
+            _register_recommend_views(con, Path(predictions), Path(truth), id_col, target_col)
+        else:
+            _register_eval_views(con, Path(predictions), Path(truth), id_col, target_col)
         try:
-            problems = con.execute(_CHECK_SQL).fetchall()
+            problems = con.execute(_RECOMMEND_CHECK_SQL if recommend else _CHECK_SQL).fetchall()
         except duckdb.Error as e:
             msg = f"cannot join predictions and truth on {id_col!r} ({_one_line(e)})"
             raise QueryError(msg, path=truth) from None
@@ -288,15 +346,21 @@ def evaluate_sql(
             ids = ", ".join(repr(r[1]) for r in problems if r[0] == what)
             in_predictions = what.endswith(("in the predictions", "of the predictions without a truth"))
             raise DataError(f"{what}: {ids}", path=predictions if in_predictions else truth, column=id_col)
-        with run_query(sql_file, con=con) as rel:
+        params = {"k_values": [int(k) for k in k_values]} if recommend else None
+        with run_query(sql_file, con=con, params=params) as rel:
             rows = rel.fetchall()  # [(metric, label, predicted, value)]
         (n_rows,) = con.execute("SELECT count(*) FROM truth").fetchone()
+        if recommend:
+            (users,) = con.execute("SELECT count(DISTINCT id) FROM truth").fetchone()
+            (n_pred,) = con.execute("SELECT count(*) FROM predictions").fetchone()
+            counts = {"users": int(users), "prediction_rows": int(n_pred)}
+            return {"rows": int(n_rows), **counts, **_assemble(task, rows)}
     return {"rows": int(n_rows), **_assemble(task, rows)}
 
 
 def _assemble(task: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if task == "regression":
+    if task in ("regression", "recommend"):
         return {m: (None if v is None else float(v)) for m, _, _, v in rows}
     per_class: dict[str, dict[str, float]] = {}
     confusion: dict[tuple[str, str], int] = {}

@@ -29,7 +29,8 @@ MAX_USERS_PER_CHUNK = 4096
 # %% auto #0
 __all__ = ['SIMILARITIES', 'DENSE_BLOCK_CELLS', 'CANDIDATES_PER_CHUNK', 'MAX_USERS_PER_CHUNK', 'TIE', 'as_id_strings',
            'factorize_ids', 'tie_keys', 'topk_rows', 'candidate_mask', 'first_free_ranks', 'InteractionModel',
-           'PopularityRecommender', 'item_similarity', 'ItemKNNRecommender', 'split_interactions', 'ranking_metrics']
+           'PopularityRecommender', 'item_similarity', 'ItemKNNRecommender', 'split_interactions', 'ranking_metrics',
+           'popularity_profile']
 
 # %% ../nbs/20_recsys.ipynb #4f10121c
 def as_id_strings(values: Any, column: str | None = None) -> np.ndarray:
@@ -200,6 +201,7 @@ class InteractionModel(BaseEstimator):
             if bad.any():
                 row = int(np.flatnonzero(bad)[0]) + 1
                 value = interactions[self.weight_col].iloc[row - 1]
+                value = value.item() if hasattr(value, "item") else value  # 1.5, not np.float64(1.5)
                 raise DataError(
                     f"row {row}: weight {value!r} is not a positive number ({int(bad.sum())} such rows)",
                     column=self.weight_col,
@@ -376,6 +378,13 @@ class InteractionModel(BaseEstimator):
         if fallback is not None:
             out["fallback"] = fallback
         return out
+
+    def item_popularity(self) -> pd.Series:
+        "Interactions per item at training: (n_items,) int64, indexed by item ID (text), in index order."
+        self._require_maps()
+        return pd.Series(
+            self.popularity_, index=pd.Index(self.item_ids_, name=self.item_col), name="interactions"
+        )
 
     def _k(self, k: int | None) -> int:
         k = self.k if k is None else k
@@ -740,3 +749,43 @@ def ranking_metrics(
     out["users"] = float(n_eval)
     out["users_without_recommendations"] = float((~has_recs).sum())
     return out
+
+# %% ../nbs/20_recsys.ipynb #0a39f88e
+def popularity_profile(
+    recommendations: pd.DataFrame,  # (n_users, >= 1): items_col, a list of item IDs (or "a b c") per user
+    popularity: pd.Series,  # item ID -> training interactions, e.g. model.item_popularity()
+    bins: int = 10,
+    items_col: str = "items",
+    k: int | None = None,  # only each list's first k items (default: whole lists)
+) -> pd.DataFrame:
+    "Per popularity bin (0 = most popular): items, share of interactions, share of recommended slots: (bins, 3)."
+    if items_col not in recommendations.columns:
+        raise SchemaError("the recommendations lack the column", column=items_col, expected="a list of items")
+    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
+        raise ConfigError(f"bins must be a positive integer, got {bins!r}", column="bins")
+    counts = np.asarray(popularity, dtype=np.float64)  # (n_items,)
+    n = len(counts)
+    if n == 0:
+        raise DataError("no item popularity", expected="interaction counts of at least one item")
+    order = np.argsort(-counts, kind="stable")  # (n_items,) most popular first; ties by position
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    bin_of = (rank * bins) // n  # (n_items,) 0 .. bins - 1
+    lists = recommendations[items_col].reset_index(drop=True)
+    if len(lists) and lists.notna().any() and isinstance(lists.dropna().iloc[0], str):
+        lists = lists.str.split()
+    long = lists.explode().dropna()  # (n_slots,) index = row
+    if k is not None:
+        long = long[long.groupby(level=0, sort=False).cumcount().to_numpy() < k]
+    index = pd.Index(as_id_strings(pd.Series(popularity.index)))
+    pos = index.get_indexer(as_id_strings(long.reset_index(drop=True), items_col))  # (n_slots,) -1 = unknown
+    slots = np.bincount(bin_of[pos[pos >= 0]], minlength=bins).astype(np.float64)  # (bins,)
+    total = counts.sum()
+    return pd.DataFrame(
+        {
+            "items": np.bincount(bin_of, minlength=bins),
+            "share_of_interactions": np.bincount(bin_of, weights=counts, minlength=bins) / total,
+            "share_of_recommendations": slots / max(len(long), 1),  # unknown items count in no bin
+        },
+        index=pd.RangeIndex(bins, name="popularity_bin"),
+    )

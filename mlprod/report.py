@@ -26,14 +26,15 @@ if TYPE_CHECKING:
     from mlprod.predict import Predictor
 
 # %% auto #0
-__all__ = ['DPI', 'SCORERS', 'REPORTS', 'KERNEL_NAME', 'PAPERMILL_MARKER', 'Scored', 'load_data', 'score', 'model_labels',
-           'score_all', 'model_card', 'parameters_table', 'data_table', 'scalar_metrics', 'best_label', 'metrics_table',
-           'evaluate_payload', 'select_by', 'compare_payload', 'figure_png', 'plot_confusion', 'plot_roc',
-           'plot_precision_recall', 'plot_calibration', 'plot_predicted_vs_actual', 'plot_residuals', 'figures',
-           'permutation_importance_frame', 'plot_importance', 'packaged_reports', 'report_template',
-           'declared_parameters', 'check_parameters', 'kernel_spec_dict', 'kernel_manager_class', 'Failure', 'execute',
-           'scrub_paths', 'describe', 'mark_failure', 'finalize', 'report_title', 'render_html', 'run_notebook',
-           'run_report', 'evaluate_report', 'compare_report']
+__all__ = ['DPI', 'RANKING_PANELS', 'SCORERS', 'REPORTS', 'KERNEL_NAME', 'PAPERMILL_MARKER', 'Scored', 'load_data', 'score',
+           'model_labels', 'score_all', 'model_card', 'parameters_table', 'data_table', 'scalar_metrics', 'best_label',
+           'metrics_table', 'evaluate_payload', 'select_by', 'compare_payload', 'figure_png', 'plot_confusion',
+           'plot_roc', 'plot_precision_recall', 'plot_calibration', 'plot_predicted_vs_actual', 'plot_residuals',
+           'figures', 'ranking_curve', 'popularity_bias', 'popularity_bias_summary', 'baseline_table',
+           'plot_ranking_curves', 'plot_popularity_bias', 'permutation_importance_frame', 'plot_importance',
+           'packaged_reports', 'report_template', 'declared_parameters', 'check_parameters', 'kernel_spec_dict',
+           'kernel_manager_class', 'Failure', 'execute', 'scrub_paths', 'describe', 'mark_failure', 'finalize',
+           'report_title', 'render_html', 'run_notebook', 'run_report', 'evaluate_report', 'compare_report']
 
 # %% ../nbs/13_report.ipynb #70df0629
 def _shown(path: str | Path) -> str:
@@ -56,6 +57,7 @@ class Scored:
     )  # (n_rows, 2 + n_classes): id, prediction [, proba_<class>...], in the data's order
     y_true: np.ndarray  # (n_rows,) the target column, in the same order
     metrics: dict[str, Any]  # evaluate_from_data's result
+    truth: pd.DataFrame | None = None  # recommend: the held-out interactions (user, item) scored against
 
     @property
     def task(self) -> str:
@@ -103,6 +105,10 @@ def score(
             column=schema.target,
             expected="the truth beside the features: a report scores the model against it",
         )
+    name = predictor.bundle.name or Path(model_dir).name
+    folder = predictor.bundle.path or Path(model_dir)
+    if schema.task == "recommend":
+        return _score_recommender(predictor, df, label or name, folder, source)
     preds = predictor.predict(df, proba=True, source=source)  # (n_rows, 2 + n_classes)
     metrics = evaluate_from_data(
         preds,
@@ -116,9 +122,32 @@ def score(
     y = df[schema.target].to_numpy()  # (n_rows,)
     if schema.task == "regression":
         y = y.astype("float64")
-    name = predictor.bundle.name or Path(model_dir).name
-    folder = predictor.bundle.path or Path(model_dir)
     return Scored(label or name, folder, predictor, preds.reset_index(drop=True), y, metrics)
+
+
+def _score_recommender(
+    predictor: Predictor, df: pd.DataFrame, label: str, folder: Path, source: str | Path | None
+) -> Scored:
+    "score() for a recommender: one row of recommendations per distinct user of `df`, ranking metrics."
+    from mlprod.errors import SchemaError
+    from mlprod.evaluate import evaluate_from_data, recommend_options
+
+    user, item = predictor.user_col, predictor.schema.target
+    if user not in df.columns:
+        raise SchemaError(
+            f"the data has no user column {user!r}",
+            path=source,
+            column=user,
+            expected="interactions (user, item) to score the recommendations against",
+        )
+    users = df[[user]].drop_duplicates()  # (n_users, 1), first seen first
+    preds = predictor.predict(users, source=source).reset_index(drop=True)  # (n_users, 4)
+    options = recommend_options(predictor.model, predictor.bundle.config)
+    metrics = evaluate_from_data(
+        preds, df, "recommend", user, item, predictions_source=source, truth_source=source, **options
+    )
+    truth = df[[user, item]].reset_index(drop=True)  # (n_rows, 2)
+    return Scored(label, folder, predictor, preds, truth[item].to_numpy(), metrics, truth)
 
 # %% ../nbs/13_report.ipynb #1ca639c0
 def model_labels(model_dirs: Sequence[str | Path]) -> list[str]:
@@ -208,7 +237,18 @@ def model_card(model_dir: str | Path) -> dict[str, Any]:
         + (" (uncommitted changes)" if git.get("dirty") else ""),
         f"- seed {meta['seed']}" if "seed" in meta else "- seed: not recorded",
     ]
-    if "split" in meta:
+    if "split" in meta and "holdout" in meta["split"]:  # a recommender
+        sp = meta["split"]
+        summary.append(
+            f"- training interactions {sp.get('train_rows')}, held out {sp.get('validation_rows')} of "
+            f"{sp.get('validation_users')} users ({sp.get('holdout')} per user, by {sp.get('by')}); "
+            + (
+                "the saved model is refit on all of them"
+                if sp.get("refit")
+                else "saved as fitted on the training part"
+            )
+        )
+    elif "split" in meta:
         sp = meta["split"]
         summary.append(
             f"- training rows {sp.get('train_rows')}, validation rows {sp.get('validation_rows')} "
@@ -283,6 +323,11 @@ def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:
     "The scalar metrics of an evaluation, in the task's order (confusion matrix and counts left out)."
     from mlprod.evaluate import metric_names
 
+    if metrics["task"] == "recommend":  # every ranking metric evaluated, k by k: 'ndcg@5', ..., 'ndcg@10'
+        family = ("precision", "recall", "map", "ndcg", "coverage", "popularity")
+        names = [k for k in metrics if k.partition("@")[0] in family and k.partition("@")[2].isdigit()]
+        names.sort(key=lambda n: (int(n.partition("@")[2]), family.index(n.partition("@")[0])))
+        return {k: metrics[k] for k in names}
     return {k: metrics.get(k) for k in metric_names(metrics["task"])}
 
 
@@ -326,7 +371,8 @@ def _model_input(r: Scored) -> dict[str, Any]:
 def evaluate_payload(run: Scored, data: str | Path, df: pd.DataFrame) -> dict[str, Any]:
     "metrics.json of an evaluation report: the metrics of `run`, and the inputs."
     inputs = {"model": _model_input(run), "data": _data_input(data, df)}
-    return {**run.metrics, "engine": "pandas", "inputs": inputs}  # the same keys as evaluate_from_path
+    extra = {"popularity_bias": popularity_bias_summary(run)} if run.task == "recommend" else {}
+    return {**run.metrics, **extra, "engine": "pandas", "inputs": inputs}  # evaluate_from_path's keys
 
 
 def select_by(runs: Sequence[Scored]) -> str:
@@ -334,13 +380,16 @@ def select_by(runs: Sequence[Scored]) -> str:
     from mlprod.evaluate import metric_names
     from mlprod.train import DEFAULT_SELECT_BY
 
-    metric = runs[0].predictor.bundle.config.get("select_by") or DEFAULT_SELECT_BY[runs[0].task]
-    if metric not in metric_names(runs[0].task):
+    config = runs[0].predictor.bundle.config
+    k_values = (config.get("evaluate") or {}).get("k_values")
+    default = f"ndcg@{max(k_values or [10])}" if runs[0].task == "recommend" else None
+    metric = config.get("select_by") or default or DEFAULT_SELECT_BY[runs[0].task]
+    if metric not in metric_names(runs[0].task, k_values):
         raise ConfigError(
             f"unknown metric {metric!r} for {runs[0].task}",
             path=_shown(runs[0].model_dir / "config.yaml"),
             column="select_by",
-            expected="one of " + ", ".join(metric_names(runs[0].task)),
+            expected="one of " + ", ".join(metric_names(runs[0].task, k_values)),
         )
     return metric
 
@@ -562,6 +611,11 @@ def plot_residuals(runs: Sequence[Scored]) -> bytes:
 
 def figures(runs: Sequence[Scored]) -> dict[str, bytes]:
     "Every plot that applies to these models' task, by title (permutation importance aside)."
+    if runs[0].task == "recommend":
+        return {
+            "Ranking metrics at k": plot_ranking_curves(runs),
+            "Popularity bias": plot_popularity_bias(runs),
+        }
     if runs[0].task == "regression":
         return {
             "Predicted vs actual": plot_predicted_vs_actual(runs),
@@ -575,6 +629,132 @@ def figures(runs: Sequence[Scored]) -> dict[str, bytes]:
             "Calibration": plot_calibration(runs),
         }
     return out
+
+# %% ../nbs/13_report.ipynb #889a3c7f
+RANKING_PANELS = ("precision", "recall", "map", "ndcg", "coverage", "popularity")
+
+
+def ranking_curve(run: Scored, max_k: int | None = None) -> pd.DataFrame:
+    "The ranking metrics of `run` at every k from 1 to `max_k` (default: the longest list): (max_k, 6), index k."
+    import pandas as pd
+
+    from mlprod.evaluate import evaluate_from_data, recommend_options
+
+    if run.truth is None:
+        raise ReportError("no held-out interactions to score", expected="a recommender scored by score()")
+    user, item = run.predictor.user_col, run.predictor.schema.target
+    longest = int(run.predictions["items"].map(len).max()) if len(run.predictions) else 1
+    ks = list(range(1, (max_k or longest) + 1))
+    options = recommend_options(run.predictor.model) | {"k_values": ks}
+    m = evaluate_from_data(run.predictions, run.truth, "recommend", user, item, **options)
+    table = {name: [m.get(f"{name}@{k}") for k in ks] for name in RANKING_PANELS}
+    return pd.DataFrame(table, index=pd.Index(ks, name="k"), dtype="float64")
+
+
+def _bin_labels(bins: int) -> list[str]:
+    step = 100 / bins
+    return [f"top {step:g}%" if b == 0 else f"{b * step:g}-{(b + 1) * step:g}%" for b in range(bins)]
+
+
+def popularity_bias(run: Scored, bins: int = 10) -> pd.DataFrame:
+    "Per popularity bin (by training interactions; first: the most popular): items and shares: (bins, 4)."
+    import pandas as pd
+
+    from mlprod.recsys import popularity_profile
+
+    popularity = run.predictor.model.item_popularity()  # (n_items,) item ID -> training interactions
+    recs = popularity_profile(run.predictions, popularity, bins)  # (bins, 3)
+    items = run.truth[run.predictor.schema.target] if run.truth is not None else pd.Series([], dtype=object)
+    data = popularity_profile(pd.DataFrame({"items": [items.to_numpy()]}), popularity, bins)  # one long list
+    out = pd.DataFrame(
+        {
+            "items": recs["items"].to_numpy(),
+            "share of training interactions": recs["share_of_interactions"].to_numpy(),
+            "share of the data's interactions": data["share_of_recommendations"].to_numpy(),
+            "share of recommendations": recs["share_of_recommendations"].to_numpy(),
+        },
+        index=pd.Index(_bin_labels(bins), name="items by popularity"),
+    )
+    return out
+
+
+def popularity_bias_summary(run: Scored, bins: int = 10) -> dict[str, Any]:
+    "The top bin of `popularity_bias` (the top 10% most popular items) as plain numbers, for metrics.json."
+    top = popularity_bias(run, bins).iloc[0]
+    return {
+        "top_fraction": 1 / bins,
+        "items": int(top["items"]),
+        "share_of_recommendations": float(top["share of recommendations"]),
+        "share_of_training_interactions": float(top["share of training interactions"]),
+        "share_of_data_interactions": float(top["share of the data's interactions"]),
+    }
+
+
+def baseline_table(run: Scored) -> pd.DataFrame:
+    "A recommender's metrics at training (validation split) beside the popularity baseline's: (n_metrics, 2 or 3)."
+    import pandas as pd
+
+    m = run.predictor.bundle.metrics
+    base = (m.get("baseline") or {}).get("popularity") or {}
+    names = list(scalar_metrics(m)) if m.get("task") == "recommend" else []
+    table = pd.DataFrame(
+        {run.label: [m.get(n) for n in names], "popularity baseline": [base.get(n) for n in names]},
+        index=names,
+        dtype="float64",
+    )
+    table[f"{run.label} - popularity"] = table[run.label] - table["popularity baseline"]
+    return table
+
+
+def plot_ranking_curves(runs: Sequence[Scored]) -> bytes:
+    "Each ranking metric against k, one panel per metric, one line per model."
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    curves = {r.label: ranking_curve(r) for r in runs}
+    titles = {
+        "precision": "precision@k",
+        "recall": "recall@k",
+        "map": "MAP@k",
+        "ndcg": "NDCG@k",
+        "coverage": "coverage@k (share of the catalog)",
+        "popularity": "popularity@k (mean percentile)",
+    }
+    with _plotting():
+        fig = Figure(figsize=(11.0, 6.2), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(2, 3).ravel()
+        for ax, metric in zip(axes, RANKING_PANELS, strict=True):
+            for label, c in curves.items():
+                ax.plot(c.index, c[metric], marker="o", markersize=3, label=label)
+            ax.set_title(titles[metric])
+            ax.set_xlabel("k")
+        axes[0].legend(loc="upper right")
+        return figure_png(fig)
+
+
+def plot_popularity_bias(runs: Sequence[Scored]) -> bytes:
+    "Bars per popularity bin: share of training interactions, of the data's, and of each model's recommendations."
+    import numpy as np
+
+    tables = {r.label: popularity_bias(r) for r in runs}
+    first = next(iter(tables.values()))
+    series = {
+        "training interactions": first["share of training interactions"],
+        "data's interactions": first["share of the data's interactions"],
+        **{f"recommended by {label}": t["share of recommendations"] for label, t in tables.items()},
+    }
+    with _plotting():
+        fig, (ax,) = _new_figure(width=8.0, height=4.2)
+        x = np.arange(len(first))
+        width = 0.8 / len(series)
+        for j, (name, values) in enumerate(series.items()):
+            ax.bar(x + (j - (len(series) - 1) / 2) * width, values.to_numpy(), width=width, label=name)
+        ax.set_xticks(x, list(first.index), rotation=30)
+        ax.set_xlabel("items, ranked by training interactions")
+        ax.set_ylabel("share")
+        ax.legend(loc="best")
+        return figure_png(fig)
 
 # %% ../nbs/13_report.ipynb #4383b981
 # mlprod's metric name -> scikit-learn scorer (None: the scorer depends on the number of classes)

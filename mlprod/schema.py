@@ -112,6 +112,7 @@ def capture_schema(
     features: list[str] | None = None,
     categorical: list[str] | None = None,
     numeric: list[str] | None = None,
+    identifiers: list[str] | None = None,  # categorical columns of IDs: their categories are not stored
 ) -> Schema:
     "The schema of `df`: feature columns with kinds, dtypes and categories; classes for a classifier."
     import pandas as pd
@@ -132,14 +133,19 @@ def capture_schema(
         raise SchemaError(f"feature columns not in the data: {', '.join(missing)}")
     if not features:
         raise SchemaError("no feature columns", expected="at least one column besides the id and the target")
-    categorical, numeric = set(categorical or ()), set(numeric or ())
+    ids = set(identifiers or ())
+    outside = sorted(ids - set(features))
+    if outside:
+        raise SchemaError(f"identifier columns that are not features: {', '.join(outside)}")
+    categorical, numeric = set(categorical or ()) | ids, set(numeric or ())
     cols = []
     for name in features:
         s = df[name]
         kind = (
             "categorical" if name in categorical else "numeric" if name in numeric else _infer_kind(s, name)
         )
-        cats = sorted(s.dropna().astype(str).unique().tolist()) if kind == "categorical" else None
+        listed = kind == "categorical" and name not in ids
+        cats = sorted(s.dropna().astype(str).unique().tolist()) if listed else None
         cols.append(Column(name, kind, str(s.dtype), cats))
     classes = None
     if task == "classification":

@@ -14,17 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from .bundle import Bundle
 from .errors import ConfigError, DataError, MlprodError, SchemaError
+from .schema import Schema
 
 if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['TRAIN_TASKS', 'TOP_KEYS', 'PREPROCESSING_CHOICES', 'DEFAULT_SELECT_BY', 'DEFAULT_TEST_SIZE', 'GOLDEN_ROWS',
-           'Candidate', 'TrainConfig', 'parse_config', 'load_config', 'TrainResult', 'train_candidates',
-           'train_from_data', 'train_from_path']
+__all__ = ['TRAIN_TASKS', 'TOP_KEYS', 'TABLE_KEYS', 'RECOMMEND_KEYS', 'INTERACTION_PARAMS', 'DEFAULT_HOLDOUT',
+           'PREPROCESSING_CHOICES', 'DEFAULT_SELECT_BY', 'DEFAULT_TEST_SIZE', 'GOLDEN_ROWS', 'Candidate', 'TrainConfig',
+           'parse_config', 'load_config', 'TrainResult', 'Prepared', 'train_candidates', 'train_from_data',
+           'train_from_path']
 
 # %% ../nbs/10_train.ipynb #af1323d4
-TRAIN_TASKS = ("classification", "regression")
+TRAIN_TASKS = ("classification", "regression", "recommend")
 TOP_KEYS = (
     "name",
     "description",
@@ -35,12 +37,21 @@ TOP_KEYS = (
     "categorical",
     "numeric",
     "preprocessing",
+    "user_col",
+    "item_col",
+    "weight_col",
+    "timestamp_col",
     "estimator",
     "candidates",
     "select_by",
     "validation",
+    "evaluate",
     "seed",
 )
+TABLE_KEYS = ("target", "id_col", "features", "categorical", "numeric", "preprocessing")  # not for recommend
+RECOMMEND_KEYS = ("user_col", "item_col", "weight_col", "timestamp_col", "evaluate")  # recommend only
+INTERACTION_PARAMS = ("user_col", "item_col", "weight_col")  # config columns given to the recommender
+DEFAULT_HOLDOUT = 1
 PREPROCESSING_CHOICES: dict[str, tuple[Any, ...]] = {
     "impute_numeric": ("mean", "median", "most_frequent", "constant", "none"),
     "impute_categorical": ("constant", "most_frequent", "none"),
@@ -171,12 +182,24 @@ class TrainConfig:
     single: bool = True  # given as `estimator:` (else `candidates:`)
     source: Path | None = field(default=None, compare=False)  # the file it was loaded from
     lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    # task recommend: the interaction columns (then target = item_col, id_col = user_col) and the k values
+    user_col: str | None = None
+    item_col: str | None = None
+    weight_col: str | None = None
+    timestamp_col: str | None = None
+    k_values: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         "The config as YAML-able data, every default filled in."
         d: dict[str, Any] = {"name": self.name}
         if self.description is not None:
             d["description"] = self.description
+        if self.task == "recommend":
+            d |= {"task": self.task, "user_col": self.user_col, "item_col": self.item_col}
+            d |= {k: getattr(self, k) for k in ("weight_col", "timestamp_col") if getattr(self, k)}
+            d |= self._estimators()
+            d |= {"select_by": self.select_by, "validation": dict(self.validation)}
+            return d | {"evaluate": {"k_values": list(self.k_values)}, "seed": self.seed}
         d |= {"task": self.task, "target": self.target, "id_col": self.id_col}
         if self.features is not None:
             d["features"] = list(self.features)
@@ -185,12 +208,14 @@ class TrainConfig:
         if self.numeric:
             d["numeric"] = list(self.numeric)
         d["preprocessing"] = _plain_data(self.preprocessing)
-        if self.single:
-            d["estimator"] = self.candidates[0].to_dict(with_name=False)
-        else:
-            d["candidates"] = [c.to_dict() for c in self.candidates]
+        d |= self._estimators()
         d |= {"select_by": self.select_by, "validation": dict(self.validation), "seed": self.seed}
         return d
+
+    def _estimators(self) -> dict[str, Any]:
+        if self.single:
+            return {"estimator": self.candidates[0].to_dict(with_name=False)}
+        return {"candidates": [c.to_dict() for c in self.candidates]}
 
     def only(self, name: str) -> TrainConfig:
         "This config narrowed to the candidate `name`, as a single `estimator`."
@@ -237,7 +262,14 @@ def _estimator_kind(est: Any) -> str | None:
         return None
 
 
-def _candidate(chk: _Check, raw: Any, key: str, task: str, named: bool) -> Candidate:
+def _candidate(
+    chk: _Check,
+    raw: Any,
+    key: str,
+    task: str,
+    named: bool,
+    columns: Mapping[str, str | None] | None = None,  # recommend: user_col, item_col, weight_col
+) -> Candidate:
     from mlprod.features import import_object, make_object
 
     allowed = ("name", "class", "params") if named else ("class", "params")
@@ -254,10 +286,40 @@ def _candidate(chk: _Check, raw: Any, key: str, task: str, named: bool) -> Candi
             raise chk.error(
                 f"{cls_path} is not an estimator class", f"{key}.class", "a class with fit and predict"
             )
+        recommender = hasattr(cls, "recommend")
+        if recommender != (task == "recommend"):
+            what = "a recommender" if recommender else "not a recommender (it has no recommend method)"
+            raise chk.error(
+                f"{cls_path} is {what}, the task is {task}",
+                f"{key}.class",
+                "a class with fit and recommend, e.g. mlprod.recsys.ItemKNNRecommender"
+                if task == "recommend"
+                else f"an estimator for {task}",
+            )
+        if columns is not None:  # the config's interaction columns become the recommender's parameters
+            params = dict(params)
+            takes = _param_names(cls)
+            for name, value in columns.items():
+                if name in params and params[name] != value:
+                    raise chk.error(
+                        f"{params[name]!r} differs from the config's {name} {value!r}",
+                        f"{key}.params.{name}",
+                        f"{value!r}, or leave it out: it is taken from the config",
+                    )
+                if name in takes and name not in params and (value is not None or name != "weight_col"):
+                    params[name] = value
         est = make_object(cls_path, params, f"{key}.params")
     except ConfigError as e:
         raise chk.relocate(e) from None
+    check_params = getattr(est, "_check_params", None)  # mlprod.recsys: ConfigError naming the parameter
+    if columns is not None and check_params is not None:
+        try:
+            check_params()
+        except ConfigError as e:
+            raise chk.error(e.message, f"{key}.params.{e.column}" if e.column else f"{key}.params") from None
     validate_params = getattr(est, "_validate_params", None)
+    if not hasattr(est, "_parameter_constraints"):  # sklearn's check needs the class to declare them
+        validate_params = None
     if validate_params is not None:
         try:
             validate_params()
@@ -285,21 +347,105 @@ def parse_config(
 ) -> TrainConfig:
     "Validate a config given as data (e.g. parsed YAML); errors name the key (and `source`'s line)."
     from mlprod.evaluate import metric_names
-    from mlprod.features import PREPROCESSING_DEFAULTS, make_object
 
     chk = _Check(source, lines or {})
     if not isinstance(raw, dict):
         raise ConfigError(f"a config is a mapping of keys, not a {type(raw).__name__}", path=source)
     chk.mapping(raw, "", TOP_KEYS)
-    for key in ("name", "task", "target", "id_col"):
+    for key in ("name", "task"):
         if key not in raw:
-            raise chk.error("missing key", key, "a value for every one of name, task, target, id_col")
+            raise chk.error("missing key", key, "a value for name and task")
         chk.typed(raw[key], key, str, "a string")
     if not _NAME.match(raw["name"]):
         raise chk.error(f"bad name {raw['name']!r}", "name", "letters, digits, . _ - (it names folders)")
     task = raw["task"]
     if task not in TRAIN_TASKS:
         raise chk.error(f"unknown task {task!r}", "task", " or ".join(TRAIN_TASKS))
+    recommend = task == "recommend"
+    for key in RECOMMEND_KEYS if not recommend else TABLE_KEYS:
+        if key in raw:
+            other = "classification and regression" if recommend else "recommend"
+            hint = "user_col and item_col" if key in ("target", "id_col") else f"no {key}"
+            raise chk.error(f"{key} applies to {other}, not to {task}", key, hint if recommend else None)
+    columns: dict[str, str | None] | None = None
+    if recommend:
+        columns = _interaction_columns(chk, raw)
+        target, id_col = columns["item_col"], columns["user_col"]
+        features, kinds, prep = None, {"categorical": [], "numeric": []}, {}
+    else:
+        target, id_col, features, kinds, prep = _table_columns(chk, raw)
+    has_est, has_cands = raw.get("estimator") is not None, raw.get("candidates") is not None
+    if has_est == has_cands:
+        raise chk.error(
+            "give exactly one of 'estimator' and 'candidates'",
+            "candidates" if has_cands else "estimator",
+            "estimator: {class, params}, or candidates: [{name, class, params}, ...]",
+        )
+    params = {c: columns[c] for c in INTERACTION_PARAMS} if columns else None
+    if has_est:
+        cands = [_candidate(chk, raw["estimator"], "estimator", task, named=False, columns=params)]
+    else:
+        chk.typed(raw["candidates"], "candidates", list, "a list of {name, class, params}")
+        if not raw["candidates"]:
+            raise chk.error("no candidates", "candidates", "at least one")
+        cands = [
+            _candidate(chk, c, f"candidates[{i}]", task, named=True, columns=params)
+            for i, c in enumerate(raw["candidates"])
+        ]
+        names = [c.name for c in cands]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise chk.error(f"two candidates are named {dup[0]!r}", "candidates", "a distinct name for each")
+    k_values = _k_values(chk, raw) if recommend else []
+    default_metric = f"ndcg@{max(k_values)}" if recommend else DEFAULT_SELECT_BY[task]
+    select_by = chk.typed(raw.get("select_by", default_metric), "select_by", str, "a metric name")
+    if select_by not in metric_names(task, k_values):
+        raise chk.error(
+            f"unknown metric {select_by!r} for {task}",
+            "select_by",
+            "one of " + ", ".join(metric_names(task, k_values)),
+        )
+    validation = _recommend_validation(chk, raw) if recommend else _table_validation(chk, raw, task)
+    seed = chk.typed(raw.get("seed", default_seed), "seed", int, "an integer")
+    if not 0 <= seed < 2**32:
+        raise chk.error(f"{seed} is out of range", "seed", "an integer in [0, 2**32)")
+    description = raw.get("description")
+    if description is not None:
+        chk.typed(description, "description", str, "text")
+    return TrainConfig(
+        name=raw["name"],
+        task=task,
+        target=target,
+        id_col=id_col,
+        candidates=cands,
+        features=features,
+        categorical=kinds["categorical"],
+        numeric=kinds["numeric"],
+        preprocessing=prep,
+        select_by=select_by,
+        validation=validation,
+        seed=seed,
+        description=description,
+        single=has_est,
+        source=Path(source) if source is not None else None,
+        lines=lines or {},
+        k_values=k_values,
+        **(
+            {c: columns[c] for c in ("user_col", "item_col", "weight_col", "timestamp_col")}
+            if columns
+            else {}
+        ),
+    )
+
+
+def _table_columns(chk: _Check, raw: dict[str, Any]) -> tuple[Any, ...]:
+    "Classification and regression: (target, id_col, features, {'categorical', 'numeric'}, preprocessing)."
+    from mlprod.features import PREPROCESSING_DEFAULTS, make_object
+
+    for key in ("target", "id_col"):
+        if key not in raw:
+            raise chk.error("missing key", key, "a value for every one of name, task, target, id_col")
+        chk.typed(raw[key], key, str, "a string")
     target, id_col = raw["target"], raw["id_col"]
     if target == id_col:
         raise chk.error("the target cannot be the id column", "target", "two different columns")
@@ -345,31 +491,11 @@ def parse_config(
             except ConfigError as e:
                 raise chk.relocate(e) from None
         prep |= given
-    has_est, has_cands = raw.get("estimator") is not None, raw.get("candidates") is not None
-    if has_est == has_cands:
-        raise chk.error(
-            "give exactly one of 'estimator' and 'candidates'",
-            "candidates" if has_cands else "estimator",
-            "estimator: {class, params}, or candidates: [{name, class, params}, ...]",
-        )
-    if has_est:
-        cands = [_candidate(chk, raw["estimator"], "estimator", task, named=False)]
-    else:
-        chk.typed(raw["candidates"], "candidates", list, "a list of {name, class, params}")
-        if not raw["candidates"]:
-            raise chk.error("no candidates", "candidates", "at least one")
-        cands = [
-            _candidate(chk, c, f"candidates[{i}]", task, named=True) for i, c in enumerate(raw["candidates"])
-        ]
-        names = [c.name for c in cands]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise chk.error(f"two candidates are named {dup[0]!r}", "candidates", "a distinct name for each")
-    select_by = chk.typed(raw.get("select_by", DEFAULT_SELECT_BY[task]), "select_by", str, "a metric name")
-    if select_by not in metric_names(task):
-        raise chk.error(
-            f"unknown metric {select_by!r} for {task}", "select_by", "one of " + ", ".join(metric_names(task))
-        )
+    return target, id_col, features, kinds, prep
+
+
+def _table_validation(chk: _Check, raw: dict[str, Any], task: str) -> dict[str, Any]:
+    "Classification and regression: {'test_size', 'stratify'}."
     val = chk.mapping(raw.get("validation") or {}, "validation", ("test_size", "stratify"))
     test_size = chk.typed(
         val.get("test_size", DEFAULT_TEST_SIZE), "validation.test_size", (int, float), "a fraction in (0, 1)"
@@ -385,30 +511,55 @@ def parse_config(
     )
     if stratify and task != "classification":
         raise chk.error("stratify applies to classification only", "validation.stratify", "false")
-    seed = chk.typed(raw.get("seed", default_seed), "seed", int, "an integer")
-    if not 0 <= seed < 2**32:
-        raise chk.error(f"{seed} is out of range", "seed", "an integer in [0, 2**32)")
-    description = raw.get("description")
-    if description is not None:
-        chk.typed(description, "description", str, "text")
-    return TrainConfig(
-        name=raw["name"],
-        task=task,
-        target=target,
-        id_col=id_col,
-        candidates=cands,
-        features=features,
-        categorical=kinds["categorical"],
-        numeric=kinds["numeric"],
-        preprocessing=prep,
-        select_by=select_by,
-        validation={"test_size": test_size, "stratify": stratify},
-        seed=seed,
-        description=description,
-        single=has_est,
-        source=Path(source) if source is not None else None,
-        lines=lines or {},
+    return {"test_size": test_size, "stratify": stratify}
+
+
+def _interaction_columns(chk: _Check, raw: dict[str, Any]) -> dict[str, str | None]:
+    "Recommend: {'user_col', 'item_col', 'weight_col', 'timestamp_col'}; the first two required, all distinct."
+    cols: dict[str, str | None] = {}
+    for key in ("user_col", "item_col", "weight_col", "timestamp_col"):
+        if key in ("user_col", "item_col") and key not in raw:
+            raise chk.error("missing key", key, "the user and item columns of the interactions")
+        cols[key] = None if raw.get(key) is None else chk.typed(raw[key], key, str, "a column name")
+    given = [(k, v) for k, v in cols.items() if v is not None]
+    for i, (key, col) in enumerate(given):
+        for other, col2 in given[:i]:
+            if col == col2:
+                raise chk.error(f"{col!r} is also the {other}", key, "a different column for each role")
+    return cols
+
+
+def _k_values(chk: _Check, raw: dict[str, Any]) -> list[int]:
+    "Recommend: the sorted, distinct k of the ranking metrics (evaluate.k_values; default 5 and 10)."
+    from mlprod.evaluate import DEFAULT_K_VALUES
+
+    ev = chk.mapping(raw.get("evaluate") or {}, "evaluate", ("k_values",))
+    ks = chk.typed(
+        ev.get("k_values", list(DEFAULT_K_VALUES)), "evaluate.k_values", list, "a list of integers"
     )
+    if not ks:
+        raise chk.error("no k values", "evaluate.k_values", "at least one positive integer")
+    for i, k in enumerate(ks):
+        chk.typed(k, f"evaluate.k_values[{i}]", int, "a positive integer")
+        if k < 1:
+            raise chk.error(f"{k} is out of range", f"evaluate.k_values[{i}]", "a positive integer")
+    return sorted(set(ks))
+
+
+def _recommend_validation(chk: _Check, raw: dict[str, Any]) -> dict[str, Any]:
+    "Recommend: {'holdout': per-user count or fraction held out, 'refit': refit the bundle's model on all rows}."
+    val = chk.mapping(raw.get("validation") or {}, "validation", ("holdout", "refit"))
+    holdout = chk.typed(
+        val.get("holdout", DEFAULT_HOLDOUT), "validation.holdout", (int, float), "a count >= 1 or a fraction"
+    )
+    if (isinstance(holdout, float) and not 0 < holdout < 1) or (isinstance(holdout, int) and holdout < 1):
+        raise chk.error(
+            f"{holdout} is out of range",
+            "validation.holdout",
+            "a count of interactions per user (>= 1) or a fraction of them in (0, 1)",
+        )
+    refit = chk.typed(val.get("refit", True), "validation.refit", bool, "true or false")
+    return {"holdout": holdout, "refit": refit}
 
 
 def load_config(path: str | Path, default_seed: int = 0) -> TrainConfig:
@@ -459,6 +610,21 @@ class TrainResult:
         return self.bundles[self.selected]
 
 
+@dataclass
+class Prepared:
+    "A training frame made ready for the candidates: what each is fitted on, and scored against."
+
+    schema: Schema
+    fit_data: tuple[Any, ...]  # fit's arguments: (X_train, y_train), or (interactions,) for a recommender
+    X_val: pd.DataFrame  # what is predicted for validation: the features, or the held-out users
+    truth: pd.DataFrame  # the validation truth: (id, target), or the held-out interactions
+    golden: pd.DataFrame  # raw input rows saved in the bundle with their predictions
+    split: dict[str, Any]  # metadata["split"]
+    refit_data: tuple[Any, ...] | None = (
+        None  # fit's arguments for the saved model; None: keep the fitted one
+    )
+
+
 def _with_source(e: MlprodError, source: str | Path | None) -> MlprodError:
     "`e` naming `source` when it named no file."
     if e.path is not None or source is None:
@@ -503,70 +669,191 @@ def _target(df: pd.DataFrame, cfg: TrainConfig, source: str | Path | None) -> An
     return num
 
 
+def _prepare_table(cfg: TrainConfig, chk: _Check, df: pd.DataFrame, source: str | Path | None) -> Prepared:
+    "Classification and regression: schema, coerced features, the seeded (stratified) validation split."
+    from mlprod.data import split_positions
+    from mlprod.schema import capture_schema, validate
+
+    schema = capture_schema(df, cfg.task, cfg.target, cfg.id_col, cfg.features, cfg.categorical, cfg.numeric)
+    for key in ("categorical", "numeric"):
+        unknown = [c for c in getattr(cfg, key) if c not in schema.feature_names]
+        if unknown:
+            raise chk.error(f"not a feature column of the data: {', '.join(unknown)}", key)
+    X = validate(schema, df, source=source)  # (n_rows, n_features), coerced as prediction will
+    ids = df[cfg.id_col]
+    if ids.isna().any() or ids.duplicated().any():
+        from mlprod.evaluate import check_ids
+
+        check_ids(ids, source, "training data")
+    y = _target(df, cfg, source)  # (n_rows,)
+    train_pos, val_pos = split_positions(
+        len(df),
+        cfg.validation["test_size"],
+        cfg.seed,
+        y if cfg.validation["stratify"] else None,
+        source,
+        cfg.target,
+    )  # (n_train,), (n_val,)
+    split = {
+        "train_rows": len(train_pos),
+        "validation_rows": len(val_pos),
+        "test_size": cfg.validation["test_size"],
+        "stratify": cfg.validation["stratify"],
+    }
+    return Prepared(
+        schema,
+        (X.iloc[train_pos], y[train_pos]),  # (n_train, n_features), (n_train,)
+        X.iloc[val_pos],  # (n_val, n_features)
+        df.iloc[val_pos][[cfg.id_col, cfg.target]],  # (n_val, 2)
+        df.iloc[val_pos[:GOLDEN_ROWS]][[cfg.id_col, *schema.feature_names]],  # (<= 8, 1 + n_features)
+        split,
+    )
+
+
+def _unseen_user(users: pd.Series) -> Any:
+    "A user ID that is not in `users`, of the same type: max + 1 for numbers, else a new text."
+    import pandas as pd
+
+    from mlprod.recsys import as_id_strings
+
+    if pd.api.types.is_numeric_dtype(users) and not pd.api.types.is_bool_dtype(users):
+        top = users.max()
+        return int(top) + 1 if pd.api.types.is_integer_dtype(users) else float(top) + 1.0
+    known = set(as_id_strings(pd.Series(pd.unique(users))))
+    name, i = "unseen-user", 0
+    while name in known:
+        i += 1
+        name = f"unseen-user-{i}"
+    return name
+
+
+def _prepare_interactions(
+    cfg: TrainConfig, chk: _Check, df: pd.DataFrame, source: str | Path | None
+) -> Prepared:
+    "Recommend: the user column as the schema's one feature, and each user's held-out interactions."
+    import numpy as np
+    import pandas as pd
+
+    from mlprod.recsys import split_interactions
+    from mlprod.schema import capture_schema
+
+    assert cfg.user_col is not None and cfg.item_col is not None
+    user, item, weight = cfg.user_col, cfg.item_col, cfg.weight_col
+    for col in (user, item, weight, cfg.timestamp_col):
+        if col is not None and col not in df.columns:
+            raise SchemaError(
+                "the column is not in the data",
+                path=source,
+                column=col,
+                expected="one of " + ", ".join(map(str, df.columns)),
+            )
+    if weight is not None:  # checked here, on the whole file, so that the row is the file's row
+        w = pd.to_numeric(df[weight], errors="coerce").to_numpy(dtype="float64")  # (n_rows,)
+        bad = ~(np.isfinite(w) & (w > 0))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0]) + 1
+            value = df[weight].iloc[row - 1]
+            value = value.item() if hasattr(value, "item") else value  # 1.5, not np.float64(1.5)
+            raise DataError(
+                f"row {row}: weight {value!r} is not a positive number",
+                path=source,
+                column=weight,
+                expected="a finite weight > 0 in every row",
+            )
+    train, held = split_interactions(
+        df, user, item, cfg.timestamp_col, cfg.validation["holdout"], cfg.seed
+    )  # (n_train, n_columns), (n_held, n_columns)
+    if len(held) == 0:
+        raise DataError(
+            "no interaction can be held out for validation",
+            path=source,
+            column=user,
+            expected="users with at least two interactions, one of them with an item new to the user",
+        )
+    schema = capture_schema(df, "recommend", item, None, [user], identifiers=[user])
+    users = held[[user]].drop_duplicates().reset_index(drop=True)  # (n_users_held, 1), first seen first
+    golden = pd.concat(
+        [users.head(GOLDEN_ROWS - 1), pd.DataFrame({user: [_unseen_user(df[user])]})], ignore_index=True
+    )  # (<= 8, 1): held-out users and one unseen user
+    split = {
+        "train_rows": len(train),
+        "validation_rows": len(held),
+        "validation_users": len(users),
+        "holdout": cfg.validation["holdout"],
+        "by": "time" if cfg.timestamp_col else "random",
+        "refit": cfg.validation["refit"],
+    }
+    return Prepared(schema, (train,), users, held, golden, split, (df,) if cfg.validation["refit"] else None)
+
+
+def _fit(cfg: TrainConfig, chk: _Check, schema: Schema, cand: Candidate, data: tuple[Any, ...]) -> Any:
+    "A new model of candidate `cand`, fitted on `data`: a pipeline (preprocessing + estimator), or a recommender."
+    from mlprod.features import build_pipeline
+
+    if cfg.task == "recommend":
+        model = cand.make()
+        try:
+            return model.fit(*data)
+        except ConfigError as e:
+            raise chk.error(e.message, f"{cand.key}.params.{e.column}" if e.column else cand.key) from None
+    try:
+        model = build_pipeline(schema, cand.make(), cfg.preprocessing)
+    except ConfigError as e:
+        raise chk.relocate(e, "preprocessing") from None
+    try:
+        return model.fit(*data)
+    except ValueError as e:  # sklearn's parameter and input checks
+        raise chk.error(
+            f"candidate {cand.name!r} cannot be fitted: {' '.join(str(e).split())}", cand.key
+        ) from None
+
+
+def _score(cfg: TrainConfig, model: Any, prep: Prepared) -> dict[str, Any]:
+    "The validation metrics of a fitted model, by `mlprod.evaluate`: what `mlprod evaluate` gives on them."
+    import pandas as pd
+
+    from mlprod.bundle import model_outputs
+    from mlprod.evaluate import evaluate_from_data, recommend_options
+
+    if cfg.task == "recommend":
+        recs = model.recommend(prep.X_val[cfg.user_col], k=max(cfg.k_values))  # (n_users, 4)
+        options = recommend_options(model) | {"k_values": cfg.k_values}
+        return evaluate_from_data(recs, prep.truth, cfg.task, cfg.user_col, cfg.item_col, **options)
+    out = model_outputs(model, prep.schema, prep.X_val, proba=True)  # (n_val, 1 + n_classes)
+    preds = pd.concat([prep.truth[[cfg.id_col]], out], axis=1)  # (n_val, 2 + n_classes)
+    return evaluate_from_data(preds, prep.truth, cfg.task, cfg.id_col, cfg.target)
+
+
 def train_candidates(
     config: TrainConfig | Mapping[str, Any],
-    df_train: pd.DataFrame,  # (n_rows, n_columns): id, features, target
+    df_train: pd.DataFrame,  # (n_rows, n_columns): id, features, target; or interactions
     *,
     seed: int | None = None,  # overrides the config's seed
     source: str | Path | None = None,  # the training file, for error messages
 ) -> TrainResult:
     "Train every candidate of `config` on `df_train`, score each on the validation split; the best is `.best`."
-    import pandas as pd
-
-    from mlprod.bundle import model_outputs
-    from mlprod.data import split_positions
-    from mlprod.evaluate import evaluate_from_data, higher_is_better
-    from mlprod.features import build_pipeline
-    from mlprod.schema import capture_schema, validate
+    from mlprod.evaluate import higher_is_better
 
     cfg = config if isinstance(config, TrainConfig) else parse_config(dict(config))
     cfg = cfg.seeded(cfg.seed if seed is None else seed)
     chk = _Check(cfg.source, cfg.lines)
     df = df_train.reset_index(drop=True)  # (n_rows, n_columns), positions = index
+    prepare = _prepare_interactions if cfg.task == "recommend" else _prepare_table
     try:
-        schema = capture_schema(
-            df, cfg.task, cfg.target, cfg.id_col, cfg.features, cfg.categorical, cfg.numeric
-        )
-        for key in ("categorical", "numeric"):
-            unknown = [c for c in getattr(cfg, key) if c not in schema.feature_names]
-            if unknown:
-                raise chk.error(f"not a feature column of the data: {', '.join(unknown)}", key)
-        X = validate(schema, df, source=source)  # (n_rows, n_features), coerced as prediction will
-        ids = df[cfg.id_col]
-        if ids.isna().any() or ids.duplicated().any():
-            from mlprod.evaluate import check_ids
+        prep = prepare(cfg, chk, df, source)
+        fitted, scores = {}, {}
+        for cand in cfg.candidates:
+            fitted[cand.name] = _fit(cfg, chk, prep.schema, cand, prep.fit_data)
+            scores[cand.name] = _score(cfg, fitted[cand.name], prep)
+        baseline = {}
+        if cfg.task == "recommend":  # the popularity baseline, fitted and scored like a candidate
+            from mlprod.recsys import PopularityRecommender
 
-            check_ids(ids, source, "training data")
-        y = _target(df, cfg, source)  # (n_rows,)
-        train_pos, val_pos = split_positions(
-            len(df),
-            cfg.validation["test_size"],
-            cfg.seed,
-            y if cfg.validation["stratify"] else None,
-            source,
-            cfg.target,
-        )  # (n_train,), (n_val,)
+            cols = {c: getattr(cfg, c) for c in INTERACTION_PARAMS}
+            popular = PopularityRecommender(**cols, k=max(cfg.k_values)).fit(*prep.fit_data)
+            baseline = {"popularity": _score(cfg, popular, prep)}
     except (SchemaError, DataError) as e:
         raise _with_source(e, source) from None
-    X_train, y_train = X.iloc[train_pos], y[train_pos]  # (n_train, n_features), (n_train,)
-    X_val = X.iloc[val_pos]  # (n_val, n_features)
-    truth = df.iloc[val_pos][[cfg.id_col, cfg.target]]  # (n_val, 2)
-    fitted, scores = {}, {}
-    for cand in cfg.candidates:
-        try:
-            pipe = build_pipeline(schema, cand.make(), cfg.preprocessing)
-        except ConfigError as e:
-            raise chk.relocate(e, "preprocessing") from None
-        try:
-            pipe.fit(X_train, y_train)
-        except ValueError as e:  # sklearn's parameter and input checks
-            raise chk.error(
-                f"candidate {cand.name!r} cannot be fitted: {' '.join(str(e).split())}", cand.key
-            ) from None
-        out = model_outputs(pipe, schema, X_val, proba=True)  # (n_val, 1 + n_classes)
-        preds = pd.concat([truth[[cfg.id_col]], out], axis=1)  # (n_val, 2 + n_classes)
-        scores[cand.name] = evaluate_from_data(preds, truth, cfg.task, cfg.id_col, cfg.target)
-        fitted[cand.name] = pipe
     sign = 1.0 if higher_is_better(cfg.select_by) else -1.0
     ranked = []
     for i, (name, m) in enumerate(scores.items()):
@@ -579,31 +866,33 @@ def train_candidates(
             )
         ranked.append((-sign * m[cfg.select_by], i, name))
     selected = min(ranked)[2]
-    golden = df.iloc[val_pos[:GOLDEN_ROWS]][[cfg.id_col, *schema.feature_names]]  # (<= 8, 1 + n_features)
     selection = {"select_by": cfg.select_by, "higher_is_better": sign > 0, "selected": selected}
     bundles = {}
     for cand in cfg.candidates:
         own = cfg if cand.name == selected else cfg.only(cand.name)
-        estimator = fitted[cand.name].steps[-1][1]
+        model = fitted[cand.name]
+        if prep.refit_data is not None:  # the same config, fitted on every row (recommend; see above)
+            try:
+                model = _fit(cfg, chk, prep.schema, cand, prep.refit_data)
+            except (SchemaError, DataError) as e:
+                raise _with_source(e, source) from None
+        estimator = model.steps[-1][1] if hasattr(model, "steps") else model
         metadata = {
             "seed": cfg.seed,
             "candidate": cand.name,
             "selected": cand.name == selected,
-            "split": {
-                "train_rows": len(train_pos),
-                "validation_rows": len(val_pos),
-                "test_size": cfg.validation["test_size"],
-                "stratify": cfg.validation["stratify"],
-            },
+            "split": dict(prep.split),
             "hyperparameters": {k: _json_safe(v) for k, v in estimator.get_params(deep=False).items()},
         }
+        metrics = {**scores[cand.name], "candidates": scores, "selection": selection}
         bundles[cand.name] = Bundle(
-            model=fitted[cand.name],
+            model=model,
             config=own.to_dict(),
-            schema=schema,
-            metrics={**scores[cand.name], "candidates": scores, "selection": selection},
-            golden=golden.copy(),
+            schema=prep.schema,
+            metrics=metrics | ({"baseline": baseline} if baseline else {}),
+            golden=prep.golden.copy(),
             metadata=metadata,
+            id_maps=model.export_id_maps() if hasattr(model, "export_id_maps") else {},  # -> id_maps/*.csv
             name=cfg.name,
         )
     return TrainResult(bundles, selected)
@@ -611,7 +900,7 @@ def train_candidates(
 
 def train_from_data(
     config: TrainConfig | Mapping[str, Any],
-    df_train: pd.DataFrame,  # (n_rows, n_columns): id, features, target
+    df_train: pd.DataFrame,  # (n_rows, n_columns): id, features, target; or interactions
     *,
     seed: int | None = None,
 ) -> Bundle:

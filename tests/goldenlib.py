@@ -44,18 +44,27 @@ CASES = {
     "churn_logreg": Case("churn_logreg.yaml", "binary.csv", 0, True),
     "churn_candidates": Case("churn_candidates.yaml", "binary.csv", 0, True),
     "house_price_ridge": Case("house_price_ridge.yaml", "regression.csv", 0, False),
+    "interactions_itemknn": Case("interactions_itemknn.yaml", "interactions.csv", 0, False),
 }
+UNSEEN_USER = "unseen-user"  # recommend cases also predict for this user, to pin the popular fallback
 
 
 def case_frames(name: str) -> tuple[Any, pd.DataFrame, pd.DataFrame]:
-    "The case's config and its (train, test) frames: the same split as `mlprod data split --test-size 0.25`."
+    """The case's config and its (train, test) frames: the same split as `mlprod data split --test-size 0.25`;
+    for a recommender, each user's latest interaction held out (`mlprod.recsys.split_interactions`)."""
     from mlprod.data import iris_frame, split_frame
     from mlprod.io import read_table
+    from mlprod.recsys import split_interactions
     from mlprod.train import load_config
 
     case = CASES[name]
     cfg = load_config(ROOT / "configs" / case.config)
     df = iris_frame() if case.data == "iris" else read_table(FIXTURES / case.data)  # (n_rows, n_columns)
+    if cfg.task == "recommend":
+        train, test = split_interactions(
+            df, cfg.user_col, cfg.item_col, cfg.timestamp_col, 1, case.split_seed
+        )
+        return cfg, train, test
     train, test = split_frame(df, 0.25, case.split_seed, cfg.target if case.stratify else None)
     return cfg, train, test
 
@@ -75,11 +84,44 @@ def run_case(
         cfg = parse_config(config_transform(cfg.to_dict()))
     if train_transform is not None:
         train = train_transform(train)
+    if cfg.task == "recommend":
+        return _run_recommend_case(cfg, train, test)
     predictions = Predictor(train_from_data(cfg, train)).predict(
         test, proba=True
     )  # (n_test, 2 [+ n_classes])
     metrics = evaluate_from_data(predictions, test, cfg.task, cfg.id_col, cfg.target)
     return predictions.reset_index(drop=True), metrics
+
+
+def _run_recommend_case(
+    cfg: Any, train: pd.DataFrame, test: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A recommender's case: recommendations for the held-out users (and one unseen user) in long form, one row
+    per (user, rank): user, rank, item, score, fallback; ranking metrics against the held-out interactions."""
+    from mlprod.evaluate import evaluate_from_data, recommend_options
+    from mlprod.predict import Predictor
+    from mlprod.train import train_from_data
+
+    bundle = train_from_data(cfg, train)
+    user = cfg.user_col
+    users = pd.concat(
+        [test[[user]].drop_duplicates(), pd.DataFrame({user: [UNSEEN_USER]})], ignore_index=True
+    )
+    recs = Predictor(bundle).predict(users)  # (n_users + 1, 4): user, items, scores, fallback
+    options = recommend_options(bundle.model, bundle.config)
+    metrics = evaluate_from_data(recs, test, cfg.task, user, cfg.item_col, **options)
+    long = recs.explode(["items", "scores"], ignore_index=True)  # (n_users * k, 4)
+    rank = long.groupby(user, sort=False).cumcount() + 1
+    predictions = pd.DataFrame(
+        {
+            user: long[user],
+            "rank": rank,
+            "item": long["items"],
+            "score": long["scores"].astype("float64"),
+            "fallback": long["fallback"],
+        }
+    )
+    return predictions, metrics
 
 
 def golden_file(name: str) -> Path:

@@ -371,3 +371,142 @@ def test_golden_rows_store_inputs_and_outputs(version: Path) -> None:
         "expected_proba_0",
         "expected_proba_1",
     } <= set(g.columns)
+
+
+# --- untrusted files: a model file crafted to run code on load ---------------------------------------------
+
+
+class _RunsOnLoad:
+    "Unpickling this calls Path.write_text(marker, ...): code that runs on load, visible as a new file."
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return (Path.write_text, (self.marker, "this code ran on load\n"))
+
+
+class _SetsStateOnLoad:
+    "A type skops does not trust: constructing it on load would write the marker (its __setstate__)."
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __setstate__(self, state: dict) -> None:
+        Path(state["marker"]).write_text("this code ran on load\n")
+        self.__dict__.update(state)
+
+
+def _payload_is_live(tmp_path: Path) -> None:
+    "The crafted pickle does run code when unpickled directly: its absence later is the bundle's doing."
+    probe = tmp_path / "probe.marker"
+    joblib.dump(_RunsOnLoad(probe), tmp_path / "probe.joblib")
+    joblib.load(tmp_path / "probe.joblib")
+    assert probe.exists()
+
+
+def test_crafted_joblib_is_refused_by_the_manifest_and_never_runs(version: Path, tmp_path: Path) -> None:
+    "A model.joblib swapped for a pickle that runs code: load_bundle refuses it on the sha256, before any unpickling."
+    _payload_is_live(tmp_path)
+    marker = tmp_path / "ran.marker"
+    joblib.dump(_RunsOnLoad(marker), version / "model.joblib")
+    with pytest.raises(IntegrityError, match=r"model\.joblib: sha256 does not match"):
+        load_bundle(version)
+    assert not marker.exists(), "the crafted pickle ran"
+    from mlprod.bundle import verify_files
+
+    with pytest.raises(IntegrityError):
+        verify_files(version, model_bytes=False)  # what `models show` checks: nothing is unpickled either
+    assert not marker.exists()
+
+
+def test_crafted_model_with_a_consistent_manifest_is_refused_by_skops(fixtures: Path, tmp_path: Path) -> None:
+    """The secure format: even when the manifest is regenerated to match (an attacker who can write the whole
+    bundle), skops refuses the untrusted type before constructing anything, and no code runs."""
+    import skops.io as sio
+
+    v = save_bundle(_bundle(fixtures), tmp_path / "m", model_format="skops")
+    marker = tmp_path / "ran.marker"
+    sio.dump({"model": _SetsStateOnLoad(str(marker))}, v / "model.skops")
+    _rewrite_manifest(v)
+    with pytest.raises(UntrustedTypeError, match=r"model\.skops: untrusted type .*_SetsStateOnLoad"):
+        load_bundle(v, trusted_types=TRUSTED)
+    assert not marker.exists(), "skops constructed an untrusted object"
+
+
+def test_crafted_skops_file_is_refused_by_the_manifest_first(fixtures: Path, tmp_path: Path) -> None:
+    import skops.io as sio
+
+    v = save_bundle(_bundle(fixtures), tmp_path / "m", model_format="skops")
+    marker = tmp_path / "ran.marker"
+    sio.dump({"model": _SetsStateOnLoad(str(marker))}, v / "model.skops")
+    with pytest.raises(IntegrityError, match=r"model\.skops: sha256 does not match"):
+        load_bundle(v, trusted_types=[*TRUSTED, f"{__name__}._SetsStateOnLoad", "builtins.dict"])
+    assert not marker.exists()
+
+
+def _link_out(version: Path, tmp_path: Path, how: str) -> None:
+    "Replace part of a bundle by a symbolic link to an identical copy outside it, manifest kept consistent."
+    import hashlib
+
+    outside = tmp_path / "outside"
+    outside.mkdir(exist_ok=True)
+    if how == "model file":
+        shutil.copyfile(version / "model.joblib", outside / "model.joblib")
+        (version / "model.joblib").unlink()
+        (version / "model.joblib").symlink_to(outside / "model.joblib")
+    elif how == "manifest":
+        shutil.copyfile(version / MANIFEST, outside / MANIFEST)
+        (version / MANIFEST).unlink()
+        (version / MANIFEST).symlink_to(outside / MANIFEST)
+    else:  # a folder of the bundle
+        (outside / "id_maps").mkdir()
+        (outside / "id_maps" / "users.csv").write_text("id,index\nu1,0\n")
+        (version / "id_maps").symlink_to(outside / "id_maps", target_is_directory=True)
+        m = json.loads((version / MANIFEST).read_text())
+        m["files"]["id_maps/users.csv"] = {
+            "sha256": hashlib.sha256((outside / "id_maps" / "users.csv").read_bytes()).hexdigest(),
+            "bytes": 17,
+        }
+        (version / MANIFEST).write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("how", ["model file", "manifest", "folder"])
+def test_symlinks_out_are_refused_even_with_matching_hashes(
+    version: Path, tmp_path: Path, how: str, monkeypatch
+) -> None:
+    _link_out(version, tmp_path, how)
+    calls = []
+    monkeypatch.setattr(joblib, "load", lambda *a, **k: calls.append(a))  # must never be reached
+    with pytest.raises(IntegrityError, match="symbolic link|not a plain file"):
+        load_bundle(version)
+    assert calls == []
+
+
+@pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "./../x", "id_maps/../../x", "a\\..\\..\\x", ""])
+def test_manifest_escapes_are_refused_before_anything_is_read(version: Path, bad: str, monkeypatch) -> None:
+    "`../x`, an absolute path, a Windows-style escape, an empty name: refused, and no file is opened by them."
+    m = json.loads((version / MANIFEST).read_text())
+    m["files"][bad] = {"sha256": "0" * 64, "bytes": 1}
+    (version / MANIFEST).write_text(json.dumps(m))
+    calls = []
+    monkeypatch.setattr(joblib, "load", lambda *a, **k: calls.append(a))
+    with pytest.raises(IntegrityError, match="outside the bundle"):
+        load_bundle(version)
+    assert calls == []
+
+
+def test_models_verify_refuses_a_crafted_model_and_runs_nothing(version: Path, tmp_path: Path) -> None:
+    "`mlprod models verify` on a bundle whose model.joblib was swapped for a code-running pickle: exit 2."
+    from typer.testing import CliRunner
+
+    from mlprod.cli import app
+
+    if not any(g.name == "models" for g in app.registered_groups):
+        pytest.skip("`mlprod models verify` is not wired yet")
+    marker = tmp_path / "ran.marker"
+    joblib.dump(_RunsOnLoad(marker), version / "model.joblib")
+    r = CliRunner().invoke(app, ["models", "verify", str(version)])
+    assert r.exit_code == 2 and r.stderr.startswith("mlprod: integrity error: "), r.output
+    assert r.stderr.count("\n") == 1 and "model.joblib: sha256 does not match" in r.stderr
+    assert not marker.exists()

@@ -48,3 +48,15 @@ def test_a_tiny_drift_in_probabilities_fails_the_golden_check() -> None:
     nudged = predictions.assign(proba_setosa=predictions["proba_setosa"] + 1e-6)
     problems = golden_failures("iris_rf", nudged, metrics)
     assert len(problems) == 1 and "'proba_setosa' differ" in problems[0], problems
+
+
+def _shuffle_items(df: pd.DataFrame) -> pd.DataFrame:
+    "Interactions whose items are shuffled across rows: popularity stays, the users' tastes are gone."
+    return df.assign(item_id=np.random.default_rng(0).permutation(df["item_id"].to_numpy()))
+
+
+def test_shuffled_interactions_fail_the_recommend_golden_check() -> None:
+    predictions, metrics = run_case("interactions_itemknn", train_transform=_shuffle_items)
+    problems = golden_failures("interactions_itemknn", predictions, metrics)
+    assert any("values of 'item' differ" in p for p in problems), problems
+    assert any("ndcg@10" in p and "below the floor" in p for p in problems), problems

@@ -177,7 +177,7 @@ def test_shipped_configs_load() -> None:
     }
     assert loaded["iris_rf"].seed == 42
     assert len(loaded["churn_candidates"].candidates) >= 2
-    assert {c.task for c in loaded.values()} == {"classification", "regression"}
+    assert {c.task for c in loaded.values()} == {"classification", "regression", "recommend"}
 
 
 def test_the_seed_reaches_every_estimator_that_takes_one(binary: pd.DataFrame) -> None:
