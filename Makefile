@@ -64,8 +64,8 @@ check: $(STAMP) ## sync check, lint, format check, notebook tests
 	$(BIN)/ruff format --check .
 	$(BIN)/nbdev-test --n-workers 2
 
-pytest: $(STAMP)
-	$(BIN)/pytest
+pytest: $(STAMP) ## two workers; a test module stays on one worker (its module-scoped fixtures are built once)
+	$(BIN)/pytest -n 2 --dist loadfile
 
 ## Daily ------------------------------------------------------------------------------------------
 

@@ -160,7 +160,15 @@ def _row_ends(block: bytes, quoted: bool, inside: bool) -> tuple[Any, bool]:
     import numpy as np
 
     arr = np.frombuffer(block, dtype=np.uint8)  # (len(block),) no copy
-    ends = np.flatnonzero(arr == 10)  # (n_newlines,)
+    ends = arr == 10  # (len(block),) True at a newline
+    if quoted and block.find(b"\r") >= 0:
+        # CSV: pandas also ends a row at a carriage return not followed by a newline (old Mac line ends, or a
+        # mix). Counting only newlines would put such a row into the header, repeated in front of every chunk.
+        # Not at a row's start, where pandas takes it for a blank line; and a return at either end of the block
+        # is left inside its row (at worst a chunk holds one row more: pandas still reads it the same).
+        after_end = np.concatenate(([True], (arr[:-1] == 10) | (arr[:-1] == 13)))  # (len(block),)
+        ends = ends | ((arr == 13) & ~np.append(ends[1:], True) & ~after_end)
+    ends = np.flatnonzero(ends)  # (n_row_ends,)
     if quoted and (inside or block.find(b'"') >= 0):
         quoted_at = np.logical_xor.accumulate(arr == 34)  # (len(block),) True inside a quoted field
         if inside:  # the block starts inside a quoted field
@@ -205,17 +213,37 @@ def _split_rows(
         start = end
 
 
-def _text_chunks(path: Path, fmt: str, compression: str | None, chunk_rows: int) -> Iterator[RawChunk]:
+def _has_text(lines: bytes) -> bool:
+    "Whether `lines` hold more than blank lines, as pandas sees them (a UTF-8 byte-order mark is not text)."
+    return bool(lines.removeprefix(b"\xef\xbb\xbf").strip())
+
+
+class _Hashed:
+    "A binary file whose bytes also go into a sha256 as they are read: a file that is streamed is hashed once."
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f, self.sha256 = f, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._f.read(size)
+        self.sha256.update(data)
+        return data
+
+
+def _text_chunks(
+    path: Path, fmt: str, compression: str | None, chunk_rows: int, digest: dict[str, str] | None = None
+) -> Iterator[RawChunk]:
     keep = compression is not None  # a gzip'd chunk cannot be re-read by its offset: hand over the bytes
-    with _open_binary(path, compression) as f:
+    with _open_binary(path, compression) as opened:
+        f: Any = _Hashed(opened) if digest is not None and compression is None else opened
         buf, header, header_lines = f.read(_BLOCK), b"", 0
         if fmt == "csv":
             while True:  # the header: blank lines, then the first line with text
                 ends, _ = _row_ends(buf, True, False)
-                if not len(ends) and b"\r" in buf:  # old Mac line ends: pandas reads the file
+                if b"\n" not in buf and b"\r" in buf:  # old Mac line ends: pandas reads the file
                     yield from _mac_csv_chunks(path, compression, chunk_rows)
                     return
-                cut = next((int(e) + 1 for e in ends if buf[: int(e) + 1].strip()), None)
+                cut = next((int(e) + 1 for e in ends if _has_text(buf[: int(e) + 1])), None)
                 more = b"" if cut is not None else f.read(max(_BLOCK, len(buf)))
                 if cut is not None or not more:
                     cut = len(buf) if cut is None else cut
@@ -229,6 +257,10 @@ def _text_chunks(path: Path, fmt: str, compression: str | None, chunk_rows: int)
                 path, fmt, compression, index, first_line, rows, start, length, data, header, header_lines
             )
             first_line, index = first_line + rows, index + 1
+        if isinstance(f, _Hashed):
+            while f.read(_BLOCK):  # the file was read to its end already; make sure
+                pass
+            digest["sha256"] = f.sha256.hexdigest()  # type: ignore[index]
         if index == 0 and fmt == "csv":  # a header and no rows: one empty chunk, for the column names
             yield RawChunk(
                 path, fmt, compression, 0, first_line, 0, len(header), 0, b"", header, header_lines
@@ -241,21 +273,47 @@ def _mac_csv_chunks(path: Path, compression: str | None, chunk_rows: int) -> Ite
 
 
 def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[RawChunk]:
+    "Record batches of exactly `chunk_rows` rows (the last one shorter), read one row group at a time."
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    def chunk(index: int, pieces: list[tuple[Any, bool]]) -> RawChunk:
+        # A piece cut from a bigger batch still holds the whole batch's buffers (and pickles them all, to a
+        # worker): concat_batches copies the rows into a compact batch.
+        whole = len(pieces) == 1 and pieces[0][1]
+        batch = pieces[0][0] if whole else pa.concat_batches([b for b, _ in pieces])
+        return RawChunk(path, "parquet", None, index, rows=batch.num_rows, table=batch)
 
     try:
         pf = pq.ParquetFile(path)
         if pf.metadata.num_rows == 0:
             yield RawChunk(path, "parquet", None, 0, table=pf.schema_arrow.empty_table())
             return
-        for index, batch in enumerate(pf.iter_batches(batch_size=chunk_rows)):
-            yield RawChunk(path, "parquet", None, index, rows=batch.num_rows, table=batch)
+        pieces: list[tuple[Any, bool]] = []  # (batch, whole): the rows of the next chunk so far
+        have, index = 0, 0
+        for group in range(pf.num_row_groups):  # a reader per row group: one over the whole file keeps memory
+            for batch in pf.iter_batches(batch_size=chunk_rows, row_groups=[group]):
+                start = 0
+                while start < batch.num_rows:
+                    take = min(chunk_rows - have, batch.num_rows - start)
+                    whole = start == 0 and take == batch.num_rows
+                    pieces.append((batch if whole else batch.slice(start, take), whole))
+                    have, start = have + take, start + take
+                    if have == chunk_rows:
+                        yield chunk(index, pieces)
+                        pieces, have, index = [], 0, index + 1
+        if pieces:
+            yield chunk(index, pieces)
     except (pa.ArrowException, OSError) as e:
         raise DataError(f"not a readable Parquet file ({e})", path=path) from None
 
 
-def iter_chunks(path: str | Path, chunk_rows: int = 100_000) -> Iterator[RawChunk]:
+def iter_chunks(
+    path: str | Path,
+    chunk_rows: int = 100_000,
+    digest: dict[str, str]
+    | None = None,  # a plain CSV / JSON Lines file read whole: {'sha256': its hex digest}
+) -> Iterator[RawChunk]:
     "Locate `path`'s chunks of at most `chunk_rows` rows, without parsing them (see `parse_chunk`)."
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be >= 1")
@@ -264,7 +322,7 @@ def iter_chunks(path: str | Path, chunk_rows: int = 100_000) -> Iterator[RawChun
         yield from _parquet_chunks(path, chunk_rows)
         return
     try:
-        yield from _text_chunks(path, fmt, compression, chunk_rows)
+        yield from _text_chunks(path, fmt, compression, chunk_rows, digest)
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise DataError(f"not a valid gzip file ({e})", path=path) from None
 
@@ -335,7 +393,7 @@ def _long_first_row(chunk: RawChunk, text: bytes) -> DataError:
     def rows(data: bytes) -> Any:
         return csv.reader(_io.TextIOWrapper(_io.BytesIO(data), encoding="utf-8-sig", newline=""))
 
-    want = len(next(r for r in rows(chunk.header) if r and any(f.strip() for f in r)))
+    want = len(next((r for r in rows(chunk.header) if r and any(f.strip() for f in r)), []))
     reader = rows(text)
     for row in reader:
         if len(row) > want:

@@ -29,3 +29,10 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subpro
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    "The hardening figures (tests/bad_inputs/figures.py), collected from every xdist worker."
+    from bad_inputs import figures
+
+    figures.install(config)

@@ -69,8 +69,19 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(ROOT / "configs", work / "configs")
     shutil.copytree(ROOT / "sql", work / "sql")
     commands = demo_commands()
-    assert [c[0] for c in commands] == ["data", "data", "data", "train", "predict", "evaluate", "report", "lineage"]
-    commands = [c for c in commands if c[0] != "report"]  # reports have their own tests (tests/test_report.py)
+    assert [c[0] for c in commands] == [
+        "data",
+        "data",
+        "data",
+        "train",
+        "predict",
+        "evaluate",
+        "report",
+        "lineage",
+    ]
+    commands = [
+        c for c in commands if c[0] != "report"
+    ]  # reports have their own tests (tests/test_report.py)
     runner = CliRunner()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)

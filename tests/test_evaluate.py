@@ -254,4 +254,7 @@ def test_three_layers_give_the_same_metrics(tmp_path: Path, fixtures: Path) -> N
     )
     assert r.exit_code == 0 and "regression, 300 rows: rmse" in r.stdout, r.output
     from_cli = json.loads((tmp_path / "b.json").read_text())
-    assert from_cli == from_path and {k: v for k, v in from_path.items() if k not in ("inputs", "engine")} == in_memory
+    assert (
+        from_cli == from_path
+        and {k: v for k, v in from_path.items() if k not in ("inputs", "engine")} == in_memory
+    )

@@ -119,9 +119,7 @@ def test_lineage_names_every_step_back_to_the_sql(chain_dir: Path, monkeypatch: 
     for word in ("[evaluate]", "[predict]", "[train]", "[split]", "[fetch]", "sql: sql/churn.sql"):
         assert word in out, word
     show = _run("models", "show", "models/churn")
-    assert (
-        "churn.sql" in show and "-> fetch: churn.parquet" in show and "-> split: train.csv" in show
-    )
+    assert "churn.sql" in show and "-> fetch: churn.parquet" in show and "-> split: train.csv" in show
 
 
 def test_every_record_is_relative_and_holds_no_secret(chain_dir: Path) -> None:

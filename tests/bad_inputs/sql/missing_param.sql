@@ -1,0 +1,3 @@
+SELECT *
+FROM t
+WHERE age > $min_age

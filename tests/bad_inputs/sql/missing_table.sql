@@ -1,0 +1,2 @@
+SELECT *
+FROM no_such_table

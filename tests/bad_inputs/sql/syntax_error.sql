@@ -1,0 +1,2 @@
+SELECT customer_id, age
+FRM t

@@ -1,0 +1,2 @@
+SELECT CAST(city AS INTEGER) AS city_number
+FROM t

@@ -1,0 +1,178 @@
+"""Concurrency: the same job started twice at once (cron, a retry) must neither lose nor mix anything.
+
+Two processes are forked and released at the same instant (a shared barrier). Trainings into one model root must
+both land as separate, whole versions with aliases.json valid; a promotion racing a training must keep both
+changes; two predictions to one output path must leave one of the two complete outputs, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from bad_inputs import figures
+
+from mlprod.bundle import list_versions, load_bundle, read_aliases, verify_files
+from mlprod.io import read_table, write_table
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TRIALS = 2
+CONFIG = {
+    "name": "churn",
+    "task": "classification",
+    "target": "churned",
+    "id_col": "customer_id",
+    "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}},
+    "preprocessing": {"scale": True},
+}
+
+
+def _run(barrier: Any, fn: Callable[[], Any], results: Any, key: str) -> None:
+    barrier.wait()
+    try:
+        fn()
+        results[key] = "ok"
+    except Exception as e:  # an MlprodError is a valid refusal: reported to the parent
+        results[key] = f"{type(e).__name__}: {e}"
+
+
+def at_once(**jobs: Callable[[], Any]) -> dict[str, str]:
+    "Run each job in its own forked process, all released at the same moment; {name: 'ok' or the error}."
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(len(jobs))
+    with ctx.Manager() as manager:
+        results = manager.dict()
+        procs = [ctx.Process(target=_run, args=(barrier, fn, results, k)) for k, fn in jobs.items()]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=120)
+            assert p.exitcode == 0, f"a process died: exit {p.exitcode}"
+        return dict(results)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _figures(request: pytest.FixtureRequest) -> Iterator[None]:
+    "Count this file's runs into the figures `make test` prints, and time it."
+    with figures.register(request.config, "tests/test_concurrency.py"):
+        yield
+
+
+@pytest.fixture
+def churn(tmp_path: Path) -> Path:
+    (tmp_path / "churn.yaml").write_text(yaml.safe_dump(CONFIG, sort_keys=False))
+    shutil.copyfile(FIXTURES / "binary.csv", tmp_path / "train.csv")
+    return tmp_path
+
+
+@figures.passed_only
+def test_two_trainings_at_once_both_land(churn: Path) -> None:
+    from mlprod.train import train_from_path
+
+    root = churn / "models" / "churn"
+    train = lambda: train_from_path(churn / "churn.yaml", churn / "train.csv", root)  # noqa: E731
+    train()  # warm: imports done before the fork, so both start at once
+    for trial in range(TRIALS):
+        before = {v["version"] for v in list_versions(root)}
+        results = at_once(a=train, b=train)
+        figures.count("concurrency.trials")
+        figures.count("concurrency.trainings", n=2)
+        assert results == {"a": "ok", "b": "ok"}, results
+        versions = [v["version"] for v in list_versions(root)]
+        new = set(versions) - before
+        assert len(new) == 2, f"trial {trial}: {len(new)} new versions, not 2"
+        aliases = json.loads((root / "aliases.json").read_text())  # valid JSON, the latest of all
+        assert aliases["latest"] == max(versions)
+        for v in new:
+            verify_files(root / v, model_bytes=False)
+        assert not [p for p in root.iterdir() if p.name.startswith((".tmp-", ".aliases.json."))]
+    assert load_bundle(root).version == max(versions)
+
+
+@figures.passed_only
+def test_promotion_racing_a_training_keeps_both(churn: Path) -> None:
+    "`models promote` while a training saves: champion and the new latest both end up in aliases.json."
+    from mlprod.bundle import promote
+    from mlprod.train import train_from_path
+
+    root = churn / "models" / "churn"
+    first = train_from_path(churn / "churn.yaml", churn / "train.csv", root)
+    for _ in range(TRIALS):
+        results = at_once(
+            train=lambda: train_from_path(churn / "churn.yaml", churn / "train.csv", root),
+            promote=lambda: promote(root, first.name),
+        )
+        figures.count("concurrency.trials")
+        figures.count("concurrency.trainings")
+        assert results == {"train": "ok", "promote": "ok"}, results
+        aliases = read_aliases(root)
+        assert aliases["champion"] == first.name, "the promotion was lost"
+        assert aliases["latest"] == max(v["version"] for v in list_versions(root)), "the new version was lost"
+
+
+@pytest.fixture
+def two_outputs(churn: Path) -> dict[str, Any]:
+    "A model, a 3,000-row input, and the two different complete outputs two predictions would write."
+    from mlprod.predict import predict_from_path
+    from mlprod.train import train_from_path
+
+    version = train_from_path(churn / "churn.yaml", churn / "train.csv", churn / "models" / "churn")
+    df = read_table(FIXTURES / "binary.csv")  # (300, 8)
+    big = df.loc[df.index.repeat(10)].reset_index(drop=True)  # (3000, 8)
+    big["customer_id"] = [f"c{i:05d}" for i in range(len(big))]
+    write_table(big, churn / "big.csv")
+    predict_from_path(version, churn / "big.csv", churn / "plain.jsonl", chunk_rows=300)
+    predict_from_path(version, churn / "big.csv", churn / "proba.jsonl", proba=True, chunk_rows=300)
+    return {
+        "version": version,
+        "input": churn / "big.csv",
+        "plain": (churn / "plain.jsonl").read_bytes(),
+        "proba": (churn / "proba.jsonl").read_bytes(),
+    }
+
+
+@pytest.mark.parametrize("engine", ["predict_from_path", "run_local"])
+@figures.passed_only
+def test_two_predictions_to_one_output_never_interleave(
+    two_outputs: dict[str, Any], tmp_path: Path, engine: str
+) -> None:
+    from mlprod.predict import Predictor, predict_from_path
+
+    s = two_outputs
+    out = tmp_path / "shared" / "p.jsonl"
+    out.parent.mkdir()
+    if engine == "predict_from_path":
+        jobs = {
+            "plain": lambda: predict_from_path(s["version"], s["input"], out, chunk_rows=300),
+            "proba": lambda: predict_from_path(s["version"], s["input"], out, proba=True, chunk_rows=300),
+        }
+    else:
+        from mlprod.batch import run_local
+
+        predictor = Predictor.load(s["version"])
+        jobs = {
+            "plain": lambda: run_local(predictor, s["input"], out, chunk_rows=300, workers=2, quiet=True),
+            "proba": lambda: run_local(
+                predictor, s["input"], out, proba=True, chunk_rows=300, workers=2, quiet=True
+            ),
+        }
+    for _ in range(TRIALS):
+        out.unlink(missing_ok=True)
+        results = at_once(**jobs)
+        figures.count("concurrency.trials")
+        figures.count("concurrency.predictions", n=2)
+        refused = [k for k, v in results.items() if v != "ok"]
+        assert len(refused) <= 1 and all(
+            results[k].startswith(("DataError", "MlprodError")) for k in refused
+        ), results
+        data = out.read_bytes()
+        assert data in (s["plain"], s["proba"]), "the output mixes the two runs"
+        if refused:  # the one that refused did not win
+            assert data == s["proba" if refused == ["plain"] else "plain"]
+        assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")], "temporaries left"
