@@ -592,4 +592,5 @@ def promote(model_root: str | Path, version: str, alias: str = "champion") -> di
         raise BundleError(
             f"no version {version!r} in this model root", path=root, expected=f"one of: {known}"
         )
+    verify_files(root / version, model_bytes=False)  # a version that fails its manifest is never promoted
     return _update_aliases(root, lambda a: {**a, alias: version})

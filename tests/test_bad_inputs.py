@@ -368,8 +368,6 @@ def runner(case: Case) -> Callable[[Callable[[], Any]], Any]:
 #   features), check --out-dir is writable; remove metrics.json only once the new report is complete.
 # R_REPORT_FOLDER: mlprod.report._check_inputs says "file not found" for a data path that is a folder
 #   (io.check_table says "is a folder").
-# R_PROMOTE: mlprod.bundle.promote points the alias at a version without checking it against its manifest, so a
-#   tampered version can become champion. Fix: verify_files(root / version, model_bytes=False) first.
 # R_SHORT_ROW: mlprod.io reads a CSV row with fewer fields than the header as a row with empty values (pandas
 #   pads it), so a file cut off in the middle of its last line (a writer killed halfway) is read as if whole.
 #   DuckDB (data fetch) refuses it. Fix in 01_io, where the row ends are found (_row_ends / _split_rows): count
@@ -377,7 +375,6 @@ def runner(case: Case) -> Callable[[Callable[[], Any]], Any]:
 R_SHORT_ROW = "io: a row with fewer fields than the header is padded, not refused (R_SHORT_ROW above)"
 R_REPORT = "report: bad input reaches the kernel and replaces the earlier report (R_REPORT above)"
 R_REPORT_FOLDER = "report: a data folder is called 'file not found' (R_REPORT_FOLDER above)"
-R_PROMOTE = "promote: a version that fails its manifest can become champion (R_PROMOTE above)"
 
 _KERNEL_FREE = {"missing_file", "unknown_format", "path_is_folder", "bundle_no_manifest"}  # refused before it
 
@@ -391,12 +388,6 @@ def known(case: Case, slot: str, how: str) -> str | None:
         return R_SHORT_ROW
     if (case.id, slot) == ("path_is_folder", "report.data"):
         return R_REPORT_FOLDER
-    if (
-        slot == "models.promote"
-        and case.expected(slot, how) != OK
-        and case.expected(slot, how)[0].__name__ == "IntegrityError"
-    ):
-        return R_PROMOTE
     return None
 
 

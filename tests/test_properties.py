@@ -343,9 +343,7 @@ def test_predict_returns_one_row_per_row_or_a_schema_error(predictor: Any, data:
     assert np.allclose(proba.sum(axis=1), 1.0) if len(out) else True
 
 
-# mlprod.predict.Predictor.predict on a frame with no rows raises scikit-learn's ValueError ("Found array with 0
-# sample(s)"); it should return an empty frame of predictions (id, prediction[, proba_*]). Remove the mark then.
-@pytest.mark.xfail(strict=True, reason="predict: no rows in, a ValueError out (see the comment above)")
+# No rows in, no rows out: an empty frame of predictions with the usual columns (id, prediction[, proba_*]).
 @figures.passed_only
 def test_predict_on_no_rows_returns_no_rows(predictor: Any) -> None:
     df = read_table(FIXTURES / "binary.csv").iloc[:0]  # (0, 8)
