@@ -22,7 +22,7 @@ $(UV):
 
 $(STAMP): $(UV) pyproject.toml requirements/dev.lock
 	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes requirements/dev.lock
+	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes --compile-bytecode requirements/dev.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation --editable .
 	@$(MAKE) --no-print-directory hooks
 	@touch $(STAMP)
