@@ -10,13 +10,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .errors import DataError
+from .errors import DataError, MlprodError
 from .io import RawChunk, TableWriter, check_table, encode_rows, iter_chunks, parse_chunk, table_format
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 # %% auto #0
 __all__ = ['Result', 'predict_chunk', 'one_thread', 'count_rows', 'progress_enabled', 'Progress', 'default_workers', 'run_local',
@@ -114,6 +111,7 @@ class Progress:
         self.enabled = progress_enabled(quiet)
         self._bar: Any = None
         if self.enabled:
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -132,6 +130,7 @@ class Progress:
                 TextColumn("{task.fields[rate]} rows/s"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
+                console=Console(stderr=True),  # stdout stays for the command's own output
                 transient=False,
             )
             self._task = self._bar.add_task(label, total=total, rate="-")
@@ -174,8 +173,7 @@ def _stop(pool: Any, ok: bool) -> None:
     if ok:
         pool.shutdown(wait=True)
         return
-    procs = list(getattr(pool, "_processes", None) or {})  # pids -> processes (private, stable since 3.8)
-    procs = [pool._processes[pid] for pid in procs]
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # private, but stable since Python 3.8
     pool.shutdown(wait=False, cancel_futures=True)
     for p in procs:
         if p.is_alive():
@@ -193,11 +191,13 @@ def run_local(
     workers: int | None = None,  # default: all cores
     quiet: bool = False,
     on_chunk: Callable[[int], None] | None = None,
+    digest: dict[str, str] | None = None,  # filled with {'sha256': ...} of a plain CSV / JSON Lines input
 ) -> int:
     "Predict `input_file` into `output_file` (atomically), in input order; returns the rows written."
     global _PREDICTOR
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     input_file, output_file = Path(input_file), Path(output_file)
     fmt, _ = table_format(output_file)
@@ -215,9 +215,9 @@ def run_local(
                 # Forked now, before any reading: every worker inherits the verified model, nothing else.
                 pool = ProcessPoolExecutor(workers, mp.get_context("fork"), initializer=_worker_init)
                 pool.submit(int).result()
-                items = _submitted(iter_chunks(input_file, chunk_rows), pool, workers, args)
+                items = _submitted(iter_chunks(input_file, chunk_rows, digest), pool, workers, args)
             else:
-                items = ((c, None) for c in iter_chunks(input_file, chunk_rows))
+                items = ((c, None) for c in iter_chunks(input_file, chunk_rows, digest))
             header = ""
             for chunk, future in items:
                 if future is None:
@@ -225,7 +225,14 @@ def run_local(
                 else:
                     try:
                         result = future.result()
-                    except BaseException:
+                    except BrokenProcessPool:
+                        raise MlprodError(
+                            f"a worker process died while predicting rows {writer.rows + 1} and after "
+                            "(killed, or out of memory?)",
+                            path=input_file,
+                            expected="fewer --workers or a smaller --chunk-rows if memory is short",
+                        ) from None
+                    except Exception:
                         predict_chunk(chunk, writer.rows, *args)  # again, with the exact row offset
                         raise
                 if result is None:
@@ -250,10 +257,11 @@ def run_local(
 
 # %% ../nbs/14_batch.ipynb #af31bc64
 _WORKER_PREDICTORS: dict[tuple[str, str, tuple[str, ...]], Any] = {}  # per worker process: loaded once
+_THREADS_LIMITED = False  # per worker process: set to one thread (see `one_thread`) on its first file
 
 
 def _worker_predictor(model_dir: str, version_skew: str, trusted_types: tuple[str, ...]) -> Any:
-    "The predictor of this worker process: loaded and verified on first use, then reused for every partition."
+    "The predictor of this worker process: loaded and verified on first use, then reused for every file."
     import threading
 
     key = (model_dir, version_skew, trusted_types)
@@ -270,18 +278,31 @@ def _worker_predictor(model_dir: str, version_skew: str, trusted_types: tuple[st
         return _WORKER_PREDICTORS[key]
 
 
-def _predict_partition(
-    df: pd.DataFrame,
+def _predict_file(
+    source: str,
+    target: str,
     model_dir: str,
     proba: bool,
+    chunk_rows: int,
     version_skew: str,
     trusted_types: tuple[str, ...],
-    partition_info: dict[str, Any] | None = None,
-) -> pd.DataFrame:
+) -> int:
+    "A Dask task: stream one input file through the model (chunk by chunk) into one partition; its rows."
+    global _THREADS_LIMITED
+    import multiprocessing as mp
+
     predictor = _worker_predictor(model_dir, version_skew, trusted_types)
-    number = (partition_info or {}).get("number")
-    source = f"partition {number}" if number is not None else "a partition"
-    return predictor.predict(df, proba=proba, source=source)
+    if not _THREADS_LIMITED and mp.parent_process() is not None:  # a worker process: one thread, for good
+        one_thread(predictor.model).__enter__()
+        _THREADS_LIMITED = True
+    with TableWriter(target) as writer:
+        for chunk in iter_chunks(source, chunk_rows):
+            df = parse_chunk(chunk)  # (n_rows, n_columns)
+            if df is not None and len(df):
+                writer.write(predictor.predict(df, proba=proba, source=source, row_offset=writer.rows))
+        if writer.rows == 0:
+            raise DataError("no rows", path=source, expected="at least one row after the header")
+    return writer.rows
 
 
 def input_files(spec: str | Path) -> list[Path]:
@@ -314,49 +335,57 @@ def run_dask(
     workers: int | None = None,  # local cluster size (default: all cores)
     version_skew: str = "error",
     trusted_types: list[str] | tuple[str, ...] = (),
-    output_format: str = "parquet",
+    output_format: str = "parquet",  # parquet | csv | jsonl
     processes: bool = True,  # local cluster: worker processes (True) or threads in this process
+    chunk_rows: int = 100_000,  # rows a worker reads at a time
 ) -> Path:
-    "Predict every partition of `inputs` on a Dask cluster into the folder `out_dir`."
+    "Predict every file of `inputs` on a Dask cluster, one partition per file, into the folder `out_dir`."
     import shutil
+    import sys
 
-    import dask.dataframe as dd
+    import dask
     from distributed import Client, LocalCluster
 
     from mlprod.bundle import resolve_version
     from mlprod.io import temp_sibling
-    from mlprod.predict import Predictor
 
     files = input_files(inputs)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError("output is a file", path=out_dir, expected="a folder for the partitions")
-    if output_format not in ("parquet", "csv"):
-        raise DataError(f"unknown output format {output_format!r}", expected="parquet or csv")
+    if output_format not in ("parquet", "csv", "jsonl"):
+        raise DataError(f"unknown output format {output_format!r}", expected="parquet, csv or jsonl")
     version = str(resolve_version(model_dir))
-    local = Predictor.load(
-        version, version_skew=version_skew, trusted_types=tuple(trusted_types)
-    )  # verify here first
-    fmt = table_format(files[0])[0]
-    ddf = (
-        dd.read_parquet([str(f) for f in files]) if fmt == "parquet" else dd.read_csv([str(f) for f in files])
-    )
-    golden = local.bundle.golden if local.bundle.golden is not None else ddf.head(1)
-    meta = local.predict(golden.head(1), proba=proba).iloc[:0]  # the output's columns and dtypes
-    cluster = None
-    if scheduler is None:
-        n = workers or default_workers()
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=None)
-    tmp = temp_sibling(out_dir)
+    key = (version, version_skew, tuple(trusted_types))
+    _worker_predictor(*key)  # loaded and verified here first; the forked local workers inherit it
+    cluster, tmp = None, temp_sibling(out_dir)
     try:
-        with Client(scheduler or cluster) as client:  # noqa: F841 (the default client of the computation)
-            out = ddf.map_partitions(
-                _predict_partition, version, proba, version_skew, tuple(trusted_types), meta=meta
+        if scheduler is None:
+            # Forked workers start in a blink with everything imported and the model loaded; spawned ones
+            # would import pandas, scikit-learn and dask again and load the model, each (seconds apiece).
+            method = "fork" if sys.platform.startswith("linux") else "spawn"
+            with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+                cluster = LocalCluster(
+                    n_workers=workers or default_workers(),
+                    threads_per_worker=1,
+                    processes=processes,
+                    dashboard_address=None,
+                )
+        tmp.mkdir()
+        targets = [str(tmp / f"part-{i:05d}.{output_format}") for i in range(len(files))]
+        with Client(scheduler or cluster) as client:
+            tasks = client.map(
+                _predict_file,
+                [str(f) for f in files],
+                targets,
+                model_dir=version,
+                proba=proba,
+                chunk_rows=chunk_rows,
+                version_skew=version_skew,
+                trusted_types=tuple(trusted_types),
+                pure=False,
             )
-            if output_format == "parquet":
-                out.to_parquet(tmp, write_index=False)
-            else:
-                out.to_csv(str(tmp / "part-*.csv"), index=False)
+            client.gather(tasks)  # the first failure is raised here, with its file and row
         if out_dir.exists():
             shutil.rmtree(out_dir)  # replaced only now that the new partitions are complete
         os.replace(tmp, out_dir)
@@ -364,4 +393,5 @@ def run_dask(
         shutil.rmtree(tmp, ignore_errors=True)
         if cluster is not None:
             cluster.close()
+        _WORKER_PREDICTORS.pop(key, None)  # this process keeps no model once the job is done
     return out_dir

@@ -437,9 +437,21 @@ def predict_cmd(
 
         if output is None:
             output = s.path("predictions") / _stem(input_file)
-        fmt = "csv" if output.suffix.lower() == ".csv" else "parquet"
-        out_dir = output.with_suffix("") if output.suffix.lower() in (".csv", ".parquet") else output
-        path = run_dask(model_dir, input_file, out_dir, proba, scheduler, workers, output_format=fmt, **load)
+        # --output out.csv / out.jsonl / out.parquet: the folder `out` of partitions in that format (Parquet
+        # when no format is named).
+        fmt = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}.get(output.suffix.lower())
+        out_dir = output.with_suffix("") if fmt else output
+        path = run_dask(
+            model_dir,
+            input_file,
+            out_dir,
+            proba,
+            scheduler,
+            workers,
+            output_format=fmt or "parquet",
+            chunk_rows=s.int("chunk_rows") if chunk_rows is None else chunk_rows,
+            **load,
+        )
         typer.echo(f"wrote {path}/ (partitions)")
         return
     if engine != "local":

@@ -155,8 +155,8 @@ class RawChunk:
             return os.pread(f.fileno(), self.length, self.start)
 
 
-def _row_ends(block: bytes, quoted: bool, inside: bool) -> tuple[Any, bool]:
-    "Positions of the newlines in `block` that end a row, (n_ends,) int64; and whether its end is inside quotes."
+def _row_ends(block: bytes, quoted: bool, inside: bool, prev: int = 10) -> tuple[Any, bool]:
+    "Positions of the newlines in `block` that end a row, (n_ends,) int64; and whether its end is inside quotes. `prev`: the byte before the block."
     import numpy as np
 
     arr = np.frombuffer(block, dtype=np.uint8)  # (len(block),) no copy
@@ -170,11 +170,44 @@ def _row_ends(block: bytes, quoted: bool, inside: bool) -> tuple[Any, bool]:
         ends = ends | ((arr == 13) & ~np.append(ends[1:], True) & ~after_end)
     ends = np.flatnonzero(ends)  # (n_row_ends,)
     if quoted and (inside or block.find(b'"') >= 0):
-        quoted_at = np.logical_xor.accumulate(arr == 34)  # (len(block),) True inside a quoted field
+        is_quote = arr == 34  # (len(block),)
+        quoted_at = np.logical_xor.accumulate(is_quote)  # (len(block),) True inside a quoted field, by parity
         if inside:  # the block starts inside a quoted field
             quoted_at = ~quoted_at
-        ends, inside = ends[~quoted_at[ends]], bool(quoted_at[-1])
+        # Parity is right while every quote that opens a field stands at the field's start: after a comma or a
+        # row end (or after a quote: the second of "" inside a quoted field). A quote elsewhere outside quotes
+        # (5" screen) is a plain character to pandas; then the block is walked quote by quote.
+        opening = np.flatnonzero(is_quote & quoted_at)  # (n_opening,)
+        before = arr[np.maximum(opening - 1, 0)]  # (n_opening,) the byte before each
+        before[opening == 0] = prev
+        if np.isin(before, (44, 10, 13, 34)).all():
+            inside = bool(quoted_at[-1])
+        else:
+            quoted_at, inside = _walk_quotes(arr, np.flatnonzero(is_quote), inside, prev)
+        ends = ends[~quoted_at[ends]]
     return ends, inside
+
+
+def _walk_quotes(arr: Any, quotes: Any, inside: bool, prev: int) -> tuple[Any, bool]:
+    "A block with a quote inside an unquoted field, quote by quote: (len(arr),) True inside a quoted field."
+    import numpy as np
+
+    delta = np.zeros(len(arr) + 1, dtype=np.int8)  # +1 where a quoted field opens, -1 where it closes
+    delta[0] = inside
+    at = quotes.tolist()
+    i = 0
+    while i < len(at):
+        q = at[i]
+        before = int(arr[q - 1]) if q else prev
+        if not inside:
+            if before in (44, 10, 13) or (q == 0 and before == 34):  # at a field's start: it opens one
+                inside, delta[q] = True, delta[q] + 1
+        elif i + 1 < len(at) and at[i + 1] == q + 1:
+            i += 1  # "" inside a quoted field: one quote
+        else:
+            inside, delta[q] = False, delta[q] - 1
+        i += 1
+    return np.cumsum(delta[:-1], dtype=np.int8) > 0, inside
 
 
 def _split_rows(
@@ -185,10 +218,11 @@ def _split_rows(
 
     ends: list[Any] = []  # arrays of stream offsets just after a row end, not yet in a chunk
     held: list[tuple[int, bytes]] = []  # (offset, block) still needed for the bytes of the next chunk
-    waiting, inside, start, offset, last_end = 0, False, base, base, base
+    waiting, inside, start, offset, last_end, prev = 0, False, base, base, base, 10  # prev: the byte before
     while True:
         if waiting < chunk_rows and block:
-            found, inside = _row_ends(block, quoted, inside)
+            found, inside = _row_ends(block, quoted, inside, prev)
+            prev = block[-1]
             ends.append(found + (offset + 1))
             waiting += len(found)
             last_end = int(ends[-1][-1]) if len(found) else last_end

@@ -89,7 +89,15 @@ class Predictor:
         X = self._typed_features(df)  # (n_rows, n_features) when df's dtypes already are the training kinds
         if X is None:
             X = validate(self.schema, df, source=source, row_offset=row_offset)  # (n_rows, n_features)
-        out = model_outputs(self.model, self.schema, X, proba=proba)  # (n_rows, 1 [+ n_classes])
+        if len(X) == 0:  # no rows in, no rows out: the columns a non-empty frame would have
+            import pandas as pd
+
+            names = ["prediction", *(self._proba_names if proba and self._can_proba else [])]
+            out = pd.DataFrame(
+                {n: pd.Series([], dtype=object if n == "prediction" else "float64") for n in names}
+            )
+        else:
+            out = model_outputs(self.model, self.schema, X, proba=proba)  # (n_rows, 1 [+ n_classes])
         if self.id_col is not None:
             out.insert(0, self.id_col, df[self.id_col].array)
         return out
@@ -254,9 +262,14 @@ def predict_from_path(
         raise DataError(f"chunk_rows {chunk_rows} is out of range", expected="an integer >= 1")
     predictor = Predictor.load(model_dir, version_skew=version_skew, trusted_types=trusted_types)
     # Chunks stream through mlprod.batch: read, predicted (in `workers` processes) and written in input order.
-    done = run_local(predictor, input_file, output_file, proba, chunk_rows, workers, quiet, on_chunk)
+    # A plain CSV / JSON Lines input is hashed for the lineage record as it is read, not read again after.
+    digest: dict[str, str] = {}
+    done = run_local(predictor, input_file, output_file, proba, chunk_rows, workers, quiet, on_chunk, digest)
     from mlprod.lineage import write_lineage
 
-    inputs = [{"path": predictor.bundle.path, "role": "model"}, {"path": input_file, "role": "data"}]
+    inputs = [
+        {"path": predictor.bundle.path, "role": "model"},
+        {"path": input_file, "role": "data", **digest},
+    ]
     write_lineage(output_file, "predict", inputs, {"proba": proba, "chunk_rows": chunk_rows}, rows=done)
     return output_file
