@@ -207,14 +207,9 @@ def test_parquet_reader_returns_a_frame_or_an_mlprod_error(scratch: Path, data: 
     _check_reader(scratch, "t.parquet", data)
 
 
-# mlprod.io (the chunked CSV reader, _row_ends) tracks quotes by flipping a state at every '"' byte; a quote inside
-# an unquoted field (5" screen) is a plain character for pandas, but flips the state there, so the row ends after
-# it are taken for quoted newlines and the real ones for row ends: a chunk boundary falls inside a quoted field
-# and a valid file fails with "EOF inside string". Fix: a quote opens a quoted field only at a field's start
-# (after a comma or a row end) and closes it only before a comma or a row end ("" inside is a quote); or fall back
-# to pandas' own chunked reader, as for old Mac line ends, when a block holds a quote anywhere else.
+# A quote inside an unquoted field (5" screen) is a plain character, as for pandas: the chunked CSV reader must
+# not take it for the start of a quoted field (a chunk boundary would then fall inside a "quoted" field).
 @figures.passed_only
-@pytest.mark.xfail(strict=True, reason="io: a quote inside an unquoted field breaks the chunks (see above)")
 def test_a_quote_inside_a_field_does_not_break_the_chunks(scratch: Path) -> None:
     path = scratch / "quotes.csv"
     path.write_bytes(b'name,notes\n5" screen,"line1\nline2"\nb,c\nd,e\n')
