@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 def shipped_sql_dir() -> Path:
-    "The folder of SQL files shipped inside the package (in a checkout, `mlprod/sql` links to `sql/`)."
+    "The evaluation SQL shipped inside the package, `mlprod/sql/` (`sql/evaluate_*.sql` link to it)."
     import mlprod
 
     return Path(mlprod.__file__).resolve().parent / "sql"
