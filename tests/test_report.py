@@ -452,7 +452,7 @@ def test_report_notebooks_ship_from_nbs_reports() -> None:
         )  # the notebooks use the package, not copies of it
     assert (ROOT / "nbs" / "reports" / ".notest").exists()  # nbdev-test leaves them to these tests
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert 'mlprod = ["reports/*.ipynb"]' in pyproject
+    assert 'mlprod = ["reports/*.ipynb", "sql/*.sql"]' in pyproject
 
 
 def test_cli_report_commands(models: dict[str, list[Path]], tmp_path: Path) -> None:
