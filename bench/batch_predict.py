@@ -15,8 +15,8 @@ each figure is the median of `--repeat` rounds. Measured, for both models:
 - `--workers 1` against the default (all cores), in the same rounds as the CSV runs;
 - rows/s of `mlprod predict` (CSV, 1M rows, start-up included) against an `iterrows` + per-row
   `pipeline.predict` loop on a 2,000-row sample;
-- peak memory: the max RSS of the measured process tree (`os.wait4`'s rusage: the largest of the mlprod
-  process and its workers), at 1M rows (from the CSV runs) and at 5M rows (one run);
+- peak memory: the max RSS of the measured process tree (GNU time's `%M`: the largest of the mlprod process
+  and its workers), at 1M rows (from the CSV runs) and at 5M rows (one run);
 - the random forest with `--engine dask` on a local cluster of 1 and of 2 workers (8 Parquet partitions).
 
 Targets (issue 6), on the 2-core machine:
@@ -35,6 +35,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -174,17 +175,27 @@ def models(seed: int = 0, sample: int = 20_000) -> dict[str, dict[str, Path]]:
 # --- measuring ------------------------------------------------------------------------------------
 
 
+# GNU time reports the peak RSS of the command (and of the processes it waited for, its workers). os.wait4 from
+# this process cannot: a child forked from a large Python process counts that process's pages as its own peak.
+TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+
 def run(cmd: list[str]) -> dict[str, float]:
     "Run `cmd` to completion: wall seconds, CPU seconds of the process tree, peak RSS (MiB) of its largest process."
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
-    _, status, usage = os.wait4(proc.pid, 0)  # usage: this child and the descendants it waited for
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}): {err.strip()[-2000:]}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss / 1024}
+    with tempfile.TemporaryDirectory() as d:
+        rss_file, err_file = Path(d) / "rss", Path(d) / "stderr"
+        full = [TIME, "-f", "%M", "-o", str(rss_file), *cmd] if TIME else cmd
+        with open(err_file, "wb") as err:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=err, env=ENV)
+            _, status, usage = os.wait4(proc.pid, 0)  # CPU: the child and every process it waited for
+            wall = time.perf_counter() - t0
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            msg = err_file.read_text(errors="replace").strip()[-2000:]
+            raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({code}): {msg}")
+        kib = int(rss_file.read_text().split()[-1]) if TIME else usage.ru_maxrss  # see TIME
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": kib / 1024}
 
 
 def mlprod_predict(model: Path, inp: Path, out: Path, *extra: str) -> list[str]:

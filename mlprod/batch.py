@@ -363,8 +363,15 @@ def run_dask(
         if scheduler is None:
             # Forked workers start in a blink with everything imported and the model loaded; spawned ones
             # would import pandas, scikit-learn and dask again and load the model, each (seconds apiece).
+            # The diagnostics that poll every 20 ms (event loop ticks) or 500 ms (system monitor, for dashboards)
+            # take turns on the cores the workers compute on: every few seconds is enough here.
             method = "fork" if sys.platform.startswith("linux") else "spawn"
-            with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+            local = {
+                "distributed.worker.multiprocessing-method": method,
+                "distributed.admin.tick.interval": "1s",
+                "distributed.admin.system-monitor.interval": "5s",
+            }
+            with dask.config.set(local):
                 cluster = LocalCluster(
                     n_workers=workers or default_workers(),
                     threads_per_worker=1,
