@@ -1,6 +1,6 @@
 """Batch prediction at scale: `mlprod predict` against the plain chunked pandas script (issue 6).
 
-    .venv/bin/python bench/batch_predict.py [--repeat 3] [--rows 1000000] [--big-rows 5000000] [--skip dask,...]
+    .venv/bin/python bench/batch_predict.py [--repeat 3] [--rows 1000000] [--big-rows 5000000] [--skip dask,...] [--readme]
 
 Seeded data is generated once into bench/data/batch/ (git-ignored): 1M rows of an id, 20 numeric and 2
 categorical columns as CSV, JSON Lines, Parquet and 8 Parquet partitions, and 5M rows as CSV for the memory
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -273,6 +274,9 @@ def main(argv: list[str] | None = None) -> list[tuple[str, ...]]:
     ap.add_argument(
         "--skip", default="", help="parts to skip, comma-separated: csv,jsonl,parquet,memory,dask"
     )
+    ap.add_argument(
+        "--readme", action="store_true", help="also write this section into bench/README.md (the others stay)"
+    )
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -412,20 +416,38 @@ def main(argv: list[str] | None = None) -> list[tuple[str, ...]]:
             )
         )
     cleanup()
-    print(
-        f"\n## Batch prediction (issue 6): `mlprod predict` vs the plain chunked pandas script\n\n"
+    lines = [
+        "## Batch prediction (issue 6): `mlprod predict` vs the plain chunked pandas script",
+        "",
         f"Median of {args.repeat} interleaved runs, each a fresh process (the CLI users run; start-up included); "
-        "ratio = mlprod / baseline wall time. CPU = user + system seconds of the whole process tree.\n"
-    )
-    print("| measurement | model | baseline | mlprod | ratio | target | |\n|---|---|---|---|---|---|---|")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
-    print(
-        f"\n{cores} cores; load average (1 / 5 / 15 min) before: {load_before}, after: {load_average()}. "
+        "ratio = mlprod / baseline wall time. CPU = user + system seconds of the whole process tree.",
+        "",
+        "| measurement | model | baseline | mlprod | ratio | target | |",
+        "|---|---|---|---|---|---|---|",
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+        f"{cores} cores; load average (1 / 5 / 15 min) before: {load_before}, after: {load_average()}. "
         "Other work on the machine takes cores from both sides, and most from the parallel side. "
-        "Every process runs with its bytecode cached (PYTHONPYCACHEPREFIX under bench/data/)."
-    )
+        "Every process runs with its bytecode cached (PYTHONPYCACHEPREFIX under bench/data/).",
+    ]
+    section = "\n".join(lines)
+    print("\n" + section)
+    if args.readme:
+        print(f"wrote {os.path.relpath(write_readme(section))}")
     return rows
+
+
+def write_readme(section: str) -> Path:
+    "Put `section` in bench/README.md in place of its batch section (from `## Batch prediction` to the next `## `)."
+    path = HERE / "README.md"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    pat = re.compile(r"^## Batch prediction.*?(?=^## |\Z)", re.S | re.M)
+    if pat.search(text):
+        text = pat.sub(lambda _: section.strip() + "\n\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section.strip() + "\n"
+    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    return path
 
 
 if __name__ == "__main__":

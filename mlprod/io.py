@@ -155,6 +155,44 @@ class RawChunk:
             return os.pread(f.fileno(), self.length, self.start)
 
 
+class _ChunkFile:
+    "A read-only binary file of `chunk.header` then the chunk's bytes, read a piece at a time from the file (or the bytes held)."
+
+    def __init__(self, chunk: RawChunk) -> None:
+        self._head, self._data = chunk.header, chunk.data
+        self._fd = os.open(chunk.path, os.O_RDONLY) if chunk.data is None else -1
+        self._at, self._end = (
+            (chunk.start, chunk.start + chunk.length) if chunk.data is None else (0, len(chunk.data))
+        )
+
+    def read(self, size: int = -1) -> bytes:
+        "Up to `size` bytes (all the rest if negative): pandas' parser asks for 256 KiB at a time."
+        size = self._end - self._at + len(self._head) if size is None or size < 0 else size
+        head, self._head = self._head[:size], self._head[size:]
+        n = min(size - len(head), self._end - self._at)
+        if n <= 0:
+            return head
+        if self._data is None:
+            piece = os.pread(self._fd, n, self._at)
+            if len(piece) < n:  # the file is shorter than when it was located
+                self._end = self._at + len(piece)
+        else:
+            piece = self._data[self._at : self._at + n]
+        self._at += len(piece)
+        return head + piece if head else piece
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> _ChunkFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _row_ends(block: bytes, quoted: bool, inside: bool, prev: int = 10) -> tuple[Any, bool]:
     "Positions of the newlines in `block` that end a row, (n_ends,) int64; and whether its end is inside quotes. `prev`: the byte before the block."
     import numpy as np
@@ -170,22 +208,28 @@ def _row_ends(block: bytes, quoted: bool, inside: bool, prev: int = 10) -> tuple
         ends = ends | ((arr == 13) & ~np.append(ends[1:], True) & ~after_end)
     ends = np.flatnonzero(ends)  # (n_row_ends,)
     if quoted and (inside or block.find(b'"') >= 0):
-        is_quote = arr == 34  # (len(block),)
-        quoted_at = np.logical_xor.accumulate(is_quote)  # (len(block),) True inside a quoted field, by parity
-        if inside:  # the block starts inside a quoted field
-            quoted_at = ~quoted_at
-        # Parity is right while every quote that opens a field stands at the field's start: after a comma or a
-        # row end (or after a quote: the second of "" inside a quoted field). A quote elsewhere outside quotes
-        # (5" screen) is a plain character to pandas; then the block is walked quote by quote.
-        opening = np.flatnonzero(is_quote & quoted_at)  # (n_opening,)
-        before = arr[np.maximum(opening - 1, 0)]  # (n_opening,) the byte before each
-        before[opening == 0] = prev
-        if np.isin(before, (44, 10, 13, 34)).all():
-            inside = bool(quoted_at[-1])
-        else:
-            quoted_at, inside = _walk_quotes(arr, np.flatnonzero(is_quote), inside, prev)
+        quoted_at, inside = _quoted_at(arr, inside, prev)
         ends = ends[~quoted_at[ends]]
     return ends, inside
+
+
+def _quoted_at(arr: Any, inside: bool, prev: int) -> tuple[Any, bool]:
+    "CSV bytes `arr` (n,) uint8: (n,) True inside a quoted field; and whether the end is inside one. `inside`: the start is; `prev`: the byte before."
+    import numpy as np
+
+    is_quote = arr == 34  # (n,)
+    quoted_at = np.logical_xor.accumulate(is_quote)  # (n,) True inside a quoted field, by parity
+    if inside:  # the block starts inside a quoted field
+        quoted_at = ~quoted_at
+    # Parity is right while every quote that opens a field stands at the field's start: after a comma or a
+    # row end (or after a quote: the second of "" inside a quoted field). A quote elsewhere outside quotes
+    # (5" screen) is a plain character to pandas; then the block is walked quote by quote.
+    opening = np.flatnonzero(is_quote & quoted_at)  # (n_opening,)
+    before = arr[np.maximum(opening - 1, 0)]  # (n_opening,) the byte before each
+    before[opening == 0] = prev
+    if np.isin(before, (44, 10, 13, 34)).all():
+        return quoted_at, bool(quoted_at[-1])
+    return _walk_quotes(arr, np.flatnonzero(is_quote), inside, prev)
 
 
 def _walk_quotes(arr: Any, quotes: Any, inside: bool, prev: int) -> tuple[Any, bool]:
@@ -211,7 +255,13 @@ def _walk_quotes(arr: Any, quotes: Any, inside: bool, prev: int) -> tuple[Any, b
 
 
 def _split_rows(
-    f: IO[bytes], block: bytes, base: int, chunk_rows: int, quoted: bool, keep: bool
+    f: IO[bytes],
+    block: bytes,
+    base: int,
+    chunk_rows: int,
+    quoted: bool,
+    keep: bool,
+    size: int | None = None,  # the stream's length: the last two chunks' worth of rows in quarter chunks
 ) -> Iterator[tuple[int, int, bytes | None, int]]:
     "Cut stream `f` (its first bytes read: `block`, at offset `base`, a row start) into runs of `chunk_rows` rows: (start, length, the bytes if `keep`, rows)."
     import numpy as np
@@ -219,6 +269,7 @@ def _split_rows(
     ends: list[Any] = []  # arrays of stream offsets just after a row end, not yet in a chunk
     held: list[tuple[int, bytes]] = []  # (offset, block) still needed for the bytes of the next chunk
     waiting, inside, start, offset, last_end, prev = 0, False, base, base, base, 10  # prev: the byte before
+    full = 0  # bytes of the last chunk of chunk_rows rows
     while True:
         if waiting < chunk_rows and block:
             found, inside = _row_ends(block, quoted, inside, prev)
@@ -237,6 +288,8 @@ def _split_rows(
         if not waiting:
             return
         take = min(chunk_rows, waiting)
+        if size is not None and full and size - start < 2 * full:  # the tail of the file: quarter chunks
+            take = min(take, -(-chunk_rows // 4))
         flat = np.concatenate(ends) if len(ends) > 1 else ends[0]
         end, ends, waiting = int(flat[take - 1]), [flat[take:]], waiting - take
         data = None
@@ -244,6 +297,7 @@ def _split_rows(
             data = b"".join(b[max(start - o, 0) : end - o] for o, b in held if o < end and o + len(b) > start)
             held = [(o, b) for o, b in held if o + len(b) > end]
         yield start, end - start, data, take
+        full = end - start if take == chunk_rows else full
         start = end
 
 
@@ -256,28 +310,44 @@ class _Hashed:
     "A binary file whose bytes also go into a sha256 as they are read: a file that is streamed is hashed once."
 
     def __init__(self, f: IO[bytes]) -> None:
-        self._f, self.sha256 = f, hashlib.sha256()
+        self._f, self._sha256, self._last = f, hashlib.sha256(), b""
 
     def read(self, size: int = -1) -> bytes:
         data = self._f.read(size)
-        self.sha256.update(data)
+        # Each block is hashed when the next one is read: after the chunk it ends was handed on, not before.
+        self._sha256.update(self._last)
+        self._last = data
         return data
+
+    def hexdigest(self) -> str:
+        self._sha256.update(self._last)
+        self._last = b""
+        return self._sha256.hexdigest()
 
 
 def _text_chunks(
-    path: Path, fmt: str, compression: str | None, chunk_rows: int, digest: dict[str, str] | None = None
+    path: Path,
+    fmt: str,
+    compression: str | None,
+    chunk_rows: int,
+    digest: dict[str, str] | None = None,
+    taper: bool = False,
 ) -> Iterator[RawChunk]:
     keep = compression is not None  # a gzip'd chunk cannot be re-read by its offset: hand over the bytes
     with _open_binary(path, compression) as opened:
+        size = os.fstat(opened.fileno()).st_size if taper and compression is None else None
         f: Any = _Hashed(opened) if digest is not None and compression is None else opened
         buf, header, header_lines = f.read(_BLOCK), b"", 0
         if fmt == "csv":
             while True:  # the header: blank lines, then the first line with text
-                ends, _ = _row_ends(buf, True, False)
                 if b"\n" not in buf and b"\r" in buf:  # old Mac line ends: pandas reads the file
                     yield from _mac_csv_chunks(path, compression, chunk_rows)
                     return
-                cut = next((int(e) + 1 for e in ends if _has_text(buf[: int(e) + 1])), None)
+                for part in (buf[: 1 << 16], buf) if len(buf) > 1 << 16 else (buf,):  # near the start first
+                    ends, _ = _row_ends(part, True, False)
+                    cut = next((int(e) + 1 for e in ends if _has_text(part[: int(e) + 1])), None)
+                    if cut is not None:
+                        break
                 more = b"" if cut is not None else f.read(max(_BLOCK, len(buf)))
                 if cut is not None or not more:
                     cut = len(buf) if cut is None else cut
@@ -286,7 +356,8 @@ def _text_chunks(
             header, header_lines = buf[:cut], int((ends < cut).sum()) if len(ends) else 1
             buf = buf[cut:]
         first_line, index = header_lines + 1, 0
-        for start, length, data, rows in _split_rows(f, buf, len(header), chunk_rows, fmt == "csv", keep):
+        cuts = _split_rows(f, buf, len(header), chunk_rows, fmt == "csv", keep, size)
+        for start, length, data, rows in cuts:
             yield RawChunk(
                 path, fmt, compression, index, first_line, rows, start, length, data, header, header_lines
             )
@@ -294,7 +365,7 @@ def _text_chunks(
         if isinstance(f, _Hashed):
             while f.read(_BLOCK):  # the file was read to its end already; make sure
                 pass
-            digest["sha256"] = f.sha256.hexdigest()  # type: ignore[index]
+            digest["sha256"] = f.hexdigest()  # type: ignore[index]
         if index == 0 and fmt == "csv":  # a header and no rows: one empty chunk, for the column names
             yield RawChunk(
                 path, fmt, compression, 0, first_line, 0, len(header), 0, b"", header, header_lines
@@ -347,6 +418,7 @@ def iter_chunks(
     chunk_rows: int = 100_000,
     digest: dict[str, str]
     | None = None,  # a plain CSV / JSON Lines file read whole: {'sha256': its hex digest}
+    taper: bool = False,  # a plain CSV / JSON Lines file: its last 2 chunks' worth of rows in quarter chunks
 ) -> Iterator[RawChunk]:
     "Locate `path`'s chunks of at most `chunk_rows` rows, without parsing them (see `parse_chunk`)."
     if chunk_rows < 1:
@@ -356,7 +428,7 @@ def iter_chunks(
         yield from _parquet_chunks(path, chunk_rows)
         return
     try:
-        yield from _text_chunks(path, fmt, compression, chunk_rows, digest)
+        yield from _text_chunks(path, fmt, compression, chunk_rows, digest, taper)
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise DataError(f"not a valid gzip file ({e})", path=path) from None
 
@@ -400,23 +472,70 @@ def _csv_error(path: Path, compression: str | None, e: Exception, line_shift: in
 
 
 def _parse_csv(chunk: RawChunk) -> pd.DataFrame:
-    import io as _io
     import warnings
 
     import pandas as pd
 
-    text = chunk.text()
     try:
-        with warnings.catch_warnings():
+        # The parser reads the chunk from the file in pieces (never the whole chunk in memory, nor a copy of it).
+        with warnings.catch_warnings(), _ChunkFile(chunk) as f:
             # A first row longer than the header: pandas would warn and drop its extra fields (with
             # index_col=False; by default it would silently make the first column the index). It is ragged.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            return pd.read_csv(_io.BytesIO(chunk.header + text), encoding="utf-8", index_col=False)
+            df = pd.read_csv(f, encoding="utf-8", index_col=False)
     except pd.errors.ParserWarning:
-        raise _long_first_row(chunk, text) from None
+        raise _long_first_row(chunk, chunk.text()) from None
     except (ValueError, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
         shift = chunk.first_line - 1 - chunk.header_lines  # pandas counts lines from the header
         raise _csv_error(chunk.path, chunk.compression, e, shift) from None
+    # A row with fewer fields than the header: pandas pads it with missing values, so a file cut off in its last
+    # line would read as if whole. Such a row leaves the last column missing; only then are the commas counted.
+    want = len(df.columns)
+    if want > 1 and df.iloc[:, -1].hasnans and _unquoted_commas(text := chunk.text()) < len(df) * (want - 1):
+        short = _short_row(chunk, text, want)
+        if short is not None:
+            raise short
+    return df
+
+
+def _unquoted_commas(text: bytes) -> int:
+    "The commas of CSV rows `text` that separate fields (not those inside quoted fields)."
+    import numpy as np
+
+    arr = np.frombuffer(text, dtype=np.uint8)  # (len(text),) no copy
+    comma = arr == 44  # (len(text),) SIMD: ~5x faster than bytes.count
+    if text.find(b'"') >= 0:
+        comma &= ~_quoted_at(arr, False, 10)[0]  # the text starts a row
+    return int(np.count_nonzero(comma))
+
+
+def _short_row(chunk: RawChunk, text: bytes, want: int) -> DataError | None:
+    "Error path only: the first row of `text` with fewer fields than the header's `want` (blank rows are none)."
+    import numpy as np
+
+    arr = np.frombuffer(text, dtype=np.uint8)  # (n,)
+    ends, _ = _row_ends(text, True, False)  # (n_rows,) the row ends, as the chunks were cut
+    if not len(ends) or ends[-1] < len(arr) - 1:
+        ends = np.append(ends, len(arr))  # a last row without a newline
+    starts = np.concatenate(([0], ends[:-1] + 1))  # (n_rows,)
+    comma = arr == 44  # (n,)
+    if text.find(b'"') >= 0:
+        comma &= ~_quoted_at(arr, False, 10)[0]
+    commas = np.concatenate(([0], np.cumsum(comma, dtype=np.int64)))  # (n + 1,) commas before each byte
+    text_bytes = np.concatenate(([0], np.cumsum(~np.isin(arr, (9, 10, 13, 32)), dtype=np.int64)))  # (n + 1,)
+    fields = commas[ends] - commas[starts] + 1  # (n_rows,)
+    blank = text_bytes[ends] == text_bytes[starts]  # (n_rows,) spaces and tabs only: pandas skips the row
+    short = np.flatnonzero((fields < want) & ~blank)
+    if not len(short):
+        return None
+    i = int(short[0])
+    n = int(fields[i])
+    return DataError(
+        f"ragged row with {n} field{'s' if n != 1 else ''}",
+        path=chunk.path,
+        line=chunk.first_line + i,
+        expected=f"{want} fields, as in the header",
+    )
 
 
 def _long_first_row(chunk: RawChunk, text: bytes) -> DataError:
@@ -698,6 +817,50 @@ def write_json(path: str | Path, obj: Any) -> Path:
     )
 
 # %% ../nbs/01_io.ipynb #3942002b
+_JSON_PLAIN = r'^[^"\\/\x00-\x1f]*$'  # a text that JSON (as pandas writes it) takes as it is, between quotes
+_JSON_PLAIN_NAME = re.compile(
+    r'[^"\\/\x00-\x1f]*'
+)  # the same, for a column name (fullmatch: no `$` before a newline)
+
+
+def _jsonl_by_column(df: pd.DataFrame) -> str | None:
+    "`df` (n_rows >= 1, n_columns >= 1) as JSON Lines, the same text as pandas' `to_json`; None if a column needs pandas."
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts: list[Any] = []  # '{"key":', values, ',"key":', values, ...: one JSON line per row, once joined
+    for i, (name, col) in enumerate(df.items()):
+        if not isinstance(name, str) or not _JSON_PLAIN_NAME.fullmatch(name):
+            return None
+        dtype = col.dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "iub":  # a numpy column holds no missing value
+            values = pc.cast(pa.array(col.to_numpy()), pa.string())  # (n_rows,) 12, -3, true, false
+        elif isinstance(dtype, pd.StringDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "O"):
+            try:
+                text = pa.array(col, type=pa.string(), from_pandas=True)  # (n_rows,)
+            except (pa.ArrowException, TypeError, ValueError):
+                return None  # not all texts
+            if isinstance(text, pa.ChunkedArray):  # pandas' arrow-backed text columns ("str") come in chunks
+                text = text.combine_chunks()
+            if text.null_count or not pc.all(pc.match_substring_regex(text, _JSON_PLAIN)).as_py():
+                return None
+            values = pc.binary_join_element_wise('"', text, '"', "")
+        else:
+            return None
+        parts += [("{" if i == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":", values]
+    try:
+        rows = pc.binary_join_element_wise(*parts, "}\n", "")  # (n_rows,) one JSON line each
+        if isinstance(rows, pa.ChunkedArray):
+            rows = rows.combine_chunks()
+    except pa.ArrowException:  # e.g. more than 2 GiB of text in one chunk
+        return None
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)  # (>= n_rows + 1,) where each row starts
+    start, end = int(offsets[rows.offset]), int(offsets[rows.offset + len(rows)])
+    return rows.buffers()[2].to_pybytes()[start:end].decode("utf-8")  # the rows, back to back
+
+
 def encode_rows(df: pd.DataFrame, fmt: str, header: bool) -> str:
     "`df` (n_rows, n_columns) as CSV (with the header row if `header`) or JSON Lines text, newline-terminated."
     if fmt == "csv":
@@ -705,6 +868,9 @@ def encode_rows(df: pd.DataFrame, fmt: str, header: bool) -> str:
     if fmt == "jsonl":
         if not len(df):
             return ""
+        fast = _jsonl_by_column(df) if len(df.columns) else None
+        if fast is not None:
+            return fast
         text = df.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
         return text if text.endswith("\n") else text + "\n"
     raise DataError(f"cannot encode rows as {fmt!r}", expected="csv or jsonl")

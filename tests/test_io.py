@@ -6,11 +6,12 @@ import gzip
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from mlprod.errors import DataError, MlprodError
-from mlprod.io import TableWriter, iter_table, read_table, sha256_file, write_json, write_table
+from mlprod.io import TableWriter, encode_rows, iter_table, read_table, sha256_file, write_json, write_table
 
 FORMATS = ["t.csv", "t.csv.gz", "t.jsonl", "t.json", "t.jsonl.gz", "t.parquet"]
 
@@ -68,6 +69,49 @@ def test_write_json_is_atomic_and_stable(tmp_path: Path) -> None:
     assert p.read_text().startswith('{\n  "a"')
 
 
+_ENCODE_COLUMNS = {  # every kind of column a prediction frame holds, and the texts JSON escapes
+    "int": np.array([3, -1, 0, 2**62]),
+    "uint8": np.array([0, 1, 2, 255], dtype=np.uint8),
+    "bool": np.array([True, False, True, True]),
+    "str": pd.array(["yes", "no", "é ü 😀", ""], dtype="str"),
+    "str_in_chunks": pd.concat(  # an arrow-backed text column in two pieces, as a concat or a join leaves it
+        [pd.Series(["p", "q"], dtype="str"), pd.Series(["r", "s"], dtype="str")], ignore_index=True
+    ).array,
+    "object_str": np.array(["a", "b\x7f", "\u2028", "x y"], dtype=object),
+    "slash": np.array(["a/b", "c", "d", "e"], dtype=object),
+    "quote_backslash": pd.array(['say "hi"', "back\\slash", "tab\t", "nul\x00"], dtype="str"),
+    "missing_str": np.array(["a", None, "c", "d"], dtype=object),
+    "float": np.array([0.1, 1 / 3, 1e-7, 12345.678901234]),
+    "nullable_int": pd.array([1, None, 3, 4], dtype="Int64"),
+    "mixed_object": np.array([1, "a", 2.5, True], dtype=object),
+    "category": pd.Categorical(["x", "y", "x", "y"]),
+    "date": pd.date_range("2024-01-01", periods=4),
+}
+
+
+@pytest.mark.parametrize("second", [None, *_ENCODE_COLUMNS])
+@pytest.mark.parametrize("first", list(_ENCODE_COLUMNS))
+def test_json_lines_encoding_is_pandas_text_whatever_the_columns(first: str, second: str | None) -> None:
+    "encode_rows writes integers, booleans and plain texts a column at a time: the same bytes as pandas' to_json."
+    names = [first] if second is None or second == first else [first, second]
+    df = pd.DataFrame({n if n != "slash" else "a/b key": _ENCODE_COLUMNS[n] for n in names})  # (4, 1 or 2)
+    want = df.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
+    want = want if want.endswith("\n") else want + "\n"
+    assert encode_rows(df, "jsonl", header=False) == want
+    lines = want.split("\n")  # not splitlines: a text may hold U+2028, a line separator to Python
+    assert encode_rows(df.iloc[1:3], "jsonl", header=False) == "".join(f"{line}\n" for line in lines[1:3])
+
+
+def test_json_lines_encoding_of_a_large_chunk_matches_pandas() -> None:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {"id": np.arange(200_000) * 7 - 5, "prediction": rng.integers(0, 2, 200_000), "label": "churn"}
+    )  # (200000, 3)
+    assert encode_rows(df, "jsonl", header=False) == df.to_json(
+        orient="records", lines=True, force_ascii=False
+    )
+
+
 # --- bad input: kind, file name, line ----------------------------------------------------------
 
 
@@ -86,6 +130,10 @@ BAD = [
     ("empty.csv.gz", b"", "empty file", None),
     ("header_only.csv", b"a,b\n", "no rows", None),
     ("ragged.csv", b"a,b\n1,2\n3,4,5\n", "ragged row with 3 fields", 3),
+    ("short.csv", b"a,b,c\n1,2,3\n4,5\n6,7,8\n", "ragged row with 2 fields (expected 3 fields", 3),
+    ("short_last.csv", b"a,b,c\n1,2,3\n4,5,6\n7,8", "ragged row with 2 fields (expected 3 fields", 4),
+    ("short_last.csv.gz", b"a,b,c\n1,2,3\n4,5,6\n7,", "ragged row with 2 fields (expected 3 fields", 4),
+    ("short_quoted.csv", b'a,b,c\n1,"x,y",3\n"4,5,6",7\n', "ragged row with 2 fields (expected 3 fields", 3),
     ("latin1.csv", b"a,b\n1,ok\n2,caf\xe9\n", "not valid UTF-8", 3),
     ("broken.jsonl", b'{"a": 1}\n{"a": 2}\n{"a": \n', "malformed JSON", 3),
     ("broken.jsonl.gz", b'{"a": 1}\n{"a" 2}\n', "malformed JSON", 2),
@@ -145,6 +193,71 @@ def test_line_numbers_count_across_chunks(tmp_path: Path) -> None:
         list(iter_table(p, chunk_rows=3))
 
 
+# --- a row with fewer fields than the header (issue 9): pandas would pad it with missing values ---------------
+
+
+def _short_row_file(path: Path, rows: int, short_at: int, last_newline: bool = True) -> bytes:
+    "A CSV of `rows` rows (quoted fields with commas in every third), the row on line `short_at` one field short."
+    lines = [b"id,name,x"]
+    for i in range(rows):
+        name = b'"Doe, J."' if i % 3 == 0 else b"ann"
+        lines.append(b"%d,%s,%d.5" % (i, name, i) if len(lines) + 1 != short_at else b"%d,%s" % (i, name))
+    data = b"\n".join(lines) + (b"\n" if last_newline else b"")
+    _write(path, data)
+    return data
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.csv.gz"])
+@pytest.mark.parametrize(
+    "short_at", [2, 6, 7, 11, 25, 31]
+)  # the first row, mid-chunk, a chunk's first / last
+@pytest.mark.parametrize("chunk_rows", [1, 5, 1_000])
+def test_short_row_is_refused_in_every_chunk(
+    tmp_path: Path, name: str, short_at: int, chunk_rows: int
+) -> None:
+    path = tmp_path / name
+    _short_row_file(path, 30, short_at)
+    with pytest.raises(DataError) as info:
+        list(iter_table(path, chunk_rows=chunk_rows))
+    msg = str(info.value)
+    assert msg.endswith(
+        f"{path}:{short_at}: ragged row with 2 fields (expected 3 fields, as in the header)"
+    ), msg
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.csv.gz"])
+@pytest.mark.parametrize("chunk_rows", [1, 4, 1_000])
+def test_file_cut_off_in_its_last_line_is_refused(tmp_path: Path, name: str, chunk_rows: int) -> None:
+    path = tmp_path / name
+    _short_row_file(path, 12, 13, last_newline=False)  # a writer killed halfway through its last line
+    with pytest.raises(
+        DataError, match=r":13: ragged row with 2 fields \(expected 3 fields, as in the header\)"
+    ):
+        list(iter_table(path, chunk_rows=chunk_rows))
+    with pytest.raises(DataError, match=r":13: ragged row with 2 fields"):
+        read_table(path)
+
+
+def test_commas_inside_quotes_do_not_count_as_fields(tmp_path: Path) -> None:
+    path = _write(tmp_path / "q.csv", b'a,b,c\n1,"x,y",\n"2,3,4",,\n')  # 3 fields each, the last one empty
+    assert read_table(path)["a"].astype(str).tolist() == ["1", "2,3,4"]
+    short = _write(tmp_path / "short.csv", b'a,b,c\n1,"x,y",\n"2,3,4,"\n')  # 1 field: commas all quoted
+    with pytest.raises(DataError, match=r"short\.csv:3: ragged row with 1 field \(expected 3 fields"):
+        read_table(short)
+    multi = _write(tmp_path / "multi.csv", b'a,b,c\n1,"x,\ny",3\n2,"u\nv,w"\n')  # a quoted newline
+    with pytest.raises(DataError, match=r"ragged row with 2 fields \(expected 3 fields"):
+        list(iter_table(multi, chunk_rows=1))
+
+
+def test_rows_with_all_fields_still_read(tmp_path: Path) -> None:
+    "Empty values, blank and whitespace lines (pandas skips them), CRLF, no last newline: no row is short."
+    data = b'a,b,c\r\n1,,\r\n\r\n  \r\n,,\r\n"",x,"3,4"\r\n5,6,7'
+    path = _write(tmp_path / "ok.csv", data)
+    whole = read_table(path)
+    assert len(whole) == 4 and whole["c"].isna().tolist() == [True, True, False, False]
+    assert sum(len(c) for c in iter_table(path, chunk_rows=1)) == 4
+
+
 def test_output_folder_that_is_a_file(tmp_path: Path, frame: pd.DataFrame) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(DataError, match="output folder is a file"):
@@ -153,3 +266,23 @@ def test_output_folder_that_is_a_file(tmp_path: Path, frame: pd.DataFrame) -> No
 
 def test_every_error_is_an_mlprod_error() -> None:
     assert issubclass(DataError, MlprodError)
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.jsonl", "t.csv.gz"])
+def test_tapered_chunks_end_in_quarters_and_hold_every_row(tmp_path: Path, name: str) -> None:
+    "taper=True (the batch engine): a plain file's last two chunks' worth of rows in quarter chunks; gzip: as is."
+    from mlprod.io import iter_chunks, parse_chunk
+
+    df = pd.DataFrame({"id": range(1000), "x": [i / 7 for i in range(1000)]})  # (1000, 2)
+    path = write_table(df, tmp_path / name)
+    rows = [c.rows for c in iter_chunks(path, chunk_rows=100, taper=True)]
+    assert sum(rows) == 1000 and max(rows) == 100
+    if name.endswith(".gz"):
+        assert rows == [100] * 10
+    else:
+        full = rows.count(100)  # then quarters, for (about) the last two chunks' worth of rows
+        assert rows == [100] * full + [25] * (len(rows) - full) and 4 <= len(rows) - full <= 8, rows
+    got = pd.concat(
+        [parse_chunk(c) for c in iter_chunks(path, chunk_rows=100, taper=True)], ignore_index=True
+    )
+    pd.testing.assert_frame_equal(got, read_table(path))
