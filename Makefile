@@ -80,6 +80,29 @@ lab: $(STAMP) ## JupyterLab on nbs/ with the project's environment as its kernel
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# MLflow's pyfunc beside mlprod in bench/bundle_load.py (issue 3). MLflow never enters .venv/ (CI tests from
+# it): it goes into its own .venv-mlflow/ (git-ignored), from requirements/bench-mlflow.lock = dev.lock's pins
+# plus the `mlflow` extra. Every timed process (plain script, mlprod, MLflow) runs in that interpreter.
+MLFLOW_VENV := .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.mlprod-installed
+.PHONY: bench-mlflow lock-bench-mlflow
+
+$(MLFLOW_STAMP): $(UV) pyproject.toml requirements/bench-mlflow.lock
+	@test -x $(MLFLOW_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(MLFLOW_VENV)
+	$(UV) pip sync --quiet --python $(MLFLOW_VENV)/bin/python --require-hashes --compile-bytecode requirements/bench-mlflow.lock
+	$(UV) pip install --quiet --python $(MLFLOW_VENV)/bin/python --no-deps --no-build-isolation --editable .
+	@touch $(MLFLOW_STAMP)
+
+bench-mlflow: $(STAMP) $(MLFLOW_STAMP) ## bench/bundle_load.py with the MLflow row; rewrites its section of bench/README.md
+	$(BIN)/python bench/bundle_load.py --mlflow-python $(MLFLOW_VENV)/bin/python --readme
+
+# Starts from a copy of dev.lock, which uv takes as preferred pins: only what MLflow cannot share moves
+# (importlib-metadata, pinned by dask on Python < 3.12 above MLflow's bound). Re-run after `make lock`.
+lock-bench-mlflow: $(UV) ## re-pin requirements/bench-mlflow.lock
+	cp requirements/dev.lock requirements/bench-mlflow.lock
+	$(UV) pip compile pyproject.toml --universal --python-version 3.11 --extra report --extra dask --extra mlflow \
+		--group dev --generate-hashes --quiet -o requirements/bench-mlflow.lock
+
 wheel-check: $(STAMP) ## build the wheel and install it alone into a clean venv
 	$(BIN)/pytest tests/test_wheel.py -m slow
 

@@ -1,17 +1,29 @@
 """Loading a bundle with all its checks, against a bare `joblib.load` of the same model.
 
 1. In one process: `load_bundle` (manifest sha256 of every file, versions, unpickle, golden re-run) on a
-   ~28 MB uncompressed random forest, against a bare `joblib.load` of the same file, and `sha256` alone.
+   ~26 MB uncompressed random forest, against a bare `joblib.load` of the same file, and `sha256` alone.
    Target: load_bundle <= 1.8x joblib.load.
 2. Whole processes: load the bundle and predict 100k rows with `Predictor`, against a plain script that
    joblib-loads the pipeline and calls `predict` on the same rows. Target: <= 1.1x the plain script.
-   (MLflow's pyfunc is not installed here, so its column is left out.)
-Each measurement is the median of interleaved repeats, so machine noise hits both sides alike.
+   Beside them, MLflow: the same fitted pipeline saved once with `mlflow.sklearn.save_model` (with a
+   signature; as cloudpickle, like the joblib bundle, and in MLflow's default format, skops), and a process
+   that runs `mlflow.pyfunc.load_model(path).predict(df)`. Target: mlprod's process < MLflow's.
+Each measurement is the median of interleaved repeats, so machine noise hits every side alike.
+
+MLflow is not a dependency of mlprod's environment: `make bench-mlflow` builds .venv-mlflow/ (dev.lock's pins
+plus MLflow, from requirements/bench-mlflow.lock) and runs this with `--mlflow-python .venv-mlflow/bin/python`;
+every timed process then runs in that interpreter. Without `--mlflow-python`, the MLflow rows appear when
+`import mlflow` works here or .venv-mlflow/ exists, and are skipped (saying so) otherwise. MLflow runs with
+its telemetry off and no tracking server: models are saved to and loaded from local folders only.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -21,10 +33,25 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data" / "bundle_load"
+MLFLOW_VENV_PYTHON = HERE.parent / ".venv-mlflow" / "bin" / "python"
+# Every timed process runs with its bytecode cached, as after a normal install (as in batch_predict.py: where
+# PYTHONDONTWRITEBYTECODE is set, each process would compile mlprod afresh). MLflow: telemetry off, any
+# MLFLOW_* setting of the caller dropped, tracking (unused: models live in local folders) kept on a local path.
+ENV = {
+    k: v
+    for k, v in os.environ.items()
+    if k != "PYTHONDONTWRITEBYTECODE" and not k.startswith(("MLPROD", "MLFLOW_"))
+}
+ENV.update(
+    PYTHONPYCACHEPREFIX=str(HERE / "data" / "pycache"),
+    MLFLOW_DISABLE_TELEMETRY="true",
+    DO_NOT_TRACK="true",
+    MLFLOW_TRACKING_URI=(DATA / "mlruns").as_uri(),
+)
 
 
 def build(n_train: int = 13_000, n_rows: int = 100_000, seed: int = 0) -> tuple[Path, Path]:
-    "A ~28 MB uncompressed random forest bundle, and a 100k-row parquet input (seeded)."
+    "A ~26 MB uncompressed random forest bundle, and a 100k-row parquet input (seeded)."
     import numpy as np
     import pandas as pd
     from sklearn.ensemble import RandomForestClassifier
@@ -34,6 +61,7 @@ def build(n_train: int = 13_000, n_rows: int = 100_000, seed: int = 0) -> tuple[
     from mlprod.schema import capture_schema, validate
 
     DATA.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(DATA / "rf", ignore_errors=True)  # one version only, not one more per run
     rng = np.random.default_rng(seed)
     cols = [f"x{i}" for i in range(20)]
 
@@ -70,6 +98,88 @@ df = pd.read_parquet(sys.argv[2])
 print(len(p.predict(df)))
 """
 
+MLFLOW = """
+import sys, mlflow.pyfunc, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+df = pd.read_parquet(sys.argv[2])
+print(len(model.predict(df[[f"x{i}" for i in range(20)]])))
+"""
+
+# Run once by the MLflow interpreter: the very pipeline of the bundle, saved in both formats; each saved model
+# must give the pipeline's own predictions back.
+MLFLOW_SAVE = """
+import shutil, sys
+import joblib, pandas as pd, skops.io
+import mlflow.pyfunc, mlflow.sklearn
+from mlflow.models import infer_signature
+pipe = joblib.load(sys.argv[1])
+X = pd.read_parquet(sys.argv[2])[[f"x{i}" for i in range(20)]].head(1000)
+signature = infer_signature(X.head(100), pipe.predict(X.head(100)))
+trusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipe))
+for path, fmt in [(sys.argv[3], "cloudpickle"), (sys.argv[4], "skops")]:
+    shutil.rmtree(path, ignore_errors=True)
+    mlflow.sklearn.save_model(pipe, path, signature=signature, serialization_format=fmt,
+                              skops_trusted_types=trusted if fmt == "skops" else None)
+    assert (mlflow.pyfunc.load_model(path).predict(X) == pipe.predict(X)).all(), fmt
+"""
+
+
+def mlflow_version(python: str | Path) -> str | None:
+    "MLflow's version (and which distribution) in `python`, or None when it cannot import mlflow's pyfunc."
+    code = (
+        "import importlib.metadata as m, mlflow.pyfunc, mlflow.sklearn\n"
+        "print(mlflow.__version__ + ', from ' + ' and '.join(sorted(set(m.packages_distributions()['mlflow']))))"
+    )
+    r = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=ENV)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def find_mlflow(python: str | None) -> tuple[Path, str] | None:
+    "The interpreter to time MLflow (and so every process) in: `python`, else this one, else .venv-mlflow's."
+    if python:
+        version = mlflow_version(python)
+        if version is None:
+            raise SystemExit(
+                f"--mlflow-python {python}: cannot import mlflow.pyfunc and mlflow.sklearn there"
+            )
+        return Path(python).absolute(), version
+    for candidate in (Path(sys.executable), MLFLOW_VENV_PYTHON):
+        if candidate.exists() and (version := mlflow_version(candidate)):
+            return candidate, version
+    return None
+
+
+def lock_changes() -> str:
+    "How requirements/bench-mlflow.lock differs from requirements/dev.lock: MLflow's pins, and any it moved."
+
+    def pins(name: str) -> dict[str, set[str]]:
+        text = (HERE.parent / "requirements" / name).read_text(encoding="utf-8")
+        found: dict[str, set[str]] = {}
+        for m in re.finditer(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", text, re.M):
+            found.setdefault(m[1].lower(), set()).add(m[2])
+        return found
+
+    dev, bench = pins("dev.lock"), pins("bench-mlflow.lock")
+    moved = [
+        f"{k} {', '.join(sorted(bench[k]))} (dev.lock: {', '.join(sorted(v))})"
+        for k, v in sorted(dev.items())
+        if k in bench and bench[k] != v
+    ]
+    return "dev.lock's pins plus MLflow's" + (", but " + "; ".join(moved) if moved else "")
+
+
+def write_readme(section: str) -> Path:
+    "Put `section` in bench/README.md in place of its bundle section (from `## Bundle load` to the next `## `)."
+    path = HERE / "README.md"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    pat = re.compile(r"^## Bundle load.*?(?=^## |\Z)", re.S | re.M)
+    if pat.search(text):
+        text = pat.sub(lambda _: section.strip() + "\n\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section.strip() + "\n"
+    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    return path
+
 
 def _median_interleaved(fns: dict, repeat: int) -> dict[str, float]:
     times: dict[str, list[float]] = {k: [] for k in fns}
@@ -84,14 +194,21 @@ def _median_interleaved(fns: dict, repeat: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--repeat", type=int, default=7)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=7, help="rounds of the in-process loads")
+    ap.add_argument("--process-repeat", type=int, default=5, help="rounds of the whole processes")
+    ap.add_argument(
+        "--mlflow-python", help="an interpreter with MLflow (and mlprod): .venv-mlflow/bin/python"
+    )
+    ap.add_argument("--no-mlflow", action="store_true", help="leave the MLflow rows out")
+    ap.add_argument("--readme", action="store_true", help="also write this section into bench/README.md")
     args = ap.parse_args(argv)
     import joblib
 
     from mlprod.bundle import load_bundle
     from mlprod.io import sha256_file
 
+    found = None if args.no_mlflow else find_mlflow(args.mlflow_python)
     version, inputs = build()
     model_file = version / "model.joblib"
     size_mb = model_file.stat().st_size / 2**20
@@ -103,38 +220,94 @@ def main(argv: list[str] | None = None) -> None:
         },
         args.repeat,
     )
+    python = found[0] if found else Path(sys.executable)
     with tempfile.TemporaryDirectory() as d:
-        plain, mine = Path(d) / "plain.py", Path(d) / "mlprod_predict.py"
-        plain.write_text(PLAIN)
-        mine.write_text(MLPROD)
-        run = lambda script, target: subprocess.run(  # noqa: E731
-            [sys.executable, str(script), str(target), str(inputs)], check=True, capture_output=True
-        )
-        proc = _median_interleaved(
-            {
-                "plain script: joblib.load + predict (baseline)": lambda: run(plain, model_file),
-                "mlprod: Predictor.load + predict": lambda: run(mine, version),
-            },
-            max(3, args.repeat // 2),
-        )
+        # each script under a name no module has (a script's folder comes first on sys.path)
+        for name, text in {
+            "plain_script": PLAIN,
+            "mlprod_predict": MLPROD,
+            "mlflow_predict": MLFLOW,
+            "mlflow_save": MLFLOW_SAVE,
+        }.items():
+            (Path(d) / f"{name}.py").write_text(text)
+
+        def run(name: str, *targets: Path) -> None:
+            cmd = [str(python), str(Path(d) / f"{name}.py"), *map(str, targets)]
+            r = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
+            if r.returncode != 0:
+                raise RuntimeError(f"{name} process failed ({r.returncode}): {r.stderr.strip()[-3000:]}")
+
+        runs = {
+            "plain script: joblib.load + predict (baseline)": lambda: run("plain_script", model_file, inputs),
+            "mlprod: Predictor.load + predict": lambda: run("mlprod_predict", version, inputs),
+        }
+        mlflow_rows = {  # row -> (format, saved model)
+            "MLflow: pyfunc.load_model + predict (cloudpickle, as the joblib bundle)": (
+                "cloudpickle",
+                DATA / "mlflow_model",
+            ),
+            "MLflow: pyfunc.load_model + predict (skops, MLflow's default format)": (
+                "skops",
+                DATA / "mlflow_model_skops",
+            ),
+        }
+        if found:
+            run("mlflow_save", model_file, inputs, *(path for _, path in mlflow_rows.values()))
+            for row, (_, path) in mlflow_rows.items():
+                runs[row] = lambda path=path: run("mlflow_predict", path, inputs)
+        proc = _median_interleaved(runs, args.process_repeat)
+
+    out: list[str] = []
+    say = out.append
+    say(f"## Bundle load ({size_mb:.1f} MB uncompressed random forest, 100 trees; median of {args.repeat})\n")
+    if args.readme:
+        from run import machine  # bench/run.py, beside this file
+
+        today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+        by = " by `make bench-mlflow`" if found else ""
+        say(f"Run on {today}{by}, on {machine()}.\n")
     base = inproc["joblib.load (baseline)"]
-    print(
-        f"\n## Bundle load ({size_mb:.1f} MB uncompressed random forest, 100 trees; median of {args.repeat})\n"
-    )
-    print("| step | median | vs joblib.load |\n|---|---|---|")
+    say("| step | median | vs joblib.load |\n|---|---|---|")
     for k, v in inproc.items():
-        print(f"| {k} | {v:.3f} s | {v / base:.2f}x |")
+        say(f"| {k} | {v:.3f} s | {v / base:.2f}x |")
     ratio = inproc["load_bundle, all checks"] / base
-    print(
-        f"\nload_bundle / joblib.load = {ratio:.2f}x (target <= 1.8x: {'PASS' if ratio <= 1.8 else 'FAIL'})"
+    say(f"\nload_bundle / joblib.load = {ratio:.2f}x (target <= 1.8x: {'PASS' if ratio <= 1.8 else 'FAIL'})")
+    say(
+        f"\n### Whole process: load and predict 100k rows (median of {args.process_repeat} interleaved rounds, "
+        "each a fresh process)\n"
     )
+    if found:
+        rel = os.path.relpath(python, HERE.parent)
+        lock = f"; requirements/bench-mlflow.lock: {lock_changes()}" if python == MLFLOW_VENV_PYTHON else ""
+        say(
+            f"Every process runs in `{rel}` (MLflow {found[1]}{lock}). MLflow's models: the bundle's pipeline "
+            "saved once by `mlflow.sklearn.save_model` with a signature, loaded from a local folder.\n"
+        )
     pbase = proc["plain script: joblib.load + predict (baseline)"]
-    print("\n## Whole process: load and predict 100k rows\n")
-    print("| process | median wall | vs plain script |\n|---|---|---|")
+    say("| process | median wall | vs plain script |\n|---|---|---|")
     for k, v in proc.items():
-        print(f"| {k} | {v:.3f} s | {v / pbase:.2f}x |")
-    pr = proc["mlprod: Predictor.load + predict"] / pbase
-    print(f"\nmlprod process / plain script = {pr:.2f}x (target <= 1.1x: {'PASS' if pr <= 1.1 else 'FAIL'})")
+        say(f"| {k} | {v:.3f} s | {v / pbase:.2f}x |")
+    mine = proc["mlprod: Predictor.load + predict"]
+    pr = mine / pbase
+    say(f"\nmlprod process / plain script = {pr:.2f}x (target <= 1.1x: {'PASS' if pr <= 1.1 else 'FAIL'})")
+    if found:
+        row = min(mlflow_rows, key=proc.__getitem__)
+        best = proc[row]
+        say(
+            f"\nmlprod process < MLflow process: {'PASS' if mine < best else 'FAIL'} (mlprod {mine:.3f} s; "
+            f"MLflow in its faster format here, {mlflow_rows[row][0]}, {best:.3f} s: {mine / best:.2f}x)"
+        )
+    elif args.no_mlflow:
+        say("\nMLflow rows left out (--no-mlflow).")
+    else:
+        say(
+            "\nMLflow rows skipped: mlflow is not importable here and .venv-mlflow/ is absent; "
+            "`make bench-mlflow` builds it and runs this with them."
+        )
+    section = "\n".join(out)
+    print("\n" + section)
+    if args.readme:
+        print(f"\nwrote the bundle section of {os.path.relpath(write_readme(section))}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # module names in bench/, run in this order
-BENCHMARKS = ["cli_startup", "predict_overhead", "recsys_scale", "report_speed", "batch_predict"]
+BENCHMARKS = [
+    "cli_startup",
+    "predict_overhead",
+    "bundle_load",
+    "recsys_scale",
+    "report_speed",
+    "batch_predict",
+]
 
 
 def machine() -> str:

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['TRACKED', 'MODEL_FILES', 'EXPECTED', 'MANIFEST', 'ALIASES', 'SKEW_POLICIES', 'STRICT', 'Bundle', 'model_outputs',
-           'library_versions', 'golden_rows', 'save_bundle', 'sweep_stale_temporaries', 'read_aliases',
+__all__ = ['TRACKED', 'MODEL_FILES', 'EXPECTED', 'MANIFEST', 'ALIASES', 'BLOCK_BYTES', 'SKEW_POLICIES', 'STRICT', 'Bundle',
+           'model_outputs', 'library_versions', 'golden_rows', 'save_bundle', 'sweep_stale_temporaries', 'read_aliases',
            'resolve_version', 'read_manifest', 'verify_files', 'check_versions', 'check_mlprod_version', 'load_bundle',
            'list_versions', 'promote']
 
@@ -138,14 +138,27 @@ def golden_rows(model: Any, schema: Schema, golden: pd.DataFrame) -> pd.DataFram
     return golden[keep].reset_index(drop=True).join(out.add_prefix(EXPECTED).reset_index(drop=True))
 
 
+BLOCK_BYTES = (
+    2 << 20
+)  # a file larger than this is also listed block by block, so loading can hash it on all cores
+
+
 def _manifest(folder: Path) -> dict[str, Any]:
-    from mlprod.io import sha256_file
+    import hashlib
 
     files = {}
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.name != MANIFEST:
-            rel = p.relative_to(folder).as_posix()
-            files[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+            data = p.read_bytes()
+            entry: dict[str, Any] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+            if len(data) > BLOCK_BYTES:
+                view = memoryview(data)
+                entry["block_bytes"] = BLOCK_BYTES
+                entry["blocks"] = [
+                    hashlib.sha256(view[i : i + BLOCK_BYTES]).hexdigest()
+                    for i in range(0, len(data), BLOCK_BYTES)
+                ]
+            files[p.relative_to(folder).as_posix()] = entry
     return {"format": 1, "files": files}
 
 
@@ -331,8 +344,23 @@ def _safe_member(folder: Path, rel: str, manifest_path: Path) -> Path:
     return full
 
 
+def _valid_entry(v: Any) -> bool:
+    if not (isinstance(v, dict) and isinstance(v.get("sha256"), str) and isinstance(v.get("bytes"), int)):
+        return False
+    if "blocks" not in v:
+        return True
+    size, blocks = v.get("block_bytes"), v["blocks"]
+    return (
+        isinstance(size, int)
+        and size > 0
+        and isinstance(blocks, list)
+        and all(isinstance(b, str) for b in blocks)
+        and len(blocks) == -(-v["bytes"] // size)
+    )
+
+
 def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
-    "The files listed in `folder`/manifest.json: {relative path: {'sha256', 'bytes'}}."
+    "The files listed in `folder`/manifest.json: {relative path: {'sha256', 'bytes'[, 'block_bytes', 'blocks']}}."
     import json
 
     mpath = folder / MANIFEST
@@ -342,7 +370,7 @@ def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
         files = manifest["files"]
         assert manifest.get("format") == 1 and isinstance(files, dict)
-        assert all(isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in files.values())
+        assert all(_valid_entry(v) for v in files.values())
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AssertionError):
         raise IntegrityError(
             "manifest.json is malformed", path=mpath, expected="format 1 with a 'files' table"
@@ -350,13 +378,45 @@ def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
     return files
 
 
-def verify_files(
-    folder: str | Path, model_bytes: bool = True
-) -> tuple[dict[str, Any], bytes | None, str | None]:
-    "Check every file of a version against its manifest. Returns (manifest files, model bytes, model file name)."
+def _read_listed(p: Path, entry: dict[str, Any]) -> bytes:
+    "The bytes of a listed file, refused when its size is not the manifest's."
+    if not p.is_file():
+        raise IntegrityError("file listed in the manifest is missing", path=p)
+    try:
+        data = p.read_bytes()
+    except PermissionError:
+        raise BundleError("permission denied: cannot read the file", path=p) from None
+    except OSError as e:
+        raise BundleError(f"cannot read the file ({e.strerror})", path=p) from None
+    if len(data) != entry["bytes"]:
+        raise IntegrityError(
+            f"sha256 does not match the manifest (the file changed: {len(data)} bytes, listed {entry['bytes']})",
+            path=p,
+        )
+    return data
+
+
+def _hash_jobs(data: bytes, entry: dict[str, Any]) -> list[tuple[int, int, str]]:
+    "The hashes that prove `data` is the listed file: (start, end, sha256) of each block, or of the whole file."
+    if "blocks" not in entry:
+        return [(0, len(data), entry["sha256"])]
+    size = entry["block_bytes"]
+    return [(i * size, min((i + 1) * size, len(data)), h) for i, h in enumerate(entry["blocks"])]
+
+
+def _matches(view: memoryview, start: int, end: int, want: str) -> bool:
     import hashlib
 
-    folder = Path(folder)
+    return hashlib.sha256(view[start:end]).hexdigest() == want  # hashlib lets go of the GIL on large buffers
+
+
+def _verify(folder: Path, model_bytes: bool, pool: Any) -> tuple[dict[str, Any], dict[str, bytes], str, Any]:
+    """Start checking every file of `folder` against its manifest.
+
+    Small files are checked here; the hashes of the model and of large files (block by block) run on `pool`'s
+    threads. Returns (manifest files, {relative path: bytes} of the files read, model file name, `wait`):
+    `wait()` blocks until those hashes are done and raises `IntegrityError` naming the file if one differs.
+    Nothing may be unpickled before `wait()` returned."""
     files = read_manifest(folder)
     mpath = folder / MANIFEST
     listed = set()
@@ -374,25 +434,47 @@ def verify_files(
         raise IntegrityError(
             "the manifest lists no model file", path=mpath, expected=" or ".join(MODEL_FILES.values())
         )
-    data = None
+    contents, pending = {}, []  # pending: (path, future of "this block matched")
     for rel, entry in sorted(files.items()):
         p = folder / rel
-        if not p.is_file():
-            raise IntegrityError("file listed in the manifest is missing", path=p)
-        try:
-            if rel == model_name and model_bytes:
-                data = p.read_bytes()
-                digest = hashlib.sha256(data).hexdigest()
-            else:
-                with open(p, "rb") as f:
-                    digest = hashlib.file_digest(f, "sha256").hexdigest()
-        except PermissionError:
-            raise BundleError("permission denied: cannot read the file", path=p) from None
-        except OSError as e:
-            raise BundleError(f"cannot read the file ({e.strerror})", path=p) from None
-        if digest != entry["sha256"]:
-            raise IntegrityError("sha256 does not match the manifest (the file changed)", path=p)
-    return files, data, model_name
+        data = _read_listed(p, entry)  # read once: these bytes are hashed, then parsed (or unpickled)
+        if rel != model_name or model_bytes:
+            contents[rel] = data
+        view, jobs = memoryview(data), _hash_jobs(data, entry)
+        if len(jobs) == 1 and rel != model_name:
+            if not _matches(view, *jobs[0]):
+                raise IntegrityError("sha256 does not match the manifest (the file changed)", path=p)
+            continue
+        pending += [(p, pool.submit(_matches, view, *job)) for job in jobs]
+
+    def wait() -> None:
+        for p, done in pending:
+            if not done.result():
+                raise IntegrityError("sha256 does not match the manifest (the file changed)", path=p)
+
+    return files, contents, model_name, wait
+
+
+def _hash_pool() -> Any:
+    "Threads for the block hashes: one per core this process may use (at most 4)."
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(
+        max_workers=min(
+            4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        )
+    )
+
+
+def verify_files(
+    folder: str | Path, model_bytes: bool = True
+) -> tuple[dict[str, Any], bytes | None, str | None]:
+    "Check every file of a version against its manifest. Returns (manifest files, model bytes, model file name)."
+    with _hash_pool() as pool:
+        files, contents, model_name, wait = _verify(Path(folder), model_bytes, pool)
+        wait()
+    return files, contents.get(model_name), model_name
 
 # %% ../nbs/04_bundle.ipynb #4fff6b4f
 SKEW_POLICIES = ("error", "warn", "ignore")
@@ -473,14 +555,16 @@ def _load_model(data: bytes, model_name: str, trusted_types: list[str] | tuple[s
         raise BundleError(f"cannot load the model ({type(e).__name__}: {e})", path=path) from None
 
 # %% ../nbs/04_bundle.ipynb #5eeab2cd
-def _check_golden(bundle: Bundle, path: Path) -> None:
+def _check_golden(bundle: Bundle, path: Path, X: pd.DataFrame | None = None) -> None:
+    "Re-run the golden rows (`X`: the golden frame already validated, when the caller has it)."
     import numpy as np
 
     from mlprod.schema import validate
 
     g = bundle.golden
     expected = [c for c in g.columns if c.startswith(EXPECTED)]
-    X = validate(bundle.schema, g, source=path)  # (n_golden, n_features)
+    if X is None:
+        X = validate(bundle.schema, g, source=path)  # (n_golden, n_features)
     got = model_outputs(bundle.model, bundle.schema, X, proba=True)
     for col in expected:
         name = col[len(EXPECTED) :]
@@ -500,11 +584,60 @@ def _check_golden(bundle: Bundle, path: Path) -> None:
             )
 
 
-def _read_id_map(path: Path) -> pd.DataFrame:
+def _read_id_map(data: bytes) -> pd.DataFrame:
     "An ID map as text, exactly as written: IDs like '007' must not become 7."
+    import io
+
     import pandas as pd
 
-    return pd.read_csv(path, dtype=str, keep_default_na=False)  # (n_ids, 2)
+    return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)  # (n_ids, 2)
+
+
+def _text(contents: dict[str, bytes], rel: str, folder: Path) -> str:
+    try:
+        return contents[rel].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BundleError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=folder / rel) from None
+
+
+def _read_parts(
+    folder: Path, files: dict[str, Any], contents: dict[str, bytes], version_skew: str, check_golden: bool
+) -> dict[str, Any]:
+    "Everything of a bundle but the model, from the bytes the manifest vouched for; checks versions."
+    import json
+
+    import yaml
+
+    from mlprod.io import read_table
+    from mlprod.schema import validate
+
+    meta_path = folder / "metadata.json"
+    try:
+        metadata = json.loads(_text(contents, "metadata.json", folder))
+    except (KeyError, json.JSONDecodeError) as e:
+        raise BundleError(f"metadata does not parse ({e})", path=meta_path) from None
+    check_mlprod_version(metadata.get("mlprod_version"), meta_path)
+    check_versions(metadata.get("versions", {}), version_skew, meta_path)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where it is built in
+    config = (
+        yaml.load(_text(contents, "config.yaml", folder), Loader=loader) if "config.yaml" in files else {}
+    )
+    schema = Schema.from_json(_text(contents, "schema.json", folder), folder / "schema.json")
+    metrics = json.loads(_text(contents, "metrics.json", folder)) if "metrics.json" in files else {}
+    id_maps = {Path(rel).stem: _read_id_map(contents[rel]) for rel in files if rel.startswith("id_maps/")}
+    golden = read_table(folder / "golden.jsonl") if "golden.jsonl" in files else None
+    X_golden = None
+    if check_golden and golden is not None:
+        X_golden = validate(schema, golden, source=folder / "golden.jsonl")  # (n_golden, n_features)
+    return dict(
+        metadata=metadata,
+        config=config,
+        schema=schema,
+        metrics=metrics,
+        id_maps=id_maps,
+        golden=golden,
+        X=X_golden,
+    )
 
 
 def load_bundle(
@@ -514,38 +647,33 @@ def load_bundle(
     check_golden: bool = True,
 ) -> Bundle:
     "Load and verify a bundle: a version dir, or a model root (champion, else latest)."
-    import json
-
-    import yaml
-
-    from mlprod.io import read_table
-
     folder = resolve_version(path)
-    files, data, model_name = verify_files(folder)
-    meta_path = folder / "metadata.json"
-    try:
-        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise BundleError(f"metadata does not parse ({e})", path=meta_path) from None
-    check_mlprod_version(metadata.get("mlprod_version"), meta_path)
-    check_versions(metadata.get("versions", {}), version_skew, meta_path)
-    model = _load_model(data, model_name, trusted_types, folder / model_name)
-    config = (
-        yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) if "config.yaml" in files else {}
-    )
-    schema = Schema.from_json((folder / "schema.json").read_text(encoding="utf-8"), folder / "schema.json")
-    metrics = (
-        json.loads((folder / "metrics.json").read_text(encoding="utf-8")) if "metrics.json" in files else {}
-    )
-    id_maps = {Path(rel).stem: _read_id_map(folder / rel) for rel in files if rel.startswith("id_maps/")}
-    golden = read_table(folder / "golden.jsonl") if "golden.jsonl" in files else None
+    with _hash_pool() as pool:
+        files, contents, model_name, wait = _verify(folder, True, pool)
+        try:  # while the model is being hashed: read the rest, check versions, validate the golden rows
+            parts = _read_parts(folder, files, contents, version_skew, check_golden)
+        except BaseException:
+            wait()  # a changed file is what to report first
+            raise
+        wait()  # every byte matched its manifest: only now may the model be unpickled
+    model = _load_model(contents.pop(model_name), model_name, trusted_types, folder / model_name)
     if hasattr(model, "attach_id_maps"):
-        model.attach_id_maps(id_maps)  # the IDs live in id_maps/*.csv, never inside the pickle
+        model.attach_id_maps(parts["id_maps"])  # the IDs live in id_maps/*.csv, never inside the pickle
+    metadata = parts["metadata"]
     bundle = Bundle(
-        model, config, schema, metrics, golden, metadata, id_maps, metadata.get("name"), folder, folder.name
+        model,
+        parts["config"],
+        parts["schema"],
+        parts["metrics"],
+        parts["golden"],
+        metadata,
+        parts["id_maps"],
+        metadata.get("name"),
+        folder,
+        folder.name,
     )
-    if check_golden and golden is not None:
-        _check_golden(bundle, folder / "golden.jsonl")
+    if parts["X"] is not None:
+        _check_golden(bundle, folder / "golden.jsonl", parts["X"])
     return bundle
 
 # %% ../nbs/04_bundle.ipynb #d1b20d51
