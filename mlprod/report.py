@@ -24,17 +24,19 @@ if TYPE_CHECKING:
     from nbformat import NotebookNode
 
     from mlprod.predict import Predictor
+    from mlprod.schema import Schema
 
 # %% auto #0
-__all__ = ['DPI', 'RANKING_PANELS', 'SCORERS', 'REPORTS', 'KERNEL_NAME', 'PAPERMILL_MARKER', 'Scored', 'load_data', 'score',
-           'model_labels', 'score_all', 'model_card', 'parameters_table', 'data_table', 'scalar_metrics', 'best_label',
-           'metrics_table', 'evaluate_payload', 'select_by', 'compare_payload', 'figure_png', 'plot_confusion',
-           'plot_roc', 'plot_precision_recall', 'plot_calibration', 'plot_predicted_vs_actual', 'plot_residuals',
-           'figures', 'ranking_curve', 'popularity_bias', 'popularity_bias_summary', 'baseline_table',
-           'plot_ranking_curves', 'plot_popularity_bias', 'permutation_importance_frame', 'plot_importance',
-           'packaged_reports', 'report_template', 'declared_parameters', 'check_parameters', 'kernel_spec_dict',
-           'kernel_manager_class', 'Failure', 'execute', 'scrub_paths', 'describe', 'mark_failure', 'finalize',
-           'report_title', 'render_html', 'run_notebook', 'run_report', 'evaluate_report', 'compare_report']
+__all__ = ['DPI', 'RANKING_PANELS', 'SCORERS', 'REPORTS', 'KERNEL_NAME', 'PAPERMILL_MARKER', 'REPORT_FILES', 'Scored',
+           'load_data', 'check_data', 'score', 'model_labels', 'score_all', 'check_comparable', 'model_card',
+           'parameters_table', 'data_table', 'scalar_metrics', 'best_label', 'metrics_table', 'evaluate_payload',
+           'select_by', 'compare_payload', 'figure_png', 'plot_confusion', 'plot_roc', 'plot_precision_recall',
+           'plot_calibration', 'plot_predicted_vs_actual', 'plot_residuals', 'figures', 'ranking_curve',
+           'popularity_bias', 'popularity_bias_summary', 'baseline_table', 'plot_ranking_curves',
+           'plot_popularity_bias', 'permutation_importance_frame', 'plot_importance', 'packaged_reports',
+           'report_template', 'declared_parameters', 'check_parameters', 'kernel_spec_dict', 'kernel_manager_class',
+           'Failure', 'execute', 'scrub_paths', 'describe', 'mark_failure', 'finalize', 'report_title', 'render_html',
+           'run_notebook', 'run_report', 'evaluate_report', 'compare_report']
 
 # %% ../nbs/13_report.ipynb #70df0629
 def _shown(path: str | Path) -> str:
@@ -82,6 +84,46 @@ def load_data(path: str | Path) -> pd.DataFrame:
     return read_table(path)
 
 
+def check_data(
+    schema: Schema,  # the schema of the model the report scores
+    df: pd.DataFrame,  # (n_rows, n_columns): the report's data
+    source: str | Path | None = None,  # the file `df` came from, for error messages
+) -> None:
+    """Refuse data a report of this model cannot score, with the error evaluation would raise (the input's kind,
+    naming `source`): the target, the id column (no id missing or repeated) and the features (present, of
+    their training kinds, finite). A recommender's data needs its user and item columns."""
+    from mlprod.errors import SchemaError
+    from mlprod.evaluate import check_ids
+    from mlprod.schema import validate
+
+    if schema.target not in df.columns:
+        raise SchemaError(
+            f"the data has no target column {schema.target!r}",
+            path=source,
+            column=schema.target,
+            expected="the truth beside the features: a report scores the model against it",
+        )
+    if schema.task == "recommend":
+        user = schema.feature_names[0]
+        if user not in df.columns:
+            raise SchemaError(
+                f"the data has no user column {user!r}",
+                path=source,
+                column=user,
+                expected="interactions (user, item) to score the recommendations against",
+            )
+        return
+    if schema.id_col is not None and schema.id_col not in df.columns:
+        raise SchemaError(
+            f"missing column: {schema.id_col}",
+            path=source,
+            expected=f"the id column {schema.id_col!r} beside the features and the target",
+        )
+    validate(schema, df, source=source)  # (n_rows, n_features); what predict checks, row by row
+    if schema.id_col is not None:
+        check_ids(df[schema.id_col], source, "data")  # what evaluation checks before the join
+
+
 def score(
     model_dir: str | Path,  # a version folder, or a model root (its champion, else latest)
     df: pd.DataFrame,  # (n_rows, >= 2 + n_features): id, features, target
@@ -92,19 +134,12 @@ def score(
     trusted_types: Sequence[str] = (),
 ) -> Scored:
     "Load the model at `model_dir`, predict `df` (with probabilities) and score it against `df`'s target."
-    from mlprod.errors import SchemaError
     from mlprod.evaluate import evaluate_from_data
     from mlprod.predict import Predictor
 
     predictor = Predictor.load(model_dir, version_skew=version_skew, trusted_types=tuple(trusted_types))
     schema = predictor.schema
-    if schema.target not in df.columns:
-        raise SchemaError(
-            f"the data has no target column {schema.target!r}",
-            path=source,
-            column=schema.target,
-            expected="the truth beside the features: a report scores the model against it",
-        )
+    check_data(schema, df, source)
     name = predictor.bundle.name or Path(model_dir).name
     folder = predictor.bundle.path or Path(model_dir)
     if schema.task == "recommend":
@@ -129,17 +164,9 @@ def _score_recommender(
     predictor: Predictor, df: pd.DataFrame, label: str, folder: Path, source: str | Path | None
 ) -> Scored:
     "score() for a recommender: one row of recommendations per distinct user of `df`, ranking metrics."
-    from mlprod.errors import SchemaError
     from mlprod.evaluate import evaluate_from_data, recommend_options
 
     user, item = predictor.user_col, predictor.schema.target
-    if user not in df.columns:
-        raise SchemaError(
-            f"the data has no user column {user!r}",
-            path=source,
-            column=user,
-            expected="interactions (user, item) to score the recommendations against",
-        )
     users = df[[user]].drop_duplicates()  # (n_users, 1), first seen first
     preds = predictor.predict(users, source=source).reset_index(drop=True)  # (n_users, 4)
     options = recommend_options(predictor.model, predictor.bundle.config)
@@ -191,24 +218,28 @@ def score_all(
         score(d, df, lab, source=source, version_skew=version_skew, trusted_types=trusted_types)
         for d, lab in zip(model_dirs, labels, strict=True)
     ]
-    first = runs[0].predictor.schema
-    for r in runs[1:]:
-        s = r.predictor.schema
+    check_comparable(labels, [r.predictor.schema for r in runs], [r.model_dir for r in runs])
+    return runs
+
+
+def check_comparable(labels: Sequence[str], schemas: Sequence[Schema], folders: Sequence[Path]) -> None:
+    "Refuse models that differ in task, id column or target: a comparison needs all three the same."
+    first = schemas[0]
+    for label, s, folder in zip(labels[1:], schemas[1:], folders[1:], strict=True):
         for what, a, b in (("task", first.task, s.task), ("id column", first.id_col, s.id_col)):
             if a != b:
                 raise ReportError(
-                    f"models {runs[0].label!r} and {r.label!r} differ in {what}: {a!r} and {b!r}",
-                    path=_shown(r.model_dir),
+                    f"models {labels[0]!r} and {label!r} differ in {what}: {a!r} and {b!r}",
+                    path=_shown(folder),
                     expected="models of the same task on the same columns",
                 )
         if first.target != s.target:
             raise ReportError(
-                f"models {runs[0].label!r} and {r.label!r} predict different targets: "
+                f"models {labels[0]!r} and {label!r} predict different targets: "
                 f"{first.target!r} and {s.target!r}",
-                path=_shown(r.model_dir),
+                path=_shown(folder),
                 expected="models of the same target",
             )
-    return runs
 
 # %% ../nbs/13_report.ipynb #d49cf836
 def model_card(model_dir: str | Path) -> dict[str, Any]:
@@ -1162,10 +1193,27 @@ def _scrub_output(o: NotebookNode, roots: list[tuple[str, str]]) -> None:
         o["data"]["text/plain"] = scrub_paths(o["data"]["text/plain"], roots)
 
 
+def _unstage(value: Any, moved: Sequence[tuple[str, str]]) -> Any:
+    "`value` (an output's text, or a list of texts) with each staging path replaced by the report's own."
+    if isinstance(value, str):
+        for staged, final in moved:
+            value = value.replace(staged, final)
+        return value
+    if isinstance(value, list):
+        return [_unstage(v, moved) for v in value]
+    return value
+
+
 def finalize(
-    nb: NotebookNode, params: Mapping[str, Any], failure: Failure | None = None, kind: str | None = None
+    nb: NotebookNode,
+    params: Mapping[str, Any],  # as the report shows them: out_dir is the report's folder
+    failure: Failure | None = None,
+    kind: str | None = None,
+    moved: Sequence[tuple[str, str]] = (),  # (staging path, final path) pairs the kernel saw as out_dir
 ) -> NotebookNode:
     "The executed notebook as a report: volatile metadata stripped, ids fixed, paths scrubbed, failure marked."
+    from papermill.translators import translate_parameters
+
     roots = _path_roots()
     nb.metadata["papermill"] = {"parameters": dict(params)}
     nb.metadata.pop("widgets", None)
@@ -1178,14 +1226,21 @@ def finalize(
             md.pop("tags")
         if "injected-parameters" in md.get("tags", []):
             cell["id"] = "injected-parameters"
+            if moved:  # the parameters as papermill would have injected them: out_dir is the report's folder
+                cell["source"] = translate_parameters(KERNEL_NAME, "python", dict(params), "Parameters")
         elif not cell.get("id") or cell["id"] in seen:
             cell["id"] = f"cell-{i}"
         seen.add(cell["id"])
         for o in cell.get("outputs", []):
+            for key in ("text", "evalue", "traceback"):
+                if moved and key in o:
+                    o[key] = _unstage(o[key], moved)
+            for mime, value in o.get("data", {}).items() if moved else ():
+                o["data"][mime] = _unstage(value, moved)
             _scrub_output(o, roots)
     status: dict[str, Any] = {"report": kind, "status": "ok"}
     if failure is not None:
-        failure.evalue = scrub_paths(failure.evalue, roots)
+        failure.evalue = scrub_paths(_unstage(failure.evalue, moved), roots)
         what = describe(nb, failure)
         mark_failure(nb, failure, what)
         status |= {"status": "failed", "error": what}
@@ -1234,13 +1289,115 @@ def render_html(nb: NotebookNode, title: str) -> str:
     return body
 
 # %% ../nbs/13_report.ipynb #0ccd39a0
-def _prepare_out_dir(out_dir: Path) -> None:
+REPORT_FILES = frozenset(
+    f"{name}{suffix}"
+    for name in ("report.ipynb", "report.html", "metrics.json")
+    for suffix in ("", ".lineage.json")
+)
+
+
+def _check_out_dir(out_dir: Path) -> Path:
+    "Refuse an output folder the report cannot replace, before anything runs or is written; its real path."
     if out_dir.exists() and not out_dir.is_dir():
         raise ReportError("the output folder is a file", path=_shown(out_dir), expected="a folder")
+    real = Path(os.path.realpath(out_dir))  # a symbolic link to a folder: the report goes where it points
+    cwd = Path.cwd().resolve()
+    if cwd == real or cwd.is_relative_to(real):
+        raise ReportError(
+            "the output folder holds the current folder",
+            path=_shown(out_dir),
+            expected="a folder of its own for the report: it is replaced whole",
+        )
+    if real.is_dir():
+        try:
+            names = sorted(p.name for p in real.iterdir() if not p.name.startswith("."))
+        except OSError as e:
+            raise ReportError(f"cannot read the output folder ({e.strerror})", path=_shown(out_dir)) from None
+        if names and "report.ipynb" not in names and not set(names) <= REPORT_FILES:
+            shown = ", ".join(names[:3]) + (f" (and {len(names) - 3} more)" if len(names) > 3 else "")
+            raise ReportError(
+                f"the output folder holds files that are not a report's: {shown}",
+                path=_shown(out_dir),
+                expected="an empty folder or an earlier report's: it is replaced whole",
+            )
+    folder = real.parent  # where the run is made, beside the report's folder: the nearest that exists
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ReportError(
+            f"cannot create the output folder: {_shown(folder)} is a file", path=_shown(out_dir)
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        what = "its folder" if folder == real.parent else "cannot create the output folder:"
+        raise ReportError(f"{what} {_shown(folder)} is not writable", path=_shown(out_dir))
+    return real
+
+
+def _prepare_out_dir(out_dir: Path) -> Path:
+    "Check the output folder and create the folder it goes in; its real path."
+    real = _check_out_dir(out_dir)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        real.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ReportError(f"cannot create the output folder ({e.strerror})", path=_shown(out_dir)) from None
+    return real
+
+
+def _staging_name(like: str = "") -> str:
+    """A hidden folder name for one run, `.tmp-PID-XXXX`, as long as `like` (22 characters at least): so a path
+    the kernel prints with it, once rewritten, keeps its width, and every run's report has the same bytes."""
+    import secrets
+
+    head = f".tmp-{os.getpid()}-"
+    width = max(len(like), 22) - len(head)
+    return head + secrets.token_hex(width // 2 + 1)[:width]
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    "Swap two folders in one step (Linux `renameat2`, `RENAME_EXCHANGE`); False where that cannot be done."
+    import ctypes
+    import errno
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # a C library without it
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_cwd, exchange = -100, 2
+    if renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOENT):
+        return False  # a file system without it, or `b` is gone: rename instead
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _swap_in(stage: Path, final: Path) -> None:
+    "Put the folder `stage` at `final` in one step; the folder that was there is deleted after."
+    import errno
+    import shutil
+
+    old: list[Path] = []
+    for _ in range(5):  # another run may put a folder there between the test and the rename
+        if final.is_dir():
+            if _exchange(stage, final):
+                old.append(stage)
+                break
+            away = final.with_name(_staging_name(final.name))
+            os.rename(final, away)
+            old.append(away)
+        try:
+            os.rename(stage, final)
+            break
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+    else:
+        raise ReportError("another run keeps replacing the output folder", path=_shown(final))
+    for p in old:
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def _remove_metrics(out_dir: Path) -> None:
@@ -1248,6 +1405,18 @@ def _remove_metrics(out_dir: Path) -> None:
 
     for p in (out_dir / "metrics.json", lineage_file(out_dir / "metrics.json")):
         p.unlink(missing_ok=True)
+
+
+def _staged_params(
+    params: Mapping[str, Any], out_dir: Path, stage: Path
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    "The parameters the kernel gets (out_dir: the staging folder), and the (staging, final) path pairs."
+    given = params.get("out_dir")
+    if not isinstance(given, (str, Path)) or os.path.realpath(given) != os.path.realpath(out_dir):
+        return dict(params), []  # the notebook's out_dir is not this report's folder: left as it is
+    shown = _shown(stage)
+    moved = [(str(stage), os.path.realpath(out_dir)), (shown, str(given))]
+    return {**params, "out_dir": shown if isinstance(given, str) else Path(shown)}, moved
 
 
 def run_notebook(
@@ -1263,11 +1432,13 @@ def run_notebook(
     kind: str | None = None,  # the report's name, recorded in metadata and lineage
     progress: bool | None = None,  # a progress bar on stderr; default: when stderr is a terminal
 ) -> Path:
-    "Run `notebook` with `params`; write report.ipynb and report.html into `out_dir` (and the notebook writes metrics.json)."
+    "Run `notebook` with `params` into `out_dir`, replaced whole: report.ipynb, report.html (and the notebook writes metrics.json)."
+    import shutil
     import tempfile
 
     import nbformat
 
+    from mlprod.bundle import sweep_stale_temporaries
     from mlprod.io import sha256_file, write_text
     from mlprod.lineage import write_lineage
 
@@ -1275,34 +1446,48 @@ def run_notebook(
     check_parameters(notebook, params)
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1):
         raise ReportError(f"timeout {timeout!r} is out of range", expected="a whole number of seconds >= 1")
-    _prepare_out_dir(out_dir)
-    _remove_metrics(out_dir)
+    final = _prepare_out_dir(out_dir)
+    sweep_stale_temporaries(final.parent)  # runs killed earlier: their hidden folders, once they are gone
     kind = kind or notebook.stem
     if progress is None:
         progress = sys.stderr.isatty()
-    with tempfile.TemporaryDirectory(prefix="mlprod-report-") as scratch:
-        nb, failure = execute(notebook, params, Path(scratch), timeout=timeout, progress=progress)
-    nb = finalize(nb, params, failure, kind)
-    ipynb = write_text(out_dir / "report.ipynb", nbformat.writes(nb) + "\n")
-    html = write_text(out_dir / "report.html", render_html(nb, title or report_title(nb, f"{kind} report")))
-    lineage = {
-        "inputs": [dict(i) for i in inputs],
-        "params": {**params, "timeout": timeout},
-        "report": kind,
-        "template_sha256": sha256_file(notebook),
-        "status": nb.metadata["mlprod"]["status"],
-    }
-    for out in (ipynb, html):
-        write_lineage(out, "report", **lineage)
+    stage = final.parent / _staging_name(final.name)
+    try:
+        stage.mkdir()
+        run_params, moved = _staged_params(params, out_dir, stage)
+        with tempfile.TemporaryDirectory(prefix="mlprod-report-") as scratch:
+            nb, failure = execute(notebook, run_params, Path(scratch), timeout=timeout, progress=progress)
+        nb = finalize(nb, params, failure, kind, moved)
+        ipynb = write_text(stage / "report.ipynb", nbformat.writes(nb) + "\n")
+        html = write_text(stage / "report.html", render_html(nb, title or report_title(nb, f"{kind} report")))
+        lineage = {  # paths relative to the staging folder: a sibling of the report's, so the same
+            "inputs": [dict(i) for i in inputs],
+            "params": {**params, "timeout": timeout},
+            "report": kind,
+            "template_sha256": sha256_file(notebook),
+            "status": nb.metadata["mlprod"]["status"],
+        }
+        for out in (ipynb, html):
+            write_lineage(out, "report", **lineage)
+        if failure is not None:
+            _remove_metrics(stage)  # a cell may have written it before the failure: a failed report has none
+        elif (stage / "metrics.json").exists():
+            write_lineage(stage / "metrics.json", "report", **lineage)
+        try:
+            _swap_in(stage, final)
+        except OSError as e:
+            raise ReportError(
+                f"cannot put the report in place ({e.strerror})", path=_shown(out_dir)
+            ) from None
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
     if failure is not None:
-        _remove_metrics(out_dir)  # a cell may have written it before the failure: a failed report has none
         raise ReportError(
             f"{nb.metadata['mlprod']['error']}; the partial report, with the failing cell marked, "
-            f"is {_shown(html)}",
-            path=_shown(ipynb),
+            f"is {_shown(out_dir / 'report.html')}",
+            path=_shown(out_dir / "report.ipynb"),
         )
-    if (out_dir / "metrics.json").exists():
-        write_lineage(out_dir / "metrics.json", "report", **lineage)
     return out_dir
 
 # %% ../nbs/13_report.ipynb #84be0472
@@ -1344,16 +1529,29 @@ def run_report(
     )
 
 
-def _check_inputs(model_dirs: Sequence[str | Path], data: str | Path) -> list[Path]:
-    "Fail before the kernel starts on a missing model or data file; the version folder of each model."
-    from mlprod.bundle import resolve_version
-    from mlprod.errors import DataError
-    from mlprod.io import table_format
+def _check_inputs(
+    model_dirs: Sequence[str | Path],
+    data: str | Path,
+    out_dir: str | Path,
+    version_skew: str = "error",
+    trusted_types: Sequence[str] = (),
+) -> list[Path]:
+    """Refuse bad input before a kernel starts, with the input's own error kind: the output folder, each model
+    (loaded and verified as the report will), the data (read, and checked against each model's schema as
+    evaluation checks it). The version folder of each model."""
+    from mlprod.bundle import load_bundle
+    from mlprod.io import read_table
 
-    versions = [resolve_version(d) for d in model_dirs]
-    table_format(data)
-    if not Path(data).is_file():
-        raise DataError("file not found", path=_shown(data))
+    _check_out_dir(Path(out_dir))
+    bundles = [
+        load_bundle(d, version_skew=version_skew, trusted_types=tuple(trusted_types)) for d in model_dirs
+    ]
+    versions = [b.path or Path(d) for b, d in zip(bundles, model_dirs, strict=True)]
+    if len(bundles) > 1:
+        check_comparable(model_labels(versions), [b.schema for b in bundles], versions)
+    df = read_table(data)  # (n_rows, n_columns)
+    for b in bundles:
+        check_data(b.schema, df, data)
     return versions
 
 
@@ -1370,7 +1568,7 @@ def evaluate_report(
     progress: bool | None = None,
 ) -> Path:
     "The evaluation report of one model on `data`: report.ipynb, report.html, metrics.json in `out_dir`."
-    (version,) = _check_inputs([model_dir], data)
+    (version,) = _check_inputs([model_dir], data, out_dir, version_skew, trusted_types)
     params = {
         "model_dir": Path(model_dir),
         "data": Path(data),
@@ -1402,7 +1600,7 @@ def compare_report(
             f"a comparison needs two or more models, got {len(model_dirs)}",
             expected="--model-dir A --model-dir B",
         )
-    versions = _check_inputs(model_dirs, data)
+    versions = _check_inputs(model_dirs, data, out_dir, version_skew, trusted_types)
     params = {
         "model_dirs": [Path(d) for d in model_dirs],
         "data": Path(data),

@@ -357,37 +357,12 @@ def runner(case: Case) -> Callable[[Callable[[], Any]], Any]:
 
 # --- the test ----------------------------------------------------------------------------------------------
 
-# Problems found in modules others were changing while this was written (report, bundle, and io's chunked CSV
-# reader, being rewritten): each is a strict xfail, so the mark fails loudly the day the fix lands; remove it then.
-#
-# R_REPORT: mlprod.report.evaluate_report / compare_report (_check_inputs) only check that the data file exists
-#   and resolve the model folder; run_notebook then deletes the earlier metrics.json (_remove_metrics) and starts
-#   a kernel. So bad data, a bad bundle or an unwritable --out-dir is found inside the kernel (~10 s), surfaces as
-#   a ReportError (not the input's kind) and leaves a partial report over the earlier one. Fix: before
-#   run_report, load_bundle each model, read_table the data and check it against the schema (id, target,
-#   features), check --out-dir is writable; remove metrics.json only once the new report is complete.
-# R_REPORT_FOLDER: mlprod.report._check_inputs says "file not found" for a data path that is a folder
-#   (io.check_table says "is a folder").
-# R_SHORT_ROW: mlprod.io reads a CSV row with fewer fields than the header as a row with empty values (pandas
-#   pads it), so a file cut off in the middle of its last line (a writer killed halfway) is read as if whole.
-#   DuckDB (data fetch) refuses it. Fix in 01_io, where the row ends are found (_row_ends / _split_rows): count
-#   the unquoted commas of each row (np.add.reduceat over the row ends) and refuse a row with fewer fields.
-R_SHORT_ROW = "io: a row with fewer fields than the header is padded, not refused (R_SHORT_ROW above)"
-R_REPORT = "report: bad input reaches the kernel and replaces the earlier report (R_REPORT above)"
-R_REPORT_FOLDER = "report: a data folder is called 'file not found' (R_REPORT_FOLDER above)"
-
-_KERNEL_FREE = {"missing_file", "unknown_format", "path_is_folder", "bundle_no_manifest"}  # refused before it
+# Problems found in modules others were changing while this was written: each is a strict xfail, so the mark
+# fails loudly the day the fix lands; remove it then. None is open today.
 
 
 def known(case: Case, slot: str, how: str) -> str | None:
     "Why (case, slot) fails today, if it does for a reason outside the files this test may change."
-    if slot.startswith("report.") and case.id not in _KERNEL_FREE:
-        if case.role in ("table", "rows") or case.id.startswith("bundle_") or case.id == "output_unwritable":
-            return R_REPORT
-    if case.id == "truncated_last_line" and slot != "fetch.table":
-        return R_SHORT_ROW
-    if (case.id, slot) == ("path_is_folder", "report.data"):
-        return R_REPORT_FOLDER
     return None
 
 

@@ -472,3 +472,18 @@ def test_cli_report_commands(models: dict[str, list[Path]], tmp_path: Path) -> N
     assert r.exit_code == 2 and "two or more models" in r.stderr and "Traceback" not in r.output, r.output
     r = runner.invoke(mlprod.cli.app, ["report", "evaluate", "--model-dir", "models/none", *args])
     assert r.exit_code == 2 and r.stderr.startswith("mlprod: bundle error: models/none: no such model folder")
+
+
+def test_a_folder_that_is_not_a_report_is_never_replaced(
+    models: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    "--out-dir is replaced whole: a folder holding anything but a report is refused before a kernel starts."
+    out = tmp_path / "outputs"
+    out.mkdir()
+    (out / "predictions.jsonl").write_text("{}\n")
+    with pytest.raises(ReportError, match="holds files that are not a report's: predictions.jsonl"):
+        evaluate_report(models["classification"][0], DATA["classification"], out)
+    assert sorted(p.name for p in out.iterdir()) == ["predictions.jsonl"]
+    with pytest.raises(ReportError, match="holds the current folder"):
+        evaluate_report(models["classification"][0], DATA["classification"], Path("."))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
