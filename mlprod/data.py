@@ -159,17 +159,13 @@ def write_iris(path: str | Path) -> Path:
     "Write `iris_frame()` to `path` (CSV, JSON Lines or Parquet, by extension), atomically, with its lineage record."
     import sklearn
 
-    from mlprod.lineage import write_lineage
+    from mlprod.lineage import commit_with_lineage, staged_output, write_lineage
 
-    path = write_table(iris_frame(), path)
-    write_lineage(
-        path,
-        "iris",
-        [],
-        {"source": "sklearn.datasets.load_iris", "scikit-learn": sklearn.__version__},
-        rows=150,
-    )
-    return path
+    params = {"source": "sklearn.datasets.load_iris", "scikit-learn": sklearn.__version__}
+    with staged_output(path) as staged:  # the table and its record land together (mlprod.lineage)
+        write_table(iris_frame(), staged)
+        write_lineage(path, "iris", [], params, rows=150, staged=staged)
+        return commit_with_lineage(staged, path)
 
 # %% ../nbs/05_data.ipynb #a64c7d54
 def _check_test_size(test_size: float | int, n_rows: int, key: str = "test_size") -> None:
@@ -264,8 +260,11 @@ def split_file(
     stratify: str | None = None,
 ) -> tuple[Path, Path]:
     "Split the table at `input_file` into `train_out` and `test_out` (formats by extension)."
+    from contextlib import ExitStack
+
     from mlprod.errors import DataError
-    from mlprod.io import TableWriter, read_table, table_format
+    from mlprod.io import read_table, table_format
+    from mlprod.lineage import commit_with_lineage, staged_output
 
     paths = [Path(input_file), Path(train_out), Path(test_out)]
     for out in paths[1:]:
@@ -278,24 +277,21 @@ def split_file(
         )
     df = read_table(input_file)  # (n_rows, n_columns)
     train, test = split_frame(df, test_size, seed, stratify, source=input_file)
-    # Both parts are written to temporary siblings first; they are renamed into place only when both are
-    # complete, so a failure leaves neither (and never a half-written file over an existing one).
-    writers = [TableWriter(train_out), TableWriter(test_out)]
-    try:
-        writers[0].write(train)
-        writers[1].write(test)
-    except BaseException:
-        for w in writers:
-            w.abort()
-        raise
-    paths = writers[0].close(), writers[1].close()
-    _split_lineage(input_file, paths, (len(train), len(test)), test_size, seed, stratify)
-    return paths
+    # Both parts and their records are written into hidden folders beside them first; they are moved into place
+    # only when both are complete, so a failure leaves neither (and never a half-written file over an existing one).
+    outs = (paths[1], paths[2])
+    with ExitStack() as stack:
+        staged = tuple(stack.enter_context(staged_output(p)) for p in outs)
+        write_table(train, staged[0])
+        write_table(test, staged[1])
+        _split_lineage(input_file, outs, staged, (len(train), len(test)), test_size, seed, stratify)
+        return commit_with_lineage(staged[0], outs[0]), commit_with_lineage(staged[1], outs[1])
 
 
 def _split_lineage(
     input_file: str | Path,
     paths: tuple[Path, Path],
+    staged: tuple[Path, Path],  # where each part is written before it is moved to `paths`
     rows: tuple[int, int],
     test_size: float | int,
     seed: int,
@@ -307,5 +303,5 @@ def _split_lineage(
 
     inputs = [{"path": input_file, "role": "data", "sha256": sha256_file(input_file)}]
     params = {"test_size": test_size, "seed": seed, "stratify": stratify}
-    for part, path, n in zip(("train", "test"), paths, rows, strict=True):
-        write_lineage(path, "split", inputs, params | {"part": part}, rows=n)
+    for part, path, at, n in zip(("train", "test"), paths, staged, rows, strict=True):
+        write_lineage(path, "split", inputs, params | {"part": part}, rows=n, staged=at)

@@ -471,8 +471,7 @@ def evaluate_from_path(
         "predictions": _input_record(predictions_file, n_pred),
         "truth": _input_record(truth_file, n_truth),
     }
-    write_json(output_file, metrics)
-    from mlprod.lineage import write_lineage
+    from mlprod.lineage import commit_with_lineage, staged_output, write_lineage
 
     inputs = [
         {
@@ -483,5 +482,8 @@ def evaluate_from_path(
         {"path": truth_file, "role": "truth", "sha256": metrics["inputs"]["truth"]["sha256"]},
     ] + ([{"path": model_path, "role": "model"}] if model_path is not None else [])
     params = {"task": task, "id_col": id_col, "target_col": target_col, "engine": engine}
-    write_lineage(output_file, "evaluate", inputs, params)
+    with staged_output(output_file) as staged:  # the metrics and their record land together (mlprod.lineage)
+        write_json(staged, metrics)
+        write_lineage(output_file, "evaluate", inputs, params, staged=staged)
+        commit_with_lineage(staged, output_file)
     return metrics

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,8 @@ SOURCES = ("sql", "config", "table", "database")  # roles whose files start a ch
 
 # %% auto #0
 __all__ = ['SUFFIX', 'SOURCES', 'lineage_file', 'repo_root', 'git_state', 'relative_to', 'file_ref', 'write_lineage',
-           'read_lineage', 'chain', 'Link', 'trace', 'render', 'chain_summary']
+           'read_lineage', 'folder_lock', 'commit_with_lineage', 'staged_output', 'sweep_temporaries', 'chain', 'Link',
+           'trace', 'render', 'chain_summary']
 
 # %% ../nbs/06_lineage.ipynb #a0829210
 def lineage_file(path: str | Path) -> Path:
@@ -95,23 +98,27 @@ def write_lineage(
     params: dict[str, Any] | None = None,
     rows: int | None = None,
     output_sha256: str | None = None,
+    staged: str | Path | None = None,  # where `output` is now when it is written elsewhere first (see below)
     **extra: Any,
 ) -> Path:
-    """Write `output`.lineage.json. Each input is {'path': ..., 'role': ..., optional 'sha256', and extra keys}."""
+    """Write `output`.lineage.json. Each input is {'path': ..., 'role': ..., optional 'sha256', and extra keys}.
+    With `staged`, the record still describes `output` (paths relative to its folder) but hashes `staged` and is
+    written beside it, for `commit_with_lineage` to move both into place."""
     import datetime as dt
 
     from mlprod import __version__
 
     output = Path(output)
+    written = output if staged is None else Path(staged)
     base = output.parent
     refs = []
     for inp in inputs:
         inp = dict(inp)
         refs.append(file_ref(inp.pop("path"), base, inp.pop("role"), inp.pop("sha256", None), **inp))
     out_ref: dict[str, Any] = {"path": output.name}
-    if output.is_file():
-        out_ref["sha256"] = output_sha256 or sha256_file(output)
-    elif output.is_dir():
+    if written.is_file():
+        out_ref["sha256"] = output_sha256 or sha256_file(written)
+    elif written.is_dir():
         out_ref["kind"] = "folder"
     if rows is not None:
         out_ref["rows"] = int(rows)
@@ -126,7 +133,7 @@ def write_lineage(
         "params": _redact(params or {}),
         **extra,
     }
-    return write_json(lineage_file(output), record)
+    return write_json(lineage_file(written), record)
 
 
 def read_lineage(path: str | Path) -> dict[str, Any] | None:
@@ -141,6 +148,94 @@ def read_lineage(path: str | Path) -> dict[str, Any] | None:
     if not isinstance(record, dict) or record.get("format") != 1:
         raise LineageError("not a lineage record", path=lf, expected="format 1")
     return record
+
+# %% ../nbs/06_lineage.ipynb #40c2a5c7
+@contextmanager
+def folder_lock(folder: str | Path) -> Iterator[int]:
+    "An exclusive lock on `folder` between the processes of this machine (`flock` on the folder); yields its descriptor."
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)  # closing it lets the lock go
+
+
+def commit_with_lineage(staged: str | Path, output: str | Path) -> Path:
+    "Rename `staged` and the record beside it to `output` and its record, together, under a lock on the output's folder."
+    staged, output = Path(staged), Path(output)
+    record = lineage_file(staged)
+    with folder_lock(output.parent) as fd:
+        os.replace(staged, output)
+        if record.exists():
+            os.replace(record, lineage_file(output))
+        else:  # no record: none of an earlier run may stay beside this output
+            lineage_file(output).unlink(missing_ok=True)
+        try:
+            os.fsync(fd)  # the renames reach the disk
+        except OSError:
+            pass
+    return output
+
+
+@contextmanager
+def staged_output(output: str | Path) -> Iterator[Path]:
+    """Where to write `output` (and, with `write_lineage(..., staged=)`, its record) before `commit_with_lineage`
+    moves both into place: `<hidden folder beside output>/<output's name>`. Temporaries that killed runs left for
+    `output` are swept first; the hidden folder is removed at the end, committed or not."""
+    import shutil
+
+    from mlprod.io import AtomicFile
+
+    output = Path(output)
+    stage = AtomicFile(
+        output
+    ).tmp  # refuses a folder; creates the output's folder (or says why not); a fresh name
+    sweep_temporaries(output)
+    stage.mkdir()
+    try:
+        yield stage / output.name
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_temporaries(output: str | Path) -> list[Path]:
+    "Remove the hidden temporaries of `output` and of its record (`.NAME.PID-XXXX.tmp`) whose process is gone; returns them."
+    import shutil
+
+    output = Path(output)
+    names = "|".join(re.escape(n) for n in (output.name, lineage_file(output).name))
+    pattern = re.compile(rf"^\.(?:{names})\.(\d+)-[0-9a-f]+\.tmp$")
+    try:
+        entries = list(output.parent.iterdir())
+    except OSError:  # no folder yet, or not ours to list: nothing to sweep
+        return []
+    removed = []
+    for p in entries:
+        m = pattern.match(p.name)
+        if not m or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            try:
+                p.unlink()
+            except OSError:
+                continue
+        removed.append(p)
+    return removed
 
 # %% ../nbs/06_lineage.ipynb #6f48e91b
 def chain(path: str | Path, _seen: frozenset[str] = frozenset()) -> dict[str, Any] | None:

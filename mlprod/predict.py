@@ -248,8 +248,10 @@ def predict_from_path(
     quiet: bool = True,  # no progress bar (the CLI shows one on a terminal)
 ) -> Path:
     "Predict every row of `input_file` with the model at `model_dir`; write them to `output_file`, atomically."
+
     from mlprod.batch import run_local
-    from mlprod.io import table_format
+    from mlprod.io import check_table, table_format
+    from mlprod.lineage import commit_with_lineage, staged_output, write_lineage
 
     input_file, output_file = Path(input_file), Path(output_file)
     table_format(output_file)  # an unknown output format fails before the model is loaded
@@ -261,15 +263,19 @@ def predict_from_path(
     if chunk_rows < 1:
         raise DataError(f"chunk_rows {chunk_rows} is out of range", expected="an integer >= 1")
     predictor = Predictor.load(model_dir, version_skew=version_skew, trusted_types=trusted_types)
-    # Chunks stream through mlprod.batch: read, predicted (in `workers` processes) and written in input order.
-    # A plain CSV / JSON Lines input is hashed for the lineage record as it is read, not read again after.
-    digest: dict[str, str] = {}
-    done = run_local(predictor, input_file, output_file, proba, chunk_rows, workers, quiet, on_chunk, digest)
-    from mlprod.lineage import write_lineage
-
-    inputs = [
-        {"path": predictor.bundle.path, "role": "model"},
-        {"path": input_file, "role": "data", **digest},
-    ]
-    write_lineage(output_file, "predict", inputs, {"proba": proba, "chunk_rows": chunk_rows}, rows=done)
+    check_table(input_file)  # a missing, empty or unreadable input fails before anything is created
+    with staged_output(
+        output_file
+    ) as staged:  # a hidden folder beside the output; dead runs' leftovers swept
+        # Chunks stream through mlprod.batch: read, predicted (in `workers` processes), written in input order.
+        # A plain CSV / JSON Lines input is hashed for the lineage record as it is read, not read again after.
+        digest: dict[str, str] = {}
+        done = run_local(predictor, input_file, staged, proba, chunk_rows, workers, quiet, on_chunk, digest)
+        inputs = [
+            {"path": predictor.bundle.path, "role": "model"},
+            {"path": input_file, "role": "data", **digest},
+        ]
+        params = {"proba": proba, "chunk_rows": chunk_rows}
+        write_lineage(output_file, "predict", inputs, params, rows=done, staged=staged)
+        commit_with_lineage(staged, output_file)
     return output_file

@@ -203,28 +203,24 @@ def fetch(
     import duckdb
 
     from mlprod.io import TableWriter
-    from mlprod.lineage import write_lineage
+    from mlprod.lineage import commit_with_lineage, staged_output, write_lineage
 
     output = Path(output)
     table_format(output)  # refuse an unknown output format before running anything
-    with run_query(sql_file, tables, database, params) as rel, TableWriter(output) as w:
-        reader = rel.to_arrow_reader(batch_rows)
-        for batch in reader:
-            w.write(batch.to_pandas())  # (<= batch_rows, n_columns)
-        if w.rows == 0:
-            w.write(reader.schema.empty_table().to_pandas())  # header only: the query matched nothing
     inputs: list[dict[str, Any]] = [{"path": sql_file, "role": "sql"}]
     inputs += [{"path": p, "role": "table", "name": n} for n, p in (tables or {}).items()]
     if database is not None:
         inputs.append({"path": database, "role": "database"})
-    write_lineage(
-        output,
-        "fetch",
-        inputs,
-        params=params,
-        rows=w.rows,
-        engine={"name": "duckdb", "version": duckdb.__version__},
-    )
+    with staged_output(output) as staged:  # the table and its record land together (mlprod.lineage)
+        with run_query(sql_file, tables, database, params) as rel, TableWriter(staged) as w:
+            reader = rel.to_arrow_reader(batch_rows)
+            for batch in reader:
+                w.write(batch.to_pandas())  # (<= batch_rows, n_columns)
+            if w.rows == 0:
+                w.write(reader.schema.empty_table().to_pandas())  # header only: the query matched nothing
+        engine = {"name": "duckdb", "version": duckdb.__version__}
+        write_lineage(output, "fetch", inputs, params=params, rows=w.rows, engine=engine, staged=staged)
+        commit_with_lineage(staged, output)
     return output
 
 # %% ../nbs/07_query.ipynb #970c515e

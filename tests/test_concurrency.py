@@ -2,7 +2,8 @@
 
 Two processes are forked and released at the same instant (a shared barrier). Trainings into one model root must
 both land as separate, whole versions with aliases.json valid; a promotion racing a training must keep both
-changes; two predictions to one output path must leave one of the two complete outputs, never a mix.
+changes; two predictions to one output path must leave one of the two complete outputs, never a mix, and beside
+it the lineage record of that same run.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,12 @@ import yaml
 from bad_inputs import figures
 
 from mlprod.bundle import list_versions, load_bundle, read_aliases, verify_files
-from mlprod.io import read_table, write_table
+from mlprod.io import read_table, sha256_file, write_table
+from mlprod.lineage import read_lineage
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TRIALS = 2
+LINEAGE_TRIALS = 8  # the output and its record: two runs finishing close together, each trial
 CONFIG = {
     "name": "churn",
     "task": "classification",
@@ -175,4 +179,62 @@ def test_two_predictions_to_one_output_never_interleave(
         assert data in (s["plain"], s["proba"]), "the output mixes the two runs"
         if refused:  # the one that refused did not win
             assert data == s["proba" if refused == ["plain"] else "plain"]
+        assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")], "temporaries left"
+        if engine == "predict_from_path":  # run_local writes no record
+            _check_record(out, s)
+
+
+def _check_record(out: Path, s: dict[str, Any]) -> None:
+    "The lineage record beside `out` is the record of the run whose output won."
+    record = read_lineage(out)
+    assert record is not None, "the output has no lineage record"
+    assert record["output"]["sha256"] == sha256_file(out), "the lineage record belongs to the other run"
+    assert record["params"]["proba"] == (out.read_bytes() == s["proba"]), record["params"]
+
+
+@figures.passed_only
+def test_output_and_its_lineage_come_from_one_run(
+    two_outputs: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two predictions of two inputs of one size (so they finish close together) to one output: the record beside
+    the output is always the winner's. Writing a record asks git for the commit; a random delay there (0-0.3 s,
+    in each forked run) makes the runs cross between writing the output and writing the record."""
+    import random
+
+    import mlprod.lineage
+    from mlprod.predict import predict_from_path
+
+    s = two_outputs
+    other = tmp_path / "other.csv"
+    df = read_table(s["input"])  # (3000, 8)
+    df["customer_id"] = "x" + df["customer_id"]
+    write_table(df, other)
+    predict_from_path(s["version"], other, tmp_path / "other.jsonl", proba=True, chunk_rows=300)
+    expected = {s["input"].name: s["proba"], other.name: (tmp_path / "other.jsonl").read_bytes()}
+
+    real_git_state = mlprod.lineage.git_state
+
+    def slow_git_state(*a: Any, **k: Any) -> dict[str, Any]:
+        time.sleep(random.SystemRandom().uniform(0, 0.3))  # not `random`: forked runs share its state
+        return real_git_state(*a, **k)
+
+    monkeypatch.setattr(mlprod.lineage, "git_state", slow_git_state)
+    out = tmp_path / "shared" / "p.jsonl"
+    out.parent.mkdir()
+    jobs = {
+        name: (
+            lambda inp=inp: predict_from_path(s["version"], inp, out, proba=True, chunk_rows=300, workers=1)
+        )
+        for name, inp in (("a", s["input"]), ("b", other))
+    }
+    for _ in range(LINEAGE_TRIALS):
+        results = at_once(**jobs)
+        figures.count("concurrency.trials")
+        figures.count("concurrency.predictions", n=2)
+        assert results == {"a": "ok", "b": "ok"}, results
+        record = read_lineage(out)
+        assert record is not None, "the output has no lineage record"
+        assert record["output"]["sha256"] == sha256_file(out), "the lineage record belongs to the other run"
+        (data,) = [Path(i["path"]).name for i in record["inputs"] if i["role"] == "data"]
+        assert out.read_bytes() == expected[data], "the output is not the one of the run its record names"
         assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")], "temporaries left"

@@ -3,7 +3,8 @@
 Each operation runs in a forked child (its own process group, as a scheduler's job would be) that repeats it in
 a loop, so a kill at a random time always lands inside some run. After every kill: nothing partial is visible
 (hidden temporaries `.NAME.*.tmp` / `.tmp-*` are allowed), what was there before is byte-identical or replaced
-whole, no process of the job is left, and at the end the next run succeeds.
+whole, no process of the job is left, and at the end the next run succeeds and sweeps the hidden temporaries
+the killed runs left.
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ def test_sigkill_during_predict_loses_nothing(scored: dict[str, Any], workers: i
         t = duration(predict)
         assert out.read_bytes() == scored["new"]  # the same bytes for any number of workers
         out.write_bytes(scored["old"])  # back to the earlier output
-        replaced = 0
+        replaced = left = 0
         writing = lambda: any(p.name.startswith(".p.jsonl.") for p in out.parent.iterdir())  # noqa: E731
         for k in range(KILLS):  # every other kill: while the output is being written
             if k % 2:
@@ -224,14 +225,17 @@ def test_sigkill_during_predict_loses_nothing(scored: dict[str, Any], workers: i
             else:
                 kill_during(predict, rng, 0.0, 1.5 * t)
             figures.count_by("crash.kills", f"predict ({workers} worker{'s' if workers > 1 else ''})")
-            hidden(out.parent)
+            left += bool(hidden(out.parent))
             visible = sorted(p.name for p in out.parent.iterdir() if not p.name.startswith("."))
             assert set(visible) <= {"p.jsonl", "p.jsonl.lineage.json"}, visible
             data = out.read_bytes()
             assert data in (scored["old"], scored["new"]), "a partial or mixed output is visible"
             replaced += data == scored["new"]
-        predict()  # the next run succeeds
+        predict()  # the next run succeeds, and sweeps what the killed runs left
         assert out.read_bytes() == scored["new"]
+        stale = [p.name for p in out.parent.iterdir() if p.name.startswith(".")]
+        assert not stale, f"dead runs' temporaries were not swept: {stale}"
+    assert left >= 1, "no kill left a temporary: the sweep was not tested"
     figures.count("crash.replaced_whole", n=replaced)
 
 
@@ -276,13 +280,6 @@ def _report_tokens(out_dir: Path) -> set[str]:
     return tokens
 
 
-# mlprod.report.run_notebook deletes the earlier metrics.json before the kernel starts (_remove_metrics), then
-# writes report.ipynb, report.html and metrics.json one by one into --out-dir: a kill leaves the earlier report
-# without its metrics.json, or a new report.ipynb beside the earlier report.html. Fix: run into a temporary
-# sibling folder and swap it in whole (rename), as save_bundle does. Remove the mark then.
-@pytest.mark.xfail(
-    strict=True, reason="report: a kill loses the earlier metrics.json (see the comment above)"
-)
 @figures.passed_only
 def test_sigkill_during_report_loses_nothing(tmp_path: Path) -> None:
     "Through run_report, the machinery of `mlprod report evaluate|compare`, with a tiny template (a kernel, 1 cell)."
@@ -319,3 +316,5 @@ def test_sigkill_during_report_loses_nothing(tmp_path: Path) -> None:
             assert len(_report_tokens(out_dir)) == 1, "files of two different runs are mixed"
         report("tok-last")  # the next run succeeds
         assert _report_tokens(out_dir) == {"tok-last"}
+        stale = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+        assert not stale, f"dead runs' hidden folders were not swept: {stale}"
