@@ -455,25 +455,32 @@ def _verify(folder: Path, model_bytes: bool, pool: Any) -> tuple[dict[str, Any],
     return files, contents, model_name, wait
 
 
+_POOL: list[
+    Any
+] = []  # the process's hash threads, started by the first load and kept (idle threads cost nothing)
+
+
 def _hash_pool() -> Any:
-    "Threads for the block hashes: one per core this process may use (at most 4)."
+    "Threads for the block hashes: one per core this process may use (at most 4), kept for the next load."
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    return ThreadPoolExecutor(
-        max_workers=min(
-            4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        )
-    )
+    if not _POOL:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        _POOL.append(ThreadPoolExecutor(max_workers=min(4, cores), thread_name_prefix="mlprod-hash"))
+        if hasattr(
+            os, "register_at_fork"
+        ):  # a forked child (batch and Dask workers) has none of these threads
+            os.register_at_fork(after_in_child=_POOL.clear)
+    return _POOL[0]
 
 
 def verify_files(
     folder: str | Path, model_bytes: bool = True
 ) -> tuple[dict[str, Any], bytes | None, str | None]:
     "Check every file of a version against its manifest. Returns (manifest files, model bytes, model file name)."
-    with _hash_pool() as pool:
-        files, contents, model_name, wait = _verify(Path(folder), model_bytes, pool)
-        wait()
+    files, contents, model_name, wait = _verify(Path(folder), model_bytes, _hash_pool())
+    wait()
     return files, contents.get(model_name), model_name
 
 # %% ../nbs/04_bundle.ipynb #4fff6b4f
@@ -648,14 +655,13 @@ def load_bundle(
 ) -> Bundle:
     "Load and verify a bundle: a version dir, or a model root (champion, else latest)."
     folder = resolve_version(path)
-    with _hash_pool() as pool:
-        files, contents, model_name, wait = _verify(folder, True, pool)
-        try:  # while the model is being hashed: read the rest, check versions, validate the golden rows
-            parts = _read_parts(folder, files, contents, version_skew, check_golden)
-        except BaseException:
-            wait()  # a changed file is what to report first
-            raise
-        wait()  # every byte matched its manifest: only now may the model be unpickled
+    files, contents, model_name, wait = _verify(folder, True, _hash_pool())
+    try:  # while the model is being hashed: read the rest, check versions, validate the golden rows
+        parts = _read_parts(folder, files, contents, version_skew, check_golden)
+    except BaseException:
+        wait()  # a changed file is what to report first
+        raise
+    wait()  # every byte matched its manifest: only now may the model be unpickled
     model = _load_model(contents.pop(model_name), model_name, trusted_types, folder / model_name)
     if hasattr(model, "attach_id_maps"):
         model.attach_id_maps(parts["id_maps"])  # the IDs live in id_maps/*.csv, never inside the pickle
