@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -438,16 +437,11 @@ def main(argv: list[str] | None = None) -> list[tuple[str, ...]]:
 
 
 def write_readme(section: str) -> Path:
-    "Put `section` in bench/README.md in place of its batch section (from `## Batch prediction` to the next `## `)."
-    path = HERE / "README.md"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pat = re.compile(r"^## Batch prediction.*?(?=^## |\Z)", re.S | re.M)
-    if pat.search(text):
-        text = pat.sub(lambda _: section.strip() + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.strip() + "\n"
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-    return path
+    "Put `section` in bench/README.md in place of its own section; the others stay as they are."
+    # bench/ is on sys.path: the folder of the script that runs, or bench/run.py put it there
+    from readme_section import replace_section
+
+    return replace_section("Batch prediction", section)
 
 
 if __name__ == "__main__":

@@ -169,16 +169,11 @@ def lock_changes() -> str:
 
 
 def write_readme(section: str) -> Path:
-    "Put `section` in bench/README.md in place of its bundle section (from `## Bundle load` to the next `## `)."
-    path = HERE / "README.md"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pat = re.compile(r"^## Bundle load.*?(?=^## |\Z)", re.S | re.M)
-    if pat.search(text):
-        text = pat.sub(lambda _: section.strip() + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.strip() + "\n"
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-    return path
+    "Put `section` in bench/README.md in place of its own section; the others stay as they are."
+    # bench/ is on sys.path: the folder of the script that runs, or bench/run.py put it there
+    from readme_section import replace_section
+
+    return replace_section("Bundle load", section)
 
 
 def _median_interleaved(fns: dict, repeat: int) -> dict[str, float]:
