@@ -72,11 +72,18 @@ def model_outputs(
 
 def _predict_is_argmax_of_proba(model: Any) -> bool:
     "True for estimators whose predict() is, in scikit-learn's code, `classes_.take(argmax(predict_proba))`."
-    from sklearn.ensemble._forest import ForestClassifier
-    from sklearn.tree import DecisionTreeClassifier
+    import sys
 
+    # A forest or a tree in hand means its module is imported already: look the classes up, import nothing
+    # (importing sklearn.ensemble for a logistic regression costs every prediction command ~20 ms).
+    forest, tree = sys.modules.get("sklearn.ensemble._forest"), sys.modules.get("sklearn.tree._classes")
+    kinds = tuple(
+        k
+        for k in (getattr(forest, "ForestClassifier", None), getattr(tree, "DecisionTreeClassifier", None))
+        if k is not None
+    )
     est = model.steps[-1][1] if hasattr(model, "steps") else model
-    return isinstance(est, ForestClassifier | DecisionTreeClassifier) and getattr(est, "n_outputs_", 1) == 1
+    return bool(kinds) and isinstance(est, kinds) and getattr(est, "n_outputs_", 1) == 1
 
 # %% ../nbs/04_bundle.ipynb #97a64b01
 TRACKED = {
