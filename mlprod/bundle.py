@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import BundleError, IntegrityError
-from .lineage import git_state
+from .lineage import git_state, owner_alive
 from .schema import Schema
 
 if TYPE_CHECKING:
@@ -254,13 +254,8 @@ def sweep_stale_temporaries(root: Path) -> list[Path]:
         m = pattern.match(p.name)
         if not m or int(m.group(1)) == os.getpid():
             continue
-        try:
-            os.kill(int(m.group(1)), 0)
+        if owner_alive(int(m.group(1)), p):
             continue  # that process still runs: its save may be in progress
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         removed.append(p)
     return removed

@@ -22,8 +22,8 @@ SOURCES = ("sql", "config", "table", "database")  # roles whose files start a ch
 
 # %% auto #0
 __all__ = ['SUFFIX', 'SOURCES', 'lineage_file', 'repo_root', 'git_state', 'relative_to', 'file_ref', 'write_lineage',
-           'read_lineage', 'folder_lock', 'commit_with_lineage', 'staged_output', 'sweep_temporaries', 'chain', 'Link',
-           'trace', 'render', 'chain_summary']
+           'read_lineage', 'folder_lock', 'commit_with_lineage', 'staged_output', 'owner_alive', 'sweep_temporaries',
+           'chain', 'Link', 'trace', 'render', 'chain_summary']
 
 # %% ../nbs/06_lineage.ipynb #a0829210
 def lineage_file(path: str | Path) -> Path:
@@ -201,14 +201,38 @@ def staged_output(output: str | Path) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def _started_at(pid: int) -> float | None:
+    "When process `pid` started (seconds since the epoch, to about a second), where /proc tells; else None."
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        ticks = int(stat.rpartition(")")[2].split()[19])  # field 22, starttime: clock ticks after boot
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def owner_alive(pid: int, path: str | Path) -> bool:
+    """Whether the process `pid`, which named the temporary `path` after itself, still runs. PIDs are reused (this
+    machine may count only to 32768): a process that started after `path` last changed is not its owner."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
-        return True
-    return True
+        pass
+    started = _started_at(pid)
+    if started is None:
+        return True  # cannot tell: leave it
+    try:
+        changed = Path(path).lstat().st_ctime
+    except OSError:
+        return False  # gone already
+    return started <= changed + 1.0  # a start time is known to within a second (boot time in whole seconds)
 
 
 def sweep_temporaries(output: str | Path) -> list[Path]:
@@ -225,7 +249,7 @@ def sweep_temporaries(output: str | Path) -> list[Path]:
     removed = []
     for p in entries:
         m = pattern.match(p.name)
-        if not m or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
+        if not m or int(m.group(1)) == os.getpid() or owner_alive(int(m.group(1)), p):
             continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)

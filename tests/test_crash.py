@@ -101,14 +101,21 @@ def kill_during(
 
 
 def alive(pgid: int) -> list[int]:
-    "The processes of group `pgid` still running (zombies waiting for init to reap them do not count)."
+    """The processes of the job `pgid` still running (zombies waiting for init to reap them do not count): its
+    process group, and the Jupyter kernels it started. Jupyter starts a kernel in a session of its own, so a kill
+    of the group misses it; the kernel sees its parent gone (JPY_PARENT_PID) within a second and exits. Until it
+    has, it may still write into the run's hidden folder."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             state, _ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            kernel = (
+                int(group) != pgid
+                and f"JPY_PARENT_PID={pgid}\0".encode() in (stat.parent / "environ").read_bytes()
+            )
         except (OSError, ValueError):
             continue  # gone meanwhile
-        if int(group) == pgid and state != "Z":
+        if (int(group) == pgid or kernel) and state != "Z":
             found.append(int(stat.parent.name))
     return found
 
@@ -317,4 +324,4 @@ def test_sigkill_during_report_loses_nothing(tmp_path: Path) -> None:
         report("tok-last")  # the next run succeeds
         assert _report_tokens(out_dir) == {"tok-last"}
         stale = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
-        assert not stale, f"dead runs' hidden folders were not swept: {stale}"
+        assert not stale, f"dead runs' hidden folders were not swept: {stale} (this process: {os.getpid()})"

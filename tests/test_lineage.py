@@ -149,3 +149,28 @@ def test_an_edited_data_file_is_reported(
     r = CliRunner().invoke(app, ["lineage", "out/metrics.json"])
     assert r.exit_code == 2 and "CHANGED" in r.stdout
     assert r.stderr.count("\n") == 1 and "customers.csv" in r.stderr and "changed" in r.stderr
+
+
+def test_a_reused_pid_does_not_keep_a_dead_runs_temporary(tmp_path: Path) -> None:
+    "PIDs come round again: a process that started after a temporary last changed is not the run that made it."
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from mlprod.lineage import owner_alive
+
+    before = tmp_path / ".p.csv.made-before.tmp"
+    before.write_text("")
+    time.sleep(2.5)  # a start time is known to within a second: wait well past owner_alive's doubt
+    newcomer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        after = tmp_path / ".p.csv.made-after.tmp"
+        after.write_text("")
+        assert not owner_alive(newcomer.pid, before)  # started after `before` last changed: not its owner
+        assert owner_alive(newcomer.pid, after)  # may be its owner: left alone
+        assert owner_alive(os.getpid(), before)
+    finally:
+        newcomer.kill()
+        newcomer.wait()
+    assert not owner_alive(newcomer.pid, after)  # gone
