@@ -238,3 +238,50 @@ def test_output_and_its_lineage_come_from_one_run(
         (data,) = [Path(i["path"]).name for i in record["inputs"] if i["role"] == "data"]
         assert out.read_bytes() == expected[data], "the output is not the one of the run its record names"
         assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")], "temporaries left"
+
+
+@figures.passed_only
+def test_split_parts_and_their_lineage_come_from_one_run(
+    fixtures: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `data split` runs with other seeds into the same two files: each part and the record beside it always
+    come from one run (staged together, moved together under the folder's lock), whichever run wins each part."""
+    import random
+
+    import mlprod.lineage
+    from mlprod.data import split_file
+
+    source = fixtures / "binary.csv"
+    expected = {}  # seed -> (train bytes, test bytes)
+    for seed in (1, 2):
+        train, test = split_file(
+            source, tmp_path / f"train{seed}.csv", tmp_path / f"test{seed}.csv", 0.3, seed
+        )
+        expected[seed] = (train.read_bytes(), test.read_bytes())
+    assert expected[1] != expected[2]
+
+    real_git_state = mlprod.lineage.git_state
+
+    def slow_git_state(*a: Any, **k: Any) -> dict[str, Any]:
+        time.sleep(random.SystemRandom().uniform(0, 0.3))  # not `random`: forked runs share its state
+        return real_git_state(*a, **k)
+
+    monkeypatch.setattr(mlprod.lineage, "git_state", slow_git_state)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    outs = (shared / "train.csv", shared / "test.csv")
+    jobs = {f"seed{seed}": (lambda seed=seed: split_file(source, *outs, 0.3, seed)) for seed in (1, 2)}
+    for _ in range(LINEAGE_TRIALS):
+        results = at_once(**jobs)
+        figures.count("concurrency.trials")
+        assert results == {"seed1": "ok", "seed2": "ok"}, results
+        for part, out in enumerate(outs):
+            record = read_lineage(out)
+            assert record is not None, f"{out.name} has no lineage record"
+            assert record["output"]["sha256"] == sha256_file(out), (
+                f"{out.name}: the record belongs to the other run"
+            )
+            assert out.read_bytes() == expected[record["params"]["seed"]][part], (
+                f"{out.name} is not its record's run"
+            )
+        assert not [p.name for p in shared.iterdir() if p.name.startswith(".")], "temporaries left"
