@@ -255,32 +255,35 @@ def run_local(
             else:
                 items = ((c, None) for c in chunks)
             header = ""
-            for chunk, future in items:
-                if future is None:
-                    result = predict_chunk(chunk, writer.rows, *args)
-                else:
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool:
-                        raise MlprodError(
-                            f"a worker process died while predicting rows {writer.rows + 1} and after "
-                            "(killed, or out of memory?)",
-                            path=input_file,
-                            expected="fewer --workers or a smaller --chunk-rows if memory is short",
-                        ) from None
-                    except Exception:
-                        predict_chunk(chunk, writer.rows, *args)  # again, with the exact row offset
-                        raise
-                if result is None:
-                    continue
-                payload, rows, header = result
-                if fmt == "parquet":
-                    writer.write(payload)
-                else:
-                    writer.write_encoded(header + payload if writer.rows == 0 else payload, rows)
-                progress.update(writer.rows)
-                if on_chunk is not None:
-                    on_chunk(writer.rows)
+            try:  # a dead worker breaks the pool: seen when a result is awaited, or at the next submit
+                for chunk, future in items:
+                    if future is None:
+                        result = predict_chunk(chunk, writer.rows, *args)
+                    else:
+                        try:
+                            result = future.result()
+                        except BrokenProcessPool:
+                            raise
+                        except Exception:
+                            predict_chunk(chunk, writer.rows, *args)  # again, with the exact row offset
+                            raise
+                    if result is None:
+                        continue
+                    payload, rows, header = result
+                    if fmt == "parquet":
+                        writer.write(payload)
+                    else:
+                        writer.write_encoded(header + payload if writer.rows == 0 else payload, rows)
+                    progress.update(writer.rows)
+                    if on_chunk is not None:
+                        on_chunk(writer.rows)
+            except BrokenProcessPool:
+                raise MlprodError(
+                    f"a worker process died while predicting rows {writer.rows + 1} and after "
+                    "(killed, or out of memory?)",
+                    path=input_file,
+                    expected="fewer --workers or a smaller --chunk-rows if memory is short",
+                ) from None
             if writer.rows == 0:
                 raise DataError("no rows", path=input_file, expected="at least one row after the header")
         return writer.rows
