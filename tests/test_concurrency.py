@@ -192,16 +192,30 @@ def _check_record(out: Path, s: dict[str, Any]) -> None:
     assert record["params"]["proba"] == (out.read_bytes() == s["proba"]), record["params"]
 
 
+@pytest.fixture
+def slow_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing a record asks git for the commit; a random delay there (0-0.3 s, in each forked run) makes two runs
+    cross between writing an output and writing its record."""
+    import random
+
+    import mlprod.lineage
+
+    real_git_state = mlprod.lineage.git_state
+
+    def slow_git_state(*a: Any, **k: Any) -> dict[str, Any]:
+        time.sleep(random.SystemRandom().uniform(0, 0.3))  # not `random`: forked runs share its state
+        return real_git_state(*a, **k)
+
+    monkeypatch.setattr(mlprod.lineage, "git_state", slow_git_state)
+
+
 @figures.passed_only
 def test_output_and_its_lineage_come_from_one_run(
-    two_outputs: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    two_outputs: dict[str, Any], tmp_path: Path, slow_git: None
 ) -> None:
     """Two predictions of two inputs of one size (so they finish close together) to one output: the record beside
     the output is always the winner's. Writing a record asks git for the commit; a random delay there (0-0.3 s,
     in each forked run) makes the runs cross between writing the output and writing the record."""
-    import random
-
-    import mlprod.lineage
     from mlprod.predict import predict_from_path
 
     s = two_outputs
@@ -212,13 +226,6 @@ def test_output_and_its_lineage_come_from_one_run(
     predict_from_path(s["version"], other, tmp_path / "other.jsonl", proba=True, chunk_rows=300)
     expected = {s["input"].name: s["proba"], other.name: (tmp_path / "other.jsonl").read_bytes()}
 
-    real_git_state = mlprod.lineage.git_state
-
-    def slow_git_state(*a: Any, **k: Any) -> dict[str, Any]:
-        time.sleep(random.SystemRandom().uniform(0, 0.3))  # not `random`: forked runs share its state
-        return real_git_state(*a, **k)
-
-    monkeypatch.setattr(mlprod.lineage, "git_state", slow_git_state)
     out = tmp_path / "shared" / "p.jsonl"
     out.parent.mkdir()
     jobs = {
@@ -242,13 +249,11 @@ def test_output_and_its_lineage_come_from_one_run(
 
 @figures.passed_only
 def test_split_parts_and_their_lineage_come_from_one_run(
-    fixtures: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fixtures: Path, tmp_path: Path, slow_git: None
 ) -> None:
     """Two `data split` runs with other seeds into the same two files: each part and the record beside it always
     come from one run (staged together, moved together under the folder's lock), whichever run wins each part."""
-    import random
 
-    import mlprod.lineage
     from mlprod.data import split_file
 
     source = fixtures / "binary.csv"
@@ -260,13 +265,6 @@ def test_split_parts_and_their_lineage_come_from_one_run(
         expected[seed] = (train.read_bytes(), test.read_bytes())
     assert expected[1] != expected[2]
 
-    real_git_state = mlprod.lineage.git_state
-
-    def slow_git_state(*a: Any, **k: Any) -> dict[str, Any]:
-        time.sleep(random.SystemRandom().uniform(0, 0.3))  # not `random`: forked runs share its state
-        return real_git_state(*a, **k)
-
-    monkeypatch.setattr(mlprod.lineage, "git_state", slow_git_state)
     shared = tmp_path / "shared"
     shared.mkdir()
     outs = (shared / "train.csv", shared / "test.csv")
