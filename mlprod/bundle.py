@@ -5,6 +5,7 @@
 # %% ../nbs/04_bundle.ipynb #823bb7d1
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -381,7 +382,7 @@ def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def _read_listed(p: Path, entry: dict[str, Any]) -> bytes:
-    "The bytes of a listed file, refused when its size is not the manifest's."
+    "The bytes of a small listed file, refused when its size is not the manifest's."
     if not p.is_file():
         raise IntegrityError("file listed in the manifest is missing", path=p)
     try:
@@ -391,34 +392,156 @@ def _read_listed(p: Path, entry: dict[str, Any]) -> bytes:
     except OSError as e:
         raise BundleError(f"cannot read the file ({e.strerror})", path=p) from None
     if len(data) != entry["bytes"]:
-        raise IntegrityError(
-            f"sha256 does not match the manifest (the file changed: {len(data)} bytes, listed {entry['bytes']})",
-            path=p,
-        )
+        raise _changed(p, f"{len(data)} bytes, listed {entry['bytes']}")
     return data
 
 
-def _hash_jobs(data: bytes, entry: dict[str, Any]) -> list[tuple[int, int, str]]:
-    "The hashes that prove `data` is the listed file: (start, end, sha256) of each block, or of the whole file."
-    if "blocks" not in entry:
-        return [(0, len(data), entry["sha256"])]
-    size = entry["block_bytes"]
-    return [(i * size, min((i + 1) * size, len(data)), h) for i, h in enumerate(entry["blocks"])]
+def _changed(p: Path, how: str = "") -> IntegrityError:
+    return IntegrityError(
+        f"sha256 does not match the manifest (the file changed{': ' + how if how else ''})", path=p
+    )
 
 
-def _matches(view: memoryview, start: int, end: int, want: str) -> bool:
+def _read_and_match(fd: int, part: memoryview, start: int, want: str) -> bool:
+    "Read the block of open file `fd` at `start` into `part`; is its sha256 `want`? (On a pool thread.)"
     import hashlib
+    import os
 
-    return hashlib.sha256(view[start:end]).hexdigest() == want  # hashlib lets go of the GIL on large buffers
+    done = 0
+    while done < len(part):  # one system call, the GIL let go, for a whole block
+        n = os.preadv(fd, [part[done:]], start + done)
+        if not n:
+            return False  # the file shrank while it was read
+        done += n
+    return hashlib.sha256(part).hexdigest() == want  # hashlib lets go of the GIL on large buffers
 
 
-def _verify(folder: Path, model_bytes: bool, pool: Any) -> tuple[dict[str, Any], dict[str, bytes], str, Any]:
+class _Blocks:
+    """A large listed file, read and hashed block by block on the pool's threads into one buffer.
+
+    `ready(end)` waits until bytes [0, end) matched their blocks' digests, in order, and raises
+    `IntegrityError` naming the file at the first that did not: what reads `buf` behind `ready` (the
+    unpickler, through `_VerifiedReader`) never sees a byte the manifest did not vouch for. `lanes` threads
+    of the pool take the blocks in turn (lane k: blocks k, k + lanes, ...), so the first blocks are ready first."""
+
+    def __init__(self, p: Path, entry: dict[str, Any], pool: Any, lanes: int) -> None:
+        import os
+        import stat
+        from concurrent.futures import Future
+
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            raise IntegrityError("file listed in the manifest is missing", path=p) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise IntegrityError("file listed in the manifest is missing", path=p)
+        if st.st_size != entry["bytes"]:
+            raise _changed(p, f"{st.st_size} bytes, listed {entry['bytes']}")
+        if not os.access(p, os.R_OK):
+            raise BundleError("permission denied: cannot read the file", path=p)
+        self.path, self.buf = p, bytearray(st.st_size)
+        size, blocks = entry["block_bytes"], entry["blocks"]
+        self._ends = [min((i + 1) * size, st.st_size) for i in range(len(blocks))]
+        self._done: list[Any] = [Future() for _ in blocks]
+        self._next, self.matched = 0, 0 if blocks else st.st_size
+        view = memoryview(self.buf)
+        for lane in range(min(lanes, len(blocks))):
+            pool.submit(self._lane, view, blocks, size, range(lane, len(blocks), lanes))
+
+    def _lane(self, view: memoryview, blocks: list[str], size: int, todo: range) -> None:
+        try:
+            f = open(self.path, "rb", buffering=0)  # a handle per lane: positioned reads, no shared offset
+        except OSError as e:
+            for i in todo:
+                if self._done[i].set_running_or_notify_cancel():
+                    self._done[i].set_exception(e)
+            return
+        with f:
+            for i in todo:
+                done = self._done[i]
+                if not done.set_running_or_notify_cancel():
+                    return  # cancelled: the load failed already
+                try:
+                    done.set_result(
+                        _read_and_match(f.fileno(), view[i * size : self._ends[i]], i * size, blocks[i])
+                    )
+                except BaseException as e:
+                    done.set_exception(e)
+
+    def ready(self, end: int) -> None:
+        while self.matched < end and self._next < len(self._done):
+            try:
+                ok = self._done[self._next].result()
+            except FileNotFoundError:
+                self.cancel()
+                raise IntegrityError("file listed in the manifest is missing", path=self.path) from None
+            except OSError as e:
+                self.cancel()
+                raise BundleError(f"cannot read the file ({e.strerror})", path=self.path) from None
+            if not ok:
+                self.cancel()
+                raise _changed(self.path)
+            self.matched = self._ends[self._next]
+            self._next += 1
+
+    def data(self) -> bytearray:
+        "The whole file, once every block matched."
+        self.ready(len(self.buf))
+        return self.buf
+
+    def cancel(self) -> None:
+        "Drop the blocks not started yet (a load that failed needs none of them)."
+        for f in self._done[self._next :]:
+            f.cancel()
+
+
+class _VerifiedReader(io.RawIOBase):
+    """A read-only binary file over a `_Blocks` buffer: hands out a byte only once its block matched the manifest.
+
+    Wrapped in an `io.BufferedReader` (`_verified_file`), so the unpickler's many small reads are served in C
+    from a buffer and only whole buffers come through here."""
+
+    def __init__(self, blocks: _Blocks) -> None:
+        self._blocks, self._view, self._pos = blocks, memoryview(blocks.buf), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        m = memoryview(b).cast("B")
+        start = self._pos
+        end = min(len(self._view), start + len(m))
+        if end > start:
+            self._blocks.ready(end)
+            m[: end - start] = self._view[start:end]
+            self._pos = end
+        return end - start
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self._pos = max(0, pos + (0, self._pos, len(self._view))[whence])
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def _verified_file(blocks: _Blocks) -> io.BufferedReader:
+    return io.BufferedReader(_VerifiedReader(blocks), buffer_size=256 << 10)
+
+
+def _verify(
+    folder: Path, spare_main: bool = False
+) -> tuple[dict[str, Any], dict[str, bytes], dict[str, _Blocks], str]:
     """Start checking every file of `folder` against its manifest.
 
-    Small files are checked here; the hashes of the model and of large files (block by block) run on `pool`'s
-    threads. Returns (manifest files, {relative path: bytes} of the files read, model file name, `wait`):
-    `wait()` blocks until those hashes are done and raises `IntegrityError` naming the file if one differs.
-    Nothing may be unpickled before `wait()` returned."""
+    Small files are read and checked here. Large files (the model, listed block by block) are read and
+    hashed on the hash pool's threads: one per core, or one fewer when `spare_main` (this thread has work of
+    its own meanwhile: parsing and unpickling). Returns (manifest files, {relative path: bytes} of the small files,
+    {relative path: `_Blocks`} of the large ones, model file name): a large file is verified only once its
+    `_Blocks.data()` (or `ready`) returned. Nothing may be unpickled but through a `_VerifiedReader`."""
     files = read_manifest(folder)
     mpath = folder / MANIFEST
     listed = set()
@@ -436,40 +559,45 @@ def _verify(folder: Path, model_bytes: bool, pool: Any) -> tuple[dict[str, Any],
         raise IntegrityError(
             "the manifest lists no model file", path=mpath, expected=" or ".join(MODEL_FILES.values())
         )
-    contents, pending = {}, []  # pending: (path, future of "this block matched")
-    for rel, entry in sorted(files.items()):
-        p = folder / rel
-        data = _read_listed(p, entry)  # read once: these bytes are hashed, then parsed (or unpickled)
-        if rel != model_name or model_bytes:
+    import hashlib
+
+    pool, lanes = _hash_pool()
+    contents, large = {}, {}
+    try:
+        for rel, entry in sorted(files.items(), key=lambda kv: "blocks" not in kv[1]):  # large ones first
+            p = folder / rel
+            if "blocks" in entry:
+                large[rel] = _Blocks(p, entry, pool, max(1, lanes - spare_main))
+                continue
+            data = _read_listed(p, entry)  # read once: these bytes are hashed, then parsed (or unpickled)
+            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                raise _changed(p)
             contents[rel] = data
-        view, jobs = memoryview(data), _hash_jobs(data, entry)
-        if len(jobs) == 1 and rel != model_name:
-            if not _matches(view, *jobs[0]):
-                raise IntegrityError("sha256 does not match the manifest (the file changed)", path=p)
-            continue
-        pending += [(p, pool.submit(_matches, view, *job)) for job in jobs]
+    except BaseException:
+        for b in large.values():
+            b.cancel()
+        raise
+    return files, contents, large, model_name
 
-    def wait() -> None:
-        for p, done in pending:
-            if not done.result():
-                raise IntegrityError("sha256 does not match the manifest (the file changed)", path=p)
 
-    return files, contents, model_name, wait
+def _model_bytes(contents: dict[str, bytes], large: dict[str, _Blocks], rel: str) -> bytes | bytearray:
+    return large[rel].data() if rel in large else contents[rel]
 
 
 _POOL: list[
-    Any
-] = []  # the process's hash threads, started by the first load and kept (idle threads cost nothing)
+    tuple[Any, int]
+] = []  # the process's (hash threads, cores), started by the first load and kept (idle threads cost nothing)
 
 
-def _hash_pool() -> Any:
-    "Threads for the block hashes: one per core this process may use (at most 4), kept for the next load."
+def _hash_pool() -> tuple[Any, int]:
+    "Threads for the block reads and hashes, one per core this process may use (at most 4), kept for the next load."
     import os
     from concurrent.futures import ThreadPoolExecutor
 
     if not _POOL:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        _POOL.append(ThreadPoolExecutor(max_workers=min(4, cores), thread_name_prefix="mlprod-hash"))
+        cores = min(4, cores)
+        _POOL.append((ThreadPoolExecutor(max_workers=cores, thread_name_prefix="mlprod-hash"), cores))
         if hasattr(
             os, "register_at_fork"
         ):  # a forked child (batch and Dask workers) has none of these threads
@@ -479,11 +607,12 @@ def _hash_pool() -> Any:
 
 def verify_files(
     folder: str | Path, model_bytes: bool = True
-) -> tuple[dict[str, Any], bytes | None, str | None]:
+) -> tuple[dict[str, Any], bytes | bytearray | None, str | None]:
     "Check every file of a version against its manifest. Returns (manifest files, model bytes, model file name)."
-    files, contents, model_name, wait = _verify(Path(folder), model_bytes, _hash_pool())
-    wait()
-    return files, contents.get(model_name), model_name
+    files, contents, large, model_name = _verify(Path(folder))
+    for b in large.values():
+        b.data()
+    return files, _model_bytes(contents, large, model_name) if model_bytes else None, model_name
 
 # %% ../nbs/04_bundle.ipynb #4fff6b4f
 SKEW_POLICIES = ("error", "warn", "ignore")
@@ -536,13 +665,23 @@ def check_mlprod_version(recorded: str | None, source: Path) -> None:
         )
 
 # %% ../nbs/04_bundle.ipynb #2cbe6cbf
-def _load_model(data: bytes, model_name: str, trusted_types: list[str] | tuple[str, ...], path: Path) -> Any:
+def _load_model(
+    source: bytes | bytearray | _Blocks,
+    model_name: str,
+    trusted_types: list[str] | tuple[str, ...],
+    path: Path,
+) -> Any:
+    """Unpickle the model from bytes that matched the manifest, or from a `_Blocks` still being hashed: joblib
+    then reads through a `_VerifiedReader`, so unpickling overlaps the hashing of the blocks after the one it
+    is in, and stops with `IntegrityError` at the first block that does not match."""
     import io
 
-    from mlprod.errors import UntrustedTypeError
+    from mlprod.errors import MlprodError, UntrustedTypeError
 
     if model_name == MODEL_FILES["skops"]:
         import skops.io as sio
+
+        data = source.data() if isinstance(source, _Blocks) else source  # a zip: read from its end first
 
         try:
             untrusted = sio.get_untrusted_types(data=data)
@@ -559,9 +698,14 @@ def _load_model(data: bytes, model_name: str, trusted_types: list[str] | tuple[s
     import joblib
 
     try:
-        return joblib.load(io.BytesIO(data))
-    except Exception as e:  # unpickling can raise anything; the manifest already matched
+        model = joblib.load(_verified_file(source) if isinstance(source, _Blocks) else io.BytesIO(source))
+    except MlprodError:  # a block that did not match, or could not be read
+        raise
+    except Exception as e:  # unpickling can raise anything; the bytes it read matched the manifest
         raise BundleError(f"cannot load the model ({type(e).__name__}: {e})", path=path) from None
+    if isinstance(source, _Blocks):
+        source.data()  # every block matched, also any the unpickler had no need to read
+    return model
 
 # %% ../nbs/04_bundle.ipynb #5eeab2cd
 def _check_golden(bundle: Bundle, path: Path, X: pd.DataFrame | None = None) -> None:
@@ -604,7 +748,7 @@ def _read_id_map(data: bytes) -> pd.DataFrame:
 
 def _text(contents: dict[str, bytes], rel: str, folder: Path) -> str:
     try:
-        return contents[rel].decode("utf-8")
+        return str(contents[rel], "utf-8")  # bytes, or the bytearray of a large file
     except UnicodeDecodeError as e:
         raise BundleError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=folder / rel) from None
 
@@ -657,14 +801,17 @@ def load_bundle(
 ) -> Bundle:
     "Load and verify a bundle: a version dir, or a model root (champion, else latest)."
     folder = resolve_version(path)
-    files, contents, model_name, wait = _verify(folder, True, _hash_pool())
-    try:  # while the model is being hashed: read the rest, check versions, validate the golden rows
+    files, contents, large, model_name = _verify(folder, spare_main=True)  # this thread unpickles meanwhile
+    try:  # while the model is read and hashed on the pool: parse the rest, check versions, validate golden
+        contents.update((rel, b.data()) for rel, b in large.items() if rel != model_name)
         parts = _read_parts(folder, files, contents, version_skew, check_golden)
-    except BaseException:
-        wait()  # a changed file is what to report first
+        source = large.get(model_name) or contents[model_name]
+        model = _load_model(source, model_name, trusted_types, folder / model_name)
+    except BaseException as e:
+        if not isinstance(e, IntegrityError):
+            for b in large.values():
+                b.data()  # a changed file is what to report first
         raise
-    wait()  # every byte matched its manifest: only now may the model be unpickled
-    model = _load_model(contents.pop(model_name), model_name, trusted_types, folder / model_name)
     if hasattr(model, "attach_id_maps"):
         model.attach_id_maps(parts["id_maps"])  # the IDs live in id_maps/*.csv, never inside the pickle
     metadata = parts["metadata"]

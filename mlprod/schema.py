@@ -202,17 +202,19 @@ def validate(
     for col in schema.features:
         s = df[col.name]
         if col.kind == "numeric":
-            if pd.api.types.is_bool_dtype(s):
-                s = s.astype("float64")
-            num = pd.to_numeric(s, errors="coerce").astype("float64")
-            arr = num.to_numpy()  # (n_rows,)
-            bad = np.isnan(arr) & s.notna().to_numpy()
-            if bad.any():
-                row = _bad_row(bad, row_offset)
-                value = s.iloc[row - row_offset - 1]
-                raise SchemaError(
-                    f"row {row}: cannot convert {value!r} to a number", path=source, column=col.name
-                )
+            if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iuf":  # numpy numbers: nothing to convert
+                arr = s.to_numpy(dtype="float64")  # (n_rows,); NaN is a missing value
+            else:
+                if pd.api.types.is_bool_dtype(s):
+                    s = s.astype("float64")
+                arr = pd.to_numeric(s, errors="coerce").astype("float64").to_numpy()  # (n_rows,)
+                bad = np.isnan(arr) & s.notna().to_numpy()
+                if bad.any():
+                    row = _bad_row(bad, row_offset)
+                    value = s.iloc[row - row_offset - 1]
+                    raise SchemaError(
+                        f"row {row}: cannot convert {value!r} to a number", path=source, column=col.name
+                    )
             if np.isinf(arr).any():
                 row = _bad_row(np.isinf(arr), row_offset)
                 raise SchemaError(
