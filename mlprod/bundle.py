@@ -330,21 +330,33 @@ def resolve_version(path: str | Path) -> Path:
 
 # %% ../nbs/04_bundle.ipynb #d05d0502
 def _safe_member(folder: Path, rel: str, manifest_path: Path) -> Path:
-    "The file `rel` names inside `folder`; refuse a path that leaves it (`..`, absolute, a symlink)."
+    "The file `rel` names inside `folder`; refuse a path that leaves it (`..`, absolute). Links: `_tree`."
     from pathlib import PurePosixPath
 
     p = PurePosixPath(rel)
     if p.is_absolute() or ".." in p.parts or not p.parts or "\\" in rel:
         raise IntegrityError(f"manifest lists a path outside the bundle: {rel!r}", path=manifest_path)
-    full = folder.joinpath(*p.parts)
-    q = full
-    while q != folder:
-        if q.is_symlink():
-            raise IntegrityError(
-                f"{rel} is a symbolic link; bundles hold plain files only", path=manifest_path
-            )
-        q = q.parent
-    return full
+    return folder.joinpath(*p.parts)
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    "Every entry under `folder` by relative path: 'file', 'dir', 'link' or 'other' (from the folders' listings)."
+    import os
+
+    found, todo = {}, [("", os.fspath(folder))]
+    while todo:
+        prefix, d = todo.pop()
+        with os.scandir(d) as entries:
+            for e in entries:
+                rel = prefix + e.name
+                if e.is_symlink():  # never followed: a link in a bundle is refused, whatever it points to
+                    found[rel] = "link"
+                elif e.is_dir(follow_symlinks=False):
+                    found[rel] = "dir"
+                    todo.append((rel + "/", e.path))
+                else:
+                    found[rel] = "file" if e.is_file(follow_symlinks=False) else "other"
+    return found
 
 
 def _valid_entry(v: Any) -> bool:
@@ -383,10 +395,10 @@ def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
 
 def _read_listed(p: Path, entry: dict[str, Any]) -> bytes:
     "The bytes of a small listed file, refused when its size is not the manifest's."
-    if not p.is_file():
-        raise IntegrityError("file listed in the manifest is missing", path=p)
     try:
         data = p.read_bytes()
+    except FileNotFoundError:
+        raise IntegrityError("file listed in the manifest is missing", path=p) from None
     except PermissionError:
         raise BundleError("permission denied: cannot read the file", path=p) from None
     except OSError as e:
@@ -402,53 +414,41 @@ def _changed(p: Path, how: str = "") -> IntegrityError:
     )
 
 
-def _read_and_match(fd: int, part: memoryview, start: int, want: str) -> bool:
-    "Read the block of open file `fd` at `start` into `part`; is its sha256 `want`? (On a pool thread.)"
+def _read_block(fd: int, start: int, length: int, want: str) -> bytes | None:
+    "The block of open file `fd` at `start`, if its sha256 is `want`; else None. (On a pool thread.)"
     import hashlib
     import os
 
-    done = 0
-    while done < len(part):  # one system call, the GIL let go, for a whole block
-        n = os.preadv(fd, [part[done:]], start + done)
-        if not n:
-            return False  # the file shrank while it was read
-        done += n
-    return hashlib.sha256(part).hexdigest() == want  # hashlib lets go of the GIL on large buffers
+    data = os.pread(fd, length, start)  # allocated without clearing; the pages are filled with the GIL let go
+    while len(data) < length:  # a short read: a pipe-like file system, or the file shrank
+        more = os.pread(fd, length - len(data), start + len(data))
+        if not more:
+            return None
+        data += more
+    return data if hashlib.sha256(data).hexdigest() == want else None  # hashlib lets go of the GIL too
 
 
 class _Blocks:
-    """A large listed file, read and hashed block by block on the pool's threads into one buffer.
+    """A large listed file, read and hashed block by block on the pool's threads.
 
     `ready(end)` waits until bytes [0, end) matched their blocks' digests, in order, and raises
-    `IntegrityError` naming the file at the first that did not: what reads `buf` behind `ready` (the
+    `IntegrityError` naming the file at the first that did not: what reads the blocks behind `ready` (the
     unpickler, through `_VerifiedReader`) never sees a byte the manifest did not vouch for. `lanes` threads
-    of the pool take the blocks in turn (lane k: blocks k, k + lanes, ...), so the first blocks are ready first."""
+    of the pool take the blocks in turn (lane k: blocks k, k + lanes, ...), so the first blocks are ready
+    first. Each block is its own immutable `bytes`: what matched cannot change afterwards."""
 
     def __init__(self, p: Path, entry: dict[str, Any], pool: Any, lanes: int) -> None:
-        import os
-        import stat
         from concurrent.futures import Future
 
-        try:
-            st = os.stat(p)
-        except FileNotFoundError:
-            raise IntegrityError("file listed in the manifest is missing", path=p) from None
-        if not stat.S_ISREG(st.st_mode):
-            raise IntegrityError("file listed in the manifest is missing", path=p)
-        if st.st_size != entry["bytes"]:
-            raise _changed(p, f"{st.st_size} bytes, listed {entry['bytes']}")
-        if not os.access(p, os.R_OK):
-            raise BundleError("permission denied: cannot read the file", path=p)
-        self.path, self.buf = p, bytearray(st.st_size)
-        size, blocks = entry["block_bytes"], entry["blocks"]
-        self._ends = [min((i + 1) * size, st.st_size) for i in range(len(blocks))]
-        self._done: list[Any] = [Future() for _ in blocks]
-        self._next, self.matched = 0, 0 if blocks else st.st_size
-        view = memoryview(self.buf)
-        for lane in range(min(lanes, len(blocks))):
-            pool.submit(self._lane, view, blocks, size, range(lane, len(blocks), lanes))
+        self.path, self.size, self.block = p, entry["bytes"], entry["block_bytes"]
+        self.parts: list[bytes] = []  # the blocks that matched, in order
+        self._wants = entry["blocks"]
+        self._done: list[Any] = [Future() for _ in self._wants]
+        self.matched = 0 if self._wants else self.size
+        for lane in range(min(lanes, len(self._wants))):
+            pool.submit(self._lane, range(lane, len(self._wants), lanes))
 
-    def _lane(self, view: memoryview, blocks: list[str], size: int, todo: range) -> None:
+    def _lane(self, todo: range) -> None:
         try:
             f = open(self.path, "rb", buffering=0)  # a handle per lane: positioned reads, no shared offset
         except OSError as e:
@@ -461,48 +461,49 @@ class _Blocks:
                 done = self._done[i]
                 if not done.set_running_or_notify_cancel():
                     return  # cancelled: the load failed already
+                start = i * self.block
                 try:
                     done.set_result(
-                        _read_and_match(f.fileno(), view[i * size : self._ends[i]], i * size, blocks[i])
+                        _read_block(f.fileno(), start, min(self.block, self.size - start), self._wants[i])
                     )
                 except BaseException as e:
                     done.set_exception(e)
 
     def ready(self, end: int) -> None:
-        while self.matched < end and self._next < len(self._done):
+        while self.matched < end and len(self.parts) < len(self._done):
             try:
-                ok = self._done[self._next].result()
+                data = self._done[len(self.parts)].result()
             except FileNotFoundError:
                 self.cancel()
                 raise IntegrityError("file listed in the manifest is missing", path=self.path) from None
             except OSError as e:
                 self.cancel()
                 raise BundleError(f"cannot read the file ({e.strerror})", path=self.path) from None
-            if not ok:
+            if data is None:
                 self.cancel()
                 raise _changed(self.path)
-            self.matched = self._ends[self._next]
-            self._next += 1
+            self.parts.append(data)
+            self.matched += len(data)
 
-    def data(self) -> bytearray:
+    def data(self) -> bytes:
         "The whole file, once every block matched."
-        self.ready(len(self.buf))
-        return self.buf
+        self.ready(self.size)
+        return b"".join(self.parts)
 
     def cancel(self) -> None:
         "Drop the blocks not started yet (a load that failed needs none of them)."
-        for f in self._done[self._next :]:
+        for f in self._done[len(self.parts) :]:
             f.cancel()
 
 
 class _VerifiedReader(io.RawIOBase):
-    """A read-only binary file over a `_Blocks` buffer: hands out a byte only once its block matched the manifest.
+    """A read-only binary file over `_Blocks`: hands out a byte only once its block matched the manifest.
 
     Wrapped in an `io.BufferedReader` (`_verified_file`), so the unpickler's many small reads are served in C
     from a buffer and only whole buffers come through here."""
 
     def __init__(self, blocks: _Blocks) -> None:
-        self._blocks, self._view, self._pos = blocks, memoryview(blocks.buf), 0
+        self._blocks, self._pos = blocks, 0
 
     def readable(self) -> bool:
         return True
@@ -511,17 +512,21 @@ class _VerifiedReader(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        m = memoryview(b).cast("B")
+        out, blocks = memoryview(b).cast("B"), self._blocks
         start = self._pos
-        end = min(len(self._view), start + len(m))
-        if end > start:
-            self._blocks.ready(end)
-            m[: end - start] = self._view[start:end]
-            self._pos = end
-        return end - start
+        end = min(blocks.size, start + len(out))
+        blocks.ready(end)
+        at = start
+        while at < end:  # the range may span blocks
+            i, off = divmod(at, blocks.block)
+            n = min(end - at, blocks.block - off)
+            out[at - start : at - start + n] = memoryview(blocks.parts[i])[off : off + n]
+            at += n
+        self._pos = max(start, end)
+        return max(0, end - start)
 
     def seek(self, pos: int, whence: int = 0) -> int:
-        self._pos = max(0, pos + (0, self._pos, len(self._view))[whence])
+        self._pos = max(0, pos + (0, self._pos, self._blocks.size)[whence])
         return self._pos
 
     def tell(self) -> int:
@@ -539,27 +544,31 @@ def _verify(
 
     Small files are read and checked here. Large files (the model, listed block by block) are read and
     hashed on the hash pool's threads: one per core, or one fewer when `spare_main` (this thread has work of
-    its own meanwhile: parsing and unpickling). Returns (manifest files, {relative path: bytes} of the small files,
-    {relative path: `_Blocks`} of the large ones, model file name): a large file is verified only once its
-    `_Blocks.data()` (or `ready`) returned. Nothing may be unpickled but through a `_VerifiedReader`."""
+    its own meanwhile: parsing and unpickling). Returns (manifest files, {relative path: bytes} of the small
+    files, {relative path: `_Blocks`} of the large ones, model file name): a large file is verified only once
+    its `_Blocks.data()` (or `ready`) returned. Nothing may be unpickled but through a `_VerifiedReader`."""
     files = read_manifest(folder)
     mpath = folder / MANIFEST
-    listed = set()
     for rel in files:
         _safe_member(folder, rel, mpath)
-        listed.add(rel)
-    for p in folder.rglob("*"):
-        rel = p.relative_to(folder).as_posix()
-        if p.is_symlink():
-            raise IntegrityError("symbolic link in the bundle; bundles hold plain files only", path=p)
-        if p.is_file() and rel != MANIFEST and rel not in listed:
-            raise IntegrityError("file not in the manifest (an extra file)", path=p)
+    tree = _tree(folder)
+    for rel, kind in sorted(tree.items()):
+        if kind == "link":
+            raise IntegrityError(
+                "symbolic link in the bundle; bundles hold plain files only", path=folder / rel
+            )
+        if kind in ("file", "other") and rel != MANIFEST and rel not in files:
+            raise IntegrityError("file not in the manifest (an extra file)", path=folder / rel)
+    for rel in sorted(files):
+        if tree.get(rel) != "file":
+            raise IntegrityError("file listed in the manifest is missing", path=folder / rel)
     model_name = next((m for m in MODEL_FILES.values() if m in files), None)
     if model_name is None:
         raise IntegrityError(
             "the manifest lists no model file", path=mpath, expected=" or ".join(MODEL_FILES.values())
         )
     import hashlib
+    import os
 
     pool, lanes = _hash_pool()
     contents, large = {}, {}
@@ -567,20 +576,25 @@ def _verify(
         for rel, entry in sorted(files.items(), key=lambda kv: "blocks" not in kv[1]):  # large ones first
             p = folder / rel
             if "blocks" in entry:
+                size = os.stat(p).st_size
+                if size != entry["bytes"]:
+                    raise _changed(p, f"{size} bytes, listed {entry['bytes']}")
                 large[rel] = _Blocks(p, entry, pool, max(1, lanes - spare_main))
                 continue
             data = _read_listed(p, entry)  # read once: these bytes are hashed, then parsed (or unpickled)
             if hashlib.sha256(data).hexdigest() != entry["sha256"]:
                 raise _changed(p)
             contents[rel] = data
-    except BaseException:
+    except BaseException as e:
         for b in large.values():
             b.cancel()
+        if isinstance(e, FileNotFoundError):  # removed since the listing
+            raise IntegrityError("file listed in the manifest is missing", path=Path(e.filename)) from None
         raise
     return files, contents, large, model_name
 
 
-def _model_bytes(contents: dict[str, bytes], large: dict[str, _Blocks], rel: str) -> bytes | bytearray:
+def _model_bytes(contents: dict[str, bytes], large: dict[str, _Blocks], rel: str) -> bytes:
     return large[rel].data() if rel in large else contents[rel]
 
 
@@ -607,11 +621,11 @@ def _hash_pool() -> tuple[Any, int]:
 
 def verify_files(
     folder: str | Path, model_bytes: bool = True
-) -> tuple[dict[str, Any], bytes | bytearray | None, str | None]:
+) -> tuple[dict[str, Any], bytes | None, str | None]:
     "Check every file of a version against its manifest. Returns (manifest files, model bytes, model file name)."
     files, contents, large, model_name = _verify(Path(folder))
     for b in large.values():
-        b.data()
+        b.ready(b.size)
     return files, _model_bytes(contents, large, model_name) if model_bytes else None, model_name
 
 # %% ../nbs/04_bundle.ipynb #4fff6b4f
@@ -666,7 +680,7 @@ def check_mlprod_version(recorded: str | None, source: Path) -> None:
 
 # %% ../nbs/04_bundle.ipynb #2cbe6cbf
 def _load_model(
-    source: bytes | bytearray | _Blocks,
+    source: bytes | _Blocks,
     model_name: str,
     trusted_types: list[str] | tuple[str, ...],
     path: Path,
@@ -748,21 +762,14 @@ def _read_id_map(data: bytes) -> pd.DataFrame:
 
 def _text(contents: dict[str, bytes], rel: str, folder: Path) -> str:
     try:
-        return str(contents[rel], "utf-8")  # bytes, or the bytearray of a large file
+        return contents[rel].decode("utf-8")
     except UnicodeDecodeError as e:
         raise BundleError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=folder / rel) from None
 
 
-def _read_parts(
-    folder: Path, files: dict[str, Any], contents: dict[str, bytes], version_skew: str, check_golden: bool
-) -> dict[str, Any]:
-    "Everything of a bundle but the model, from the bytes the manifest vouched for; checks versions."
+def _read_metadata(folder: Path, contents: dict[str, bytes], version_skew: str) -> dict[str, Any]:
+    "metadata.json, from the bytes the manifest vouched for, once the recorded versions pass `version_skew`."
     import json
-
-    import yaml
-
-    from mlprod.io import read_table
-    from mlprod.schema import validate
 
     meta_path = folder / "metadata.json"
     try:
@@ -771,6 +778,20 @@ def _read_parts(
         raise BundleError(f"metadata does not parse ({e})", path=meta_path) from None
     check_mlprod_version(metadata.get("mlprod_version"), meta_path)
     check_versions(metadata.get("versions", {}), version_skew, meta_path)
+    return metadata
+
+
+def _read_parts(
+    folder: Path, files: dict[str, Any], contents: dict[str, bytes], check_golden: bool
+) -> dict[str, Any]:
+    "Everything of a bundle but the model and its metadata, from the bytes the manifest vouched for."
+    import json
+
+    import yaml
+
+    from mlprod.io import read_table
+    from mlprod.schema import validate
+
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where it is built in
     config = (
         yaml.load(_text(contents, "config.yaml", folder), Loader=loader) if "config.yaml" in files else {}
@@ -783,7 +804,6 @@ def _read_parts(
     if check_golden and golden is not None:
         X_golden = validate(schema, golden, source=folder / "golden.jsonl")  # (n_golden, n_features)
     return dict(
-        metadata=metadata,
         config=config,
         schema=schema,
         metrics=metrics,
@@ -802,9 +822,11 @@ def load_bundle(
     "Load and verify a bundle: a version dir, or a model root (champion, else latest)."
     folder = resolve_version(path)
     files, contents, large, model_name = _verify(folder, spare_main=True)  # this thread unpickles meanwhile
-    try:  # while the model is read and hashed on the pool: parse the rest, check versions, validate golden
+    try:
         contents.update((rel, b.data()) for rel, b in large.items() if rel != model_name)
-        parts = _read_parts(folder, files, contents, version_skew, check_golden)
+        # versions pass before anything is unpickled; the rest is parsed while the first blocks are hashed
+        metadata = _read_metadata(folder, contents, version_skew)
+        parts = _read_parts(folder, files, contents, check_golden)
         source = large.get(model_name) or contents[model_name]
         model = _load_model(source, model_name, trusted_types, folder / model_name)
     except BaseException as e:
@@ -814,7 +836,6 @@ def load_bundle(
         raise
     if hasattr(model, "attach_id_maps"):
         model.attach_id_maps(parts["id_maps"])  # the IDs live in id_maps/*.csv, never inside the pickle
-    metadata = parts["metadata"]
     bundle = Bundle(
         model,
         parts["config"],
