@@ -126,7 +126,9 @@ def _undecodable(path: Path, compression: str | None) -> DataError:
     return DataError(f"not valid UTF-8 text {detail}".strip(), path=path, line=line, expected="UTF-8")
 
 # %% ../nbs/01_io.ipynb #5b1c39c6
-_BLOCK = 1 << 24  # bytes read at a time when locating chunks
+_BLOCK = (
+    1 << 22
+)  # bytes read at a time when locating chunks (4 MiB: a block and its masks stay in the caches)
 
 
 @dataclass
@@ -261,7 +263,7 @@ def _split_rows(
     chunk_rows: int,
     quoted: bool,
     keep: bool,
-    size: int | None = None,  # the stream's length: the last two chunks' worth of rows in quarter chunks
+    size: int | None = None,  # the stream's length: the last two chunks' worth of rows in ever smaller chunks
 ) -> Iterator[tuple[int, int, bytes | None, int]]:
     "Cut stream `f` (its first bytes read: `block`, at offset `base`, a row start) into runs of `chunk_rows` rows: (start, length, the bytes if `keep`, rows)."
     import numpy as np
@@ -288,8 +290,9 @@ def _split_rows(
         if not waiting:
             return
         take = min(chunk_rows, waiting)
-        if size is not None and full and size - start < 2 * full:  # the tail of the file: quarter chunks
-            take = min(take, -(-chunk_rows // 4))
+        if size is not None and full and size - start < 2 * full:  # the tail: a quarter of the rows left
+            left = (size - start) * chunk_rows / full  # rows left, estimated from the bytes left
+            take = min(take, max(-(-chunk_rows // 16), -(-int(left) // 4)))
         flat = np.concatenate(ends) if len(ends) > 1 else ends[0]
         end, ends, waiting = int(flat[take - 1]), [flat[take:]], waiting - take
         data = None
@@ -418,7 +421,7 @@ def iter_chunks(
     chunk_rows: int = 100_000,
     digest: dict[str, str]
     | None = None,  # a plain CSV / JSON Lines file read whole: {'sha256': its hex digest}
-    taper: bool = False,  # a plain CSV / JSON Lines file: its last 2 chunks' worth of rows in quarter chunks
+    taper: bool = False,  # a plain CSV / JSON Lines file: its last 2 chunks' worth of rows in ever smaller chunks
 ) -> Iterator[RawChunk]:
     "Locate `path`'s chunks of at most `chunk_rows` rows, without parsing them (see `parse_chunk`)."
     if chunk_rows < 1:

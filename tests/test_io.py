@@ -269,8 +269,8 @@ def test_every_error_is_an_mlprod_error() -> None:
 
 
 @pytest.mark.parametrize("name", ["t.csv", "t.jsonl", "t.csv.gz"])
-def test_tapered_chunks_end_in_quarters_and_hold_every_row(tmp_path: Path, name: str) -> None:
-    "taper=True (the batch engine): a plain file's last two chunks' worth of rows in quarter chunks; gzip: as is."
+def test_tapered_chunks_end_ever_smaller_and_hold_every_row(tmp_path: Path, name: str) -> None:
+    "taper=True (the batch engine): a plain file's last two chunks' worth of rows in ever smaller chunks; gzip: as is."
     from mlprod.io import iter_chunks, parse_chunk
 
     df = pd.DataFrame({"id": range(1000), "x": [i / 7 for i in range(1000)]})  # (1000, 2)
@@ -280,8 +280,11 @@ def test_tapered_chunks_end_in_quarters_and_hold_every_row(tmp_path: Path, name:
     if name.endswith(".gz"):
         assert rows == [100] * 10
     else:
-        full = rows.count(100)  # then quarters, for (about) the last two chunks' worth of rows
-        assert rows == [100] * full + [25] * (len(rows) - full) and 4 <= len(rows) - full <= 8, rows
+        full = rows.count(100)  # then a quarter of the rows left each time, down to a sixteenth of a chunk
+        tail = rows[full:]
+        assert rows[:full] == [100] * full and 7 <= full <= 9, rows  # the tail starts by bytes left
+        assert tail == sorted(tail, reverse=True) and tail[0] <= 50 and len(tail) >= 6, rows
+        assert all(r >= 7 for r in tail[:-1]) and tail[-2] <= 10, rows  # the last ones: ~1/16 of a chunk
     got = pd.concat(
         [parse_chunk(c) for c in iter_chunks(path, chunk_rows=100, taper=True)], ignore_index=True
     )
