@@ -219,6 +219,77 @@ def test_a_dead_worker_fails_the_run_without_hanging(
     assert out.read_bytes() == b"an earlier output\n" and os.listdir(tmp_path) == ["p.jsonl"]
 
 
+class _NeedsTheCollector:
+    "A predictor that refuses to predict where garbage collection is off (a forked worker, or this process)."
+
+    def __init__(self, predictor: Predictor) -> None:
+        self._predictor, self.model = predictor, predictor.model
+
+    def predict(self, df: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
+        import gc
+
+        if not gc.isenabled():
+            raise RuntimeError("garbage collection is off where chunks are predicted")
+        return self._predictor.predict(df, **kwargs)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_start_up_pause_of_garbage_collection_ends_before_the_chunks(
+    tmp_path: Path, predictors: dict[str, Predictor], inputs: dict[str, Path], workers: int
+) -> None:
+    "The CLI holds collection off during start-up (mlprod.io.pause_gc); no chunk is predicted without it."
+    import gc
+
+    from mlprod.io import pause_gc, resume_gc
+
+    frozen = gc.get_freeze_count()
+    pause_gc()
+    try:
+        assert not gc.isenabled()
+        predictor = _NeedsTheCollector(predictors["churn"])
+        out = tmp_path / "p.jsonl"
+        assert run_local(predictor, inputs["csv"], out, chunk_rows=CHUNK, workers=workers, quiet=True) == 300
+        assert gc.isenabled() and gc.get_freeze_count() > frozen  # start-up's objects frozen, before any fork
+    finally:
+        resume_gc()
+        gc.unfreeze()  # this test process: back as it was
+
+
+def test_resume_gc_leaves_a_collector_it_did_not_pause_as_it_was() -> None:
+    import gc
+
+    from mlprod.io import pause_gc, resume_gc
+
+    frozen = gc.get_freeze_count()
+    resume_gc()  # nothing paused: nothing to do
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    gc.disable()  # turned off by the caller: neither call turns it on
+    try:
+        pause_gc()
+        resume_gc()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_cli_resumes_collection_for_every_command_but_predict() -> None:
+    import gc
+
+    from typer.testing import CliRunner
+
+    from mlprod.cli import app
+    from mlprod.io import pause_gc, resume_gc
+
+    pause_gc()
+    try:
+        r = CliRunner().invoke(app, ["settings", "--json"])
+        assert r.exit_code == 0, r.output
+        assert gc.isenabled()
+    finally:
+        resume_gc()
+        gc.unfreeze()
+
+
 # --- the Dask engine ---------------------------------------------------------------------------------
 
 
