@@ -718,7 +718,7 @@ def _load_model(
     except Exception as e:  # unpickling can raise anything; the bytes it read matched the manifest
         raise BundleError(f"cannot load the model ({type(e).__name__}: {e})", path=path) from None
     if isinstance(source, _Blocks):
-        source.data()  # every block matched, also any the unpickler had no need to read
+        source.ready(source.size)  # every block matched, also any the unpickler had no need to read
     return model
 
 # %% ../nbs/04_bundle.ipynb #5eeab2cd
@@ -832,7 +832,7 @@ def load_bundle(
     except BaseException as e:
         if not isinstance(e, IntegrityError):
             for b in large.values():
-                b.data()  # a changed file is what to report first
+                b.ready(b.size)  # a changed file is what to report first
         raise
     if hasattr(model, "attach_id_maps"):
         model.attach_id_maps(parts["id_maps"])  # the IDs live in id_maps/*.csv, never inside the pickle
