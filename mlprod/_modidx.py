@@ -232,6 +232,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                            'mlprod.io.iter_table': ('io.html#iter_table', 'mlprod/io.py'),
                            'mlprod.io.parse_chunk': ('io.html#parse_chunk', 'mlprod/io.py'),
                            'mlprod.io.pause_gc': ('io.html#pause_gc', 'mlprod/io.py'),
+                           'mlprod.io.read_jsonl_bytes': ('io.html#read_jsonl_bytes', 'mlprod/io.py'),
                            'mlprod.io.read_table': ('io.html#read_table', 'mlprod/io.py'),
                            'mlprod.io.resume_gc': ('io.html#resume_gc', 'mlprod/io.py'),
                            'mlprod.io.sha256_file': ('io.html#sha256_file', 'mlprod/io.py'),

@@ -789,7 +789,7 @@ def _read_parts(
 
     import yaml
 
-    from mlprod.io import read_table
+    from mlprod.io import read_jsonl_bytes
     from mlprod.schema import validate
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where it is built in
@@ -799,7 +799,9 @@ def _read_parts(
     schema = Schema.from_json(_text(contents, "schema.json", folder), folder / "schema.json")
     metrics = json.loads(_text(contents, "metrics.json", folder)) if "metrics.json" in files else {}
     id_maps = {Path(rel).stem: _read_id_map(contents[rel]) for rel in files if rel.startswith("id_maps/")}
-    golden = read_table(folder / "golden.jsonl") if "golden.jsonl" in files else None
+    golden = None  # parsed from the bytes that were hashed, not read from the folder again
+    if "golden.jsonl" in files:
+        golden = read_jsonl_bytes(contents["golden.jsonl"], folder / "golden.jsonl")
     X_golden = None
     if check_golden and golden is not None:
         X_golden = validate(schema, golden, source=folder / "golden.jsonl")  # (n_golden, n_features)

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['SUPPORTED', 'table_format', 'check_table', 'RawChunk', 'iter_chunks', 'parse_chunk', 'iter_table', 'read_table',
-           'temp_sibling', 'AtomicFile', 'atomic_path', 'write_text', 'write_json', 'encode_rows', 'TableWriter',
-           'write_table', 'sha256_file', 'pause_gc', 'resume_gc']
+__all__ = ['SUPPORTED', 'table_format', 'check_table', 'RawChunk', 'iter_chunks', 'parse_chunk', 'iter_table', 'read_jsonl_bytes',
+           'read_table', 'temp_sibling', 'AtomicFile', 'atomic_path', 'write_text', 'write_json', 'encode_rows',
+           'TableWriter', 'write_table', 'sha256_file', 'pause_gc', 'resume_gc']
 
 # %% ../nbs/01_io.ipynb #9e6a7b00
 _SUFFIXES = {
@@ -714,6 +714,14 @@ def iter_table(
         yield df
     if not seen_rows and not allow_empty:
         raise DataError("no rows", path=path, expected="at least one row after the header")
+
+
+def read_jsonl_bytes(data: bytes, path: str | Path) -> pd.DataFrame:
+    "A JSON Lines document already read (and checked: a bundle's golden rows) as a frame; `path` names it in errors."
+    table = _parse_jsonl(Path(path), data, 1)
+    if table is None or table.num_rows == 0:
+        raise DataError("no rows", path=path, expected="at least one JSON object")
+    return table.to_pandas()  # (n_rows, n_columns), as read_table gives it
 
 
 def read_table(path: str | Path, allow_empty: bool = False) -> pd.DataFrame:

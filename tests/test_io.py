@@ -289,3 +289,14 @@ def test_tapered_chunks_end_ever_smaller_and_hold_every_row(tmp_path: Path, name
         [parse_chunk(c) for c in iter_chunks(path, chunk_rows=100, taper=True)], ignore_index=True
     )
     pd.testing.assert_frame_equal(got, read_table(path))
+
+
+def test_json_lines_bytes_read_as_the_file_is(tmp_path: Path) -> None:
+    "read_jsonl_bytes (a bundle's golden rows, from the bytes that were hashed) gives read_table's frame."
+    from mlprod.io import read_jsonl_bytes
+
+    df = pd.DataFrame({"id": [1, 2, 3], "x": [0.5, None, 2.0], "c": ["a", None, "b"]})  # (3, 3)
+    path = write_table(df, tmp_path / "g.jsonl")
+    pd.testing.assert_frame_equal(read_jsonl_bytes(path.read_bytes(), path), read_table(path))
+    with pytest.raises(DataError, match=r"g\.jsonl: no rows"):
+        read_jsonl_bytes(b"\n\n", path)
