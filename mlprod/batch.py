@@ -240,9 +240,9 @@ def run_local(
     if workers < 1:
         raise DataError(f"workers {workers} is out of range", expected="an integer >= 1")
     check_table(input_file)  # a missing, empty or unreadable input fails before any process starts
-    from mlprod.io import resume_gc
+    from mlprod.runtime import resume_gc
 
-    resume_gc()  # the CLI's start-up is over (see mlprod.io.pause_gc): frozen before the workers fork
+    resume_gc()  # the CLI's start-up is over (see mlprod.runtime.pause_gc): frozen before the workers fork
     _PREDICTOR = predictor
     args = (proba, fmt)
     progress = Progress(count_rows(input_file) if progress_enabled(quiet) else None, quiet)
@@ -402,9 +402,9 @@ def run_dask(
     version = str(resolve_version(model_dir))
     key = (version, version_skew, tuple(trusted_types))
     _worker_predictor(*key)  # loaded and verified here first; the forked local workers inherit it
-    from mlprod.io import resume_gc
+    from mlprod.runtime import resume_gc
 
-    resume_gc()  # the CLI's start-up is over (see mlprod.io.pause_gc): frozen before the workers fork
+    resume_gc()  # the CLI's start-up is over (see mlprod.runtime.pause_gc): frozen before the workers fork
     cluster, tmp = None, temp_sibling(out_dir)
     try:
         if scheduler is None:

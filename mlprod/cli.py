@@ -200,7 +200,7 @@ def _root(
 ) -> None:
     ctx.obj = {"settings_file": settings}
     if ctx.invoked_subcommand != "predict":
-        from mlprod.io import resume_gc
+        from mlprod.runtime import resume_gc
 
         resume_gc()  # only `predict` holds collection off further, until its batch engine starts
 
@@ -218,9 +218,9 @@ def main() -> None:
     "Console entry point of `mlprod`."
     import atexit
 
-    from mlprod.io import pause_gc
+    from mlprod.runtime import pause_gc
 
-    pause_gc()  # start-up makes long-lived objects, not garbage (see mlprod.io.pause_gc)
+    pause_gc()  # start-up makes long-lived objects, not garbage (see mlprod.runtime.pause_gc)
     atexit.register(_skip_last_collection)
     app(prog_name="mlprod")
 

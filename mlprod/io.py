@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['SUPPORTED', 'table_format', 'check_table', 'RawChunk', 'iter_chunks', 'parse_chunk', 'iter_table', 'read_jsonl_bytes',
            'read_table', 'temp_sibling', 'AtomicFile', 'atomic_path', 'write_text', 'write_json', 'encode_rows',
-           'TableWriter', 'write_table', 'sha256_file', 'pause_gc', 'resume_gc']
+           'TableWriter', 'write_table', 'sha256_file']
 
 # %% ../nbs/01_io.ipynb #9e6a7b00
 _SUFFIXES = {
@@ -990,25 +990,3 @@ def sha256_file(path: str | Path) -> str:
         raise DataError("file not found", path=path) from None
     except IsADirectoryError:
         raise DataError("is a folder", path=path, expected="a file") from None
-
-# %% ../nbs/01_io.ipynb #179cc31e
-_GC_PAUSED: list[bool] = []  # [True] while pause_gc holds the collector off
-
-
-def pause_gc() -> None:
-    "Hold garbage collection off (a command's start-up makes long-lived objects, not garbage) until `resume_gc`."
-    import gc
-
-    if gc.isenabled() and not _GC_PAUSED:
-        gc.disable()
-        _GC_PAUSED.append(True)
-
-
-def resume_gc() -> None:
-    "End `pause_gc`, if it paused: what exists now is frozen out of every later collection, then collect as usual."
-    import gc
-
-    if _GC_PAUSED:
-        _GC_PAUSED.clear()
-        gc.freeze()
-        gc.enable()

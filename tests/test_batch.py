@@ -237,10 +237,10 @@ class _NeedsTheCollector:
 def test_the_start_up_pause_of_garbage_collection_ends_before_the_chunks(
     tmp_path: Path, predictors: dict[str, Predictor], inputs: dict[str, Path], workers: int
 ) -> None:
-    "The CLI holds collection off during start-up (mlprod.io.pause_gc); no chunk is predicted without it."
+    "The CLI holds collection off during start-up (mlprod.runtime.pause_gc); no chunk is predicted without it."
     import gc
 
-    from mlprod.io import pause_gc, resume_gc
+    from mlprod.runtime import pause_gc, resume_gc
 
     frozen = gc.get_freeze_count()
     pause_gc()
@@ -258,7 +258,7 @@ def test_the_start_up_pause_of_garbage_collection_ends_before_the_chunks(
 def test_resume_gc_leaves_a_collector_it_did_not_pause_as_it_was() -> None:
     import gc
 
-    from mlprod.io import pause_gc, resume_gc
+    from mlprod.runtime import pause_gc, resume_gc
 
     frozen = gc.get_freeze_count()
     resume_gc()  # nothing paused: nothing to do
@@ -278,7 +278,7 @@ def test_the_cli_resumes_collection_for_every_command_but_predict() -> None:
     from typer.testing import CliRunner
 
     from mlprod.cli import app
-    from mlprod.io import pause_gc, resume_gc
+    from mlprod.runtime import pause_gc, resume_gc
 
     pause_gc()
     try:
