@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BundleError, IntegrityError
+from .errors import BundleError, IntegrityError, MlprodError
 from .lineage import git_state, owner_alive
 from .schema import Schema
 
@@ -435,15 +435,18 @@ class _Blocks:
     `IntegrityError` naming the file at the first that did not: what reads the blocks behind `ready` (the
     unpickler, through `_VerifiedReader`) never sees a byte the manifest did not vouch for. `lanes` threads
     of the pool take the blocks in turn (lane k: blocks k, k + lanes, ...), so the first blocks are ready
-    first. Each block is its own immutable `bytes`: what matched cannot change afterwards."""
+    first. Each block is its own immutable `bytes`: what matched cannot change afterwards. A reader that is
+    past a block `release`s it, so its memory takes the next block read (a fresh 2 MiB is 512 page faults);
+    a released block asked for again (a seek back) is read and hashed again before it is handed out."""
 
     def __init__(self, p: Path, entry: dict[str, Any], pool: Any, lanes: int) -> None:
         from concurrent.futures import Future
 
         self.path, self.size, self.block = p, entry["bytes"], entry["block_bytes"]
-        self.parts: list[bytes] = []  # the blocks that matched, in order
+        self.parts: list[bytes | None] = []  # the blocks that matched, in order (None: released)
+        self._kept = 0  # blocks before this one were released
         self._wants = entry["blocks"]
-        self._done: list[Any] = [Future() for _ in self._wants]
+        self._done: list[Any] = [Future() for _ in self._wants]  # None once taken into `parts`
         self.matched = 0 if self._wants else self.size
         for lane in range(min(lanes, len(self._wants))):
             pool.submit(self._lane, range(lane, len(self._wants), lanes))
@@ -469,26 +472,52 @@ class _Blocks:
                 except BaseException as e:
                     done.set_exception(e)
 
+    def _failed(self, e: BaseException | None) -> MlprodError:
+        "The error for a block that could not be read (`e`) or did not match (None); stops the rest."
+        self.cancel()
+        if isinstance(e, FileNotFoundError):
+            return IntegrityError("file listed in the manifest is missing", path=self.path)
+        if isinstance(e, OSError):
+            return BundleError(f"cannot read the file ({e.strerror})", path=self.path)
+        return _changed(self.path)
+
     def ready(self, end: int) -> None:
         while self.matched < end and len(self.parts) < len(self._done):
             try:
                 data = self._done[len(self.parts)].result()
-            except FileNotFoundError:
-                self.cancel()
-                raise IntegrityError("file listed in the manifest is missing", path=self.path) from None
             except OSError as e:
-                self.cancel()
-                raise BundleError(f"cannot read the file ({e.strerror})", path=self.path) from None
+                raise self._failed(e) from None
             if data is None:
-                self.cancel()
-                raise _changed(self.path)
+                raise self._failed(None)
+            self._done[len(self.parts)] = None  # the future let go of: `parts` alone holds the block
             self.parts.append(data)
             self.matched += len(data)
+
+    def part(self, i: int) -> bytes:
+        "Block `i`, which `ready` passed: as kept, or, released, read and hashed again here."
+        data = self.parts[i]
+        if data is None:
+            start = i * self.block
+            try:
+                with open(self.path, "rb", buffering=0) as f:
+                    data = _read_block(f.fileno(), start, min(self.block, self.size - start), self._wants[i])
+            except OSError as e:
+                raise self._failed(e) from None
+            if data is None:
+                raise self._failed(None)
+        return data
+
+    def release(self, end: int) -> None:
+        "Let go of the blocks that end at or before byte `end` (a reader is past them)."
+        last = min(end // self.block, len(self.parts))
+        for i in range(self._kept, last):
+            self.parts[i] = None
+        self._kept = max(self._kept, last)
 
     def data(self) -> bytes:
         "The whole file, once every block matched."
         self.ready(self.size)
-        return b"".join(self.parts)
+        return b"".join(self.part(i) for i in range(len(self.parts)))
 
     def cancel(self) -> None:
         "Drop the blocks not started yet (a load that failed needs none of them)."
@@ -520,9 +549,10 @@ class _VerifiedReader(io.RawIOBase):
         while at < end:  # the range may span blocks
             i, off = divmod(at, blocks.block)
             n = min(end - at, blocks.block - off)
-            out[at - start : at - start + n] = memoryview(blocks.parts[i])[off : off + n]
+            out[at - start : at - start + n] = memoryview(blocks.part(i))[off : off + n]
             at += n
         self._pos = max(start, end)
+        blocks.release(self._pos)  # read: the unpickler holds these bytes now (its buffer, its arrays)
         return max(0, end - start)
 
     def seek(self, pos: int, whence: int = 0) -> int:

@@ -204,6 +204,34 @@ def test_a_model_listed_in_blocks_is_unpickled_only_from_blocks_that_matched(
         verify_files(blocked_copy, model_bytes=False)
 
 
+def test_a_reader_lets_go_of_the_blocks_behind_it_and_checks_them_again_on_a_seek_back(
+    blocked_copy: Path,
+) -> None:
+    from mlprod.bundle import _VerifiedReader, _verify
+
+    target = blocked_copy / "model.joblib"
+    whole = target.read_bytes()
+    _, _, large, name = _verify(blocked_copy)
+    blocks = large[name]
+    reader = _VerifiedReader(blocks)
+    got = bytearray()
+    while len(got) < len(whole):  # in reads that end inside a block, as a buffered file's do
+        buf = bytearray(BLOCK // 3 + 7)
+        got += buf[: reader.readinto(buf)]
+        held = [i for i, part in enumerate(blocks.parts) if part is not None]
+        assert held == [i for i in range(len(blocks.parts)) if (i + 1) * BLOCK > len(got)]  # the one it is in
+    assert bytes(got) == whole and blocks.data() == whole  # data() reads the let-go-of blocks again
+    reader.seek(BLOCK + 5)
+    buf = bytearray(100)
+    assert reader.readinto(buf) == 100 and bytes(buf) == whole[BLOCK + 5 : BLOCK + 105]
+    changed = bytearray(whole)
+    changed[BLOCK + 50] ^= 0x01  # the file changes after the check: block 1, let go of again, is read again
+    target.write_bytes(bytes(changed))
+    reader.seek(BLOCK)
+    with pytest.raises(IntegrityError, match=r"model\.joblib: sha256 does not match"):
+        reader.readinto(bytearray(10))
+
+
 @pytest.mark.parametrize("how", ["truncate", "delete", "another model"])
 def test_a_model_listed_in_blocks_that_changed_size_is_refused_before_unpickling(
     blocked_copy: Path, delivered: list[int], how: str, fixtures: Path
