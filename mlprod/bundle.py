@@ -709,6 +709,93 @@ def check_mlprod_version(recorded: str | None, source: Path) -> None:
         )
 
 # %% ../nbs/04_bundle.ipynb #2cbe6cbf
+class _NotPlainJoblib(Exception):
+    "This file is not one `_unpickle_joblib` reads (compressed, an older joblib format): `joblib.load` it."
+
+
+class _ArrayStream:
+    """A binary file as the C unpickler reads it in `_unpickle_joblib`: no `peek` (so no read-ahead), and
+    first the opcodes queued in `pending`. `last` is the last byte handed out."""
+
+    __slots__ = ("file", "pending", "last")
+
+    def __init__(self, file: Any) -> None:
+        self.file, self.pending, self.last = file, b"", b""
+
+    def read(self, n: int = -1) -> bytes:
+        if self.pending:
+            head, self.pending = (self.pending, b"") if n < 0 else (self.pending[:n], self.pending[n:])
+            out = head + self.file.read(n - len(head) if n >= 0 else -1) if len(head) != n else head
+        else:
+            out = self.file.read(n)
+        if out:
+            self.last = out[-1:]
+        return out
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(memoryview(b).cast("B")))
+        memoryview(b).cast("B")[: len(data)] = data
+        return len(data)
+
+    def readline(self) -> bytes:
+        if self.pending:
+            raise _NotPlainJoblib("a text opcode after an array")
+        out = self.file.readline()
+        if out:
+            self.last = out[-1:]
+        return out
+
+
+def _unpickle_joblib(file: Any) -> Any:
+    """The object in an uncompressed joblib `file` (positioned at its start), unpickled by the C unpickler
+    with each array read by joblib's `NumpyArrayWrapper.read`. Raises `_NotPlainJoblib` when the file is not
+    such a file; the caller then uses `joblib.load`."""
+    import pickle
+    import struct
+    import types
+
+    import numpy as np
+    from joblib.numpy_pickle import NumpyArrayWrapper
+
+    head = file.read(2)
+    if len(head) < 2 or head[0] != pickle.PROTO[0] or head[1] < 4:
+        raise _NotPlainJoblib("not an uncompressed pickle of protocol 4 or 5")
+    file.seek(0)
+    stream = _ArrayStream(file)
+    arrays: list[Any] = []  # read so far, by number
+
+    class Wrapper(NumpyArrayWrapper):  # the class the file names; the unpickler makes it without __init__
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            if stream.last != pickle.BUILD or stream.pending:  # the file must stand right after this BUILD
+                raise _NotPlainJoblib("array bytes not right after their wrapper")
+            self.__dict__.update(state)
+            arrays.append(self.read(joblib_unpickler, True))  # as joblib.load: native byte order
+            stream.pending = (
+                pickle.POP + pickle.BININT + struct.pack("<i", len(arrays) - 1) + pickle.BINPERSID
+            )
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if module == "joblib.numpy_pickle" and name == "NumpyArrayWrapper":
+                return Wrapper
+            if module.startswith("joblib.numpy_pickle"):  # the wrappers of older joblib formats
+                raise _NotPlainJoblib(f"{module}.{name}")
+            return super().find_class(module, name)
+
+        def persistent_load(self, pid: Any) -> Any:
+            return arrays[pid]
+
+    unpickler = Unpickler(stream)
+    # what NumpyArrayWrapper.read uses of joblib's unpickler (object arrays come as a nested pickle)
+    joblib_unpickler = types.SimpleNamespace(
+        np=np, file_handle=file, mmap_mode=None, find_class=unpickler.find_class
+    )
+    obj = unpickler.load()
+    if stream.pending:
+        raise _NotPlainJoblib("the file ended right after an array")
+    return obj
+
+# %% ../nbs/04_bundle.ipynb #e1634c36
 def _load_model(
     source: bytes | _Blocks,
     model_name: str,
@@ -741,9 +828,17 @@ def _load_model(
         return sio.loads(data, trusted=list(untrusted))
     import joblib
 
+    def opened() -> Any:  # the model file from its first byte (blocks let go of are read and checked again)
+        return _verified_file(source) if isinstance(source, _Blocks) else io.BytesIO(source)
+
     try:
-        model = joblib.load(_verified_file(source) if isinstance(source, _Blocks) else io.BytesIO(source))
-    except MlprodError:  # a block that did not match, or could not be read
+        try:
+            model = _unpickle_joblib(opened())
+        except MlprodError:  # a block that did not match, or could not be read
+            raise
+        except Exception:  # not a file it reads, or any error: joblib's own loader reads it, or says why not
+            model = joblib.load(opened())
+    except MlprodError:
         raise
     except Exception as e:  # unpickling can raise anything; the bytes it read matched the manifest
         raise BundleError(f"cannot load the model ({type(e).__name__}: {e})", path=path) from None

@@ -1,0 +1,172 @@
+"""`bundle._unpickle_joblib`: an uncompressed joblib file read by the C unpickler gives what `joblib.load` gives.
+
+Every object below is dumped with `joblib.dump` and loaded both ways; the two results are compared array by array
+(type, dtype with its byte order, shape, memory order, values). Files it does not read are refused with
+`_NotPlainJoblib` (the bundle loader then uses `joblib.load`), never misread."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+
+from mlprod.bundle import Bundle, _NotPlainJoblib, _unpickle_joblib, load_bundle, save_bundle
+from mlprod.features import build_pipeline
+from mlprod.io import read_table
+from mlprod.schema import capture_schema, validate
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _same(a, b, path: str = "obj") -> None:
+    "Fail, naming where, unless `a` and `b` hold the same values with the same types and array layouts."
+    assert type(a) is type(b), f"{path}: {type(a)} vs {type(b)}"
+    if isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.dtype.byteorder == b.dtype.byteorder, (
+            f"{path}: {a.dtype} vs {b.dtype}"
+        )
+        assert a.shape == b.shape, f"{path}: shape {a.shape} vs {b.shape}"
+        assert a.flags.c_contiguous == b.flags.c_contiguous, f"{path}: C order"
+        assert a.flags.f_contiguous == b.flags.f_contiguous, f"{path}: Fortran order"
+        if a.dtype.hasobject:
+            for i, (x, y) in enumerate(zip(a.ravel(), b.ravel(), strict=True)):
+                _same(x, y, f"{path}[{i}]")
+        elif a.dtype.names is None and a.dtype.kind in "fc":
+            assert np.array_equal(a, b, equal_nan=True), f"{path}: values differ"
+        else:  # ints, bools, dates, bytes, structured records: compare the values field by field
+            assert np.array_equal(a, b), f"{path}: values differ"
+    elif isinstance(a, dict):
+        assert list(a) == list(b), f"{path}: keys"
+        for k in a:
+            _same(a[k], b[k], f"{path}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{path}: length"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{path}[{i}]")
+    elif hasattr(a, "__getstate__") and not isinstance(
+        a, (str, bytes, int, float, complex, type, np.generic)
+    ):
+        sa, sb = a.__getstate__(), b.__getstate__()
+        if sa is a or sa is None:
+            assert sb is b or sb is None, path
+        else:
+            _same(sa, sb, path)
+    elif isinstance(a, float) and a != a:
+        assert b != b, f"{path}: NaN vs {b!r}"
+    else:
+        assert a == b, f"{path}: {a!r} vs {b!r}"
+
+
+def _fitted(estimator):
+    df = read_table(FIXTURES / "binary.csv")  # (300, 8)
+    schema = capture_schema(df, "classification", "churned", "customer_id")
+    pipe = build_pipeline(schema, estimator, {"scale": True})
+    return pipe.fit(validate(schema, df), df["churned"])
+
+
+ARRAYS = {
+    "float64": np.linspace(0, 1, 1000),
+    "fortran": np.asfortranarray(np.arange(600.0).reshape(20, 30)),
+    "big-endian": np.arange(50, dtype=">f8"),
+    "little-endian int32": np.arange(7, dtype="<i4"),
+    "0-d": np.array(3.5),
+    "empty": np.zeros((0, 4)),
+    "bool": np.array([True, False, True]),
+    "datetime": np.array(["2026-01-01", "2026-11-22"], dtype="datetime64[D]"),
+    "bytes": np.array([b"ab", b"c"]),
+    "unicode": np.array(["churn", "stay"]),
+    "structured": np.array([(1, 2.5), (3, 4.5)], dtype=[("a", "<i8"), ("b", "<f4")]),
+    "objects": np.array(["x", 1, None, 2.5], dtype=object),
+    "3-d": np.arange(24, dtype=np.float32).reshape(2, 3, 4),
+    "non-contiguous": np.arange(100.0)[::3],
+}
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        pytest.param(lambda: _fitted(LogisticRegression(max_iter=500)), id="logistic pipeline"),
+        pytest.param(
+            lambda: _fitted(RandomForestClassifier(n_estimators=4, random_state=0)), id="forest pipeline"
+        ),
+        pytest.param(lambda: dict(ARRAYS), id="arrays of every kind"),
+        pytest.param(lambda: ARRAYS["fortran"], id="a bare array"),
+        pytest.param(
+            lambda: [ARRAYS["float64"], ARRAYS["float64"], {"again": ARRAYS["float64"]}], id="shared"
+        ),
+        pytest.param(
+            lambda: {"no arrays": [1, "two", 3.0, None], "large bytes": bytes(range(256)) * 1024},
+            id="no arrays, bytes outside frames",
+        ),
+    ],
+)
+def test_an_uncompressed_joblib_file_loads_as_joblib_loads_it(obj, tmp_path: Path) -> None:
+    path = tmp_path / "model.joblib"
+    joblib.dump(obj(), path)
+    want = joblib.load(path)
+    with open(path, "rb") as f:
+        got = _unpickle_joblib(f)
+    _same(want, got)
+    got_from_bytes = _unpickle_joblib(io.BytesIO(path.read_bytes()))
+    _same(want, got_from_bytes)
+
+
+def test_a_model_loaded_this_way_predicts_as_joblib_loaded(tmp_path: Path) -> None:
+    pipe = _fitted(RandomForestClassifier(n_estimators=10, random_state=0))
+    joblib.dump(pipe, tmp_path / "m.joblib")
+    with open(tmp_path / "m.joblib", "rb") as f:
+        got = _unpickle_joblib(f)
+    df = read_table(FIXTURES / "binary.csv")
+    X = validate(capture_schema(df, "classification", "churned", "customer_id"), df)  # (300, n_features)
+    assert (got.predict_proba(X) == joblib.load(tmp_path / "m.joblib").predict_proba(X)).all()
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        pytest.param(lambda obj, p: joblib.dump(obj, p, compress=3), id="compressed"),
+        pytest.param(lambda obj, p: joblib.dump(obj, p, protocol=3), id="protocol 3"),
+        pytest.param(lambda obj, p: p.write_bytes(pickle.dumps(obj, protocol=2)), id="plain pickle 2"),
+    ],
+)
+def test_a_file_it_does_not_read_is_refused_for_joblib_load(write, tmp_path: Path) -> None:
+    p = tmp_path / "m.joblib"
+    write({"x": np.arange(10.0)}, p)
+    with open(p, "rb") as f, pytest.raises(_NotPlainJoblib):
+        _unpickle_joblib(f)
+    _same(joblib.load(p), {"x": np.arange(10.0)})  # what the bundle loader then does
+
+
+def test_a_wrapper_whose_array_bytes_do_not_follow_it_is_refused_not_misread(tmp_path: Path) -> None:
+    from joblib.numpy_pickle import NumpyArrayWrapper
+
+    # A wrapper pickled as a plain object, in the middle of a frame: no array bytes follow its BUILD.
+    wrapper = NumpyArrayWrapper(np.ndarray, (3,), "C", np.dtype("f8"))
+    data = pickle.dumps([wrapper, "after"], protocol=5)
+    with pytest.raises(_NotPlainJoblib, match="array bytes not right after their wrapper"):
+        _unpickle_joblib(io.BytesIO(data))
+
+
+@pytest.mark.parametrize("compression", [0, 3])
+def test_load_bundle_unpickles_an_uncompressed_model_without_joblib_load(
+    compression: int, tmp_path: Path, monkeypatch
+) -> None:
+    df = read_table(FIXTURES / "binary.csv")  # (300, 8)
+    schema = capture_schema(df, "classification", "churned", "customer_id")
+    pipe = _fitted(RandomForestClassifier(n_estimators=3, random_state=0))
+    version = save_bundle(
+        Bundle(pipe, {"name": "churn"}, schema, {}, df.head(5)), tmp_path / "m", compression=compression
+    )
+    calls: list[object] = []
+    real = joblib.load
+    monkeypatch.setattr(joblib, "load", lambda *a, **k: calls.append(a) or real(*a, **k))
+    b = load_bundle(version)
+    assert len(calls) == (0 if compression == 0 else 1)  # compressed: joblib's own loader reads it
+    X = validate(schema, df)  # (300, n_features)
+    assert (b.model.predict_proba(X) == pipe.predict_proba(X)).all()
