@@ -715,12 +715,14 @@ class _NotPlainJoblib(Exception):
 
 class _ArrayStream:
     """A binary file as the C unpickler reads it in `_unpickle_joblib`: no `peek` (so no read-ahead), and
-    first the opcodes queued in `pending`. `last` is the last byte handed out."""
+    first the opcodes queued in `pending`. `built` is true when the last read handed out a whole frame (the
+    size its FRAME opcode announced) ending in BUILD: where joblib writes an array's bytes."""
 
-    __slots__ = ("file", "pending", "last")
+    __slots__ = ("file", "pending", "built", "_frame", "_size")
 
     def __init__(self, file: Any) -> None:
-        self.file, self.pending, self.last = file, b"", b""
+        self.file, self.pending = file, b""
+        self.built, self._frame, self._size = False, False, -1
 
     def read(self, n: int = -1) -> bytes:
         if self.pending:
@@ -728,8 +730,9 @@ class _ArrayStream:
             out = head + self.file.read(n - len(head) if n >= 0 else -1) if len(head) != n else head
         else:
             out = self.file.read(n)
-        if out:
-            self.last = out[-1:]
+        self.built = n == self._size == len(out) and out[-1:] == b"b"  # pickle.BUILD
+        self._size = int.from_bytes(out, "little") if self._frame and len(out) == 8 else -1
+        self._frame = out == b"\x95"  # pickle.FRAME: 8 bytes of size follow, then the frame
         return out
 
     def readinto(self, b: Any) -> int:
@@ -740,10 +743,8 @@ class _ArrayStream:
     def readline(self) -> bytes:
         if self.pending:
             raise _NotPlainJoblib("a text opcode after an array")
-        out = self.file.readline()
-        if out:
-            self.last = out[-1:]
-        return out
+        self.built = self._frame = False
+        return self.file.readline()
 
 
 def _unpickle_joblib(file: Any) -> Any:
@@ -766,7 +767,7 @@ def _unpickle_joblib(file: Any) -> Any:
 
     class Wrapper(NumpyArrayWrapper):  # the class the file names; the unpickler makes it without __init__
         def __setstate__(self, state: dict[str, Any]) -> None:
-            if stream.last != pickle.BUILD or stream.pending:  # the file must stand right after this BUILD
+            if not stream.built or stream.pending:  # the file must stand right after this BUILD
                 raise _NotPlainJoblib("array bytes not right after their wrapper")
             self.__dict__.update(state)
             arrays.append(self.read(joblib_unpickler, True))  # as joblib.load: native byte order
