@@ -47,6 +47,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'mlprod.bundle._changed': ('bundle.html#_changed', 'mlprod/bundle.py'),
                                'mlprod.bundle._check_golden': ('bundle.html#_check_golden', 'mlprod/bundle.py'),
                                'mlprod.bundle._dump_model': ('bundle.html#_dump_model', 'mlprod/bundle.py'),
+                               'mlprod.bundle._fast_classes': ('bundle.html#_fast_classes', 'mlprod/bundle.py'),
                                'mlprod.bundle._hash_pool': ('bundle.html#_hash_pool', 'mlprod/bundle.py'),
                                'mlprod.bundle._load_model': ('bundle.html#_load_model', 'mlprod/bundle.py'),
                                'mlprod.bundle._manifest': ('bundle.html#_manifest', 'mlprod/bundle.py'),

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -747,10 +748,15 @@ class _ArrayStream:
         return self.file.readline()
 
 
-def _unpickle_joblib(file: Any) -> Any:
-    """The object in an uncompressed joblib `file` (positioned at its start), unpickled by the C unpickler
-    with each array read by joblib's `NumpyArrayWrapper.read`. Raises `_NotPlainJoblib` when the file is not
-    such a file; the caller then uses `joblib.load`."""
+_FAST_CLASSES: list[tuple[Any, Any]] = []  # (wrapper class, unpickler class), made once per process
+_LOADING = threading.local()  # .unpickler: the `_unpickle_joblib` running on this thread
+
+
+def _fast_classes() -> tuple[Any, Any]:
+    "The classes `_unpickle_joblib` uses, made at first use (joblib is imported then, not with this module)."
+    if _FAST_CLASSES:
+        return _FAST_CLASSES[0]
+    import io
     import pickle
     import struct
     import types
@@ -758,24 +764,32 @@ def _unpickle_joblib(file: Any) -> Any:
     import numpy as np
     from joblib.numpy_pickle import NumpyArrayWrapper
 
-    head = file.read(2)
-    if len(head) < 2 or head[0] != pickle.PROTO[0] or head[1] < 4:
-        raise _NotPlainJoblib("not an uncompressed pickle of protocol 4 or 5")
-    file.seek(0)
-    stream = _ArrayStream(file)
-    arrays: list[Any] = []  # read so far, by number
+    plain_find_class = pickle.Unpickler(io.BytesIO()).find_class  # for the nested pickles of object arrays
 
-    class Wrapper(NumpyArrayWrapper):  # the class the file names; the unpickler makes it without __init__
-        def __setstate__(self, state: dict[str, Any]) -> None:
-            if not stream.built or stream.pending:  # the file must stand right after this BUILD
-                raise _NotPlainJoblib("array bytes not right after their wrapper")
-            self.__dict__.update(state)
-            arrays.append(self.read(joblib_unpickler, True))  # as joblib.load: native byte order
-            stream.pending = (
-                pickle.POP + pickle.BININT + struct.pack("<i", len(arrays) - 1) + pickle.BINPERSID
-            )
+    class Wrapper(NumpyArrayWrapper):
+        "joblib's array wrapper as the C unpickler makes it (through __new__ and BUILD, never __init__)."
+
+        def __setstate__(self, state: Any) -> None:
+            unpickler = getattr(_LOADING, "unpickler", None)
+            if unpickler is None:
+                raise _NotPlainJoblib("an array wrapper outside _unpickle_joblib")
+            if isinstance(state, dict):
+                unpickler.read_array(self, state)
+            else:  # the number queued by read_array: BUILD found this wrapper on top of the stack
+                unpickler.confirm(self, state)
 
     class Unpickler(pickle.Unpickler):
+        def __init__(self, file: Any) -> None:
+            self.stream = _ArrayStream(file)
+            super().__init__(self.stream)
+            self.arrays: list[Any] = []  # read so far, by number
+            self.wrapper: Any = None  # the wrapper of the last array read, until the array takes its place
+            self.confirmed = -1  # the number of that array, once BUILD found its wrapper on the stack
+            # what NumpyArrayWrapper.read uses of joblib's unpickler
+            self.reader = types.SimpleNamespace(
+                np=np, file_handle=file, mmap_mode=None, find_class=plain_find_class
+            )
+
         def find_class(self, module: str, name: str) -> Any:
             if module == "joblib.numpy_pickle" and name == "NumpyArrayWrapper":
                 return Wrapper
@@ -783,18 +797,58 @@ def _unpickle_joblib(file: Any) -> Any:
                 raise _NotPlainJoblib(f"{module}.{name}")
             return super().find_class(module, name)
 
-        def persistent_load(self, pid: Any) -> Any:
-            return arrays[pid]
+        def read_array(self, wrapper: Any, state: dict[str, Any]) -> None:
+            if not self.stream.built or self.stream.pending or self.wrapper is not None:
+                raise _NotPlainJoblib("array bytes not right after their wrapper")
+            wrapper.__dict__.update(state)
+            self.arrays.append(wrapper.read(self.reader, True))  # as joblib.load: native byte order
+            self.wrapper = wrapper
+            k = struct.pack("<i", len(self.arrays) - 1)
+            # BUILD with the array's number (confirm: the wrapper is on top), POP it, push the array
+            self.stream.pending = (
+                pickle.BININT + k + pickle.BUILD + pickle.POP + pickle.BININT + k + pickle.BINPERSID
+            )
 
-    unpickler = Unpickler(stream)
-    # what NumpyArrayWrapper.read uses of joblib's unpickler (object arrays come as a nested pickle)
-    joblib_unpickler = types.SimpleNamespace(
-        np=np, file_handle=file, mmap_mode=None, find_class=unpickler.find_class
-    )
-    obj = unpickler.load()
-    if stream.pending:
-        raise _NotPlainJoblib("the file ended right after an array")
-    return obj
+        def confirm(self, wrapper: Any, number: Any) -> None:
+            if wrapper is not self.wrapper or number != len(self.arrays) - 1:
+                raise _NotPlainJoblib("an array wrapper not where joblib writes it")
+            self.confirmed = number
+
+        def persistent_load(self, pid: Any) -> Any:
+            if self.wrapper is None or pid != self.confirmed:
+                raise _NotPlainJoblib("a persistent id not queued here")  # joblib.load refuses those too
+            self.wrapper, self.confirmed = None, -1
+            return self.arrays[pid]
+
+    _FAST_CLASSES.append((Wrapper, Unpickler))
+    return _FAST_CLASSES[0]
+
+
+def _unpickle_joblib(file: Any) -> Any:
+    """The object in an uncompressed joblib `file`, unpickled by the C unpickler with each array read by
+    joblib's `NumpyArrayWrapper.read`. Raises `_NotPlainJoblib` when the file is not such a file; the caller
+    then uses `joblib.load`."""
+    import pickle
+
+    start = file.tell()
+    head = file.read(2)
+    if len(head) < 2 or head[0] != pickle.PROTO[0] or head[1] < 4:
+        raise _NotPlainJoblib("not an uncompressed pickle of protocol 4 or 5")
+    file.seek(start)
+    _, Unpickler = _fast_classes()
+    unpickler = Unpickler(file)
+    outer = getattr(_LOADING, "unpickler", None)
+    _LOADING.unpickler = unpickler
+    try:
+        obj = unpickler.load()
+        if unpickler.stream.pending or unpickler.wrapper is not None:
+            raise _NotPlainJoblib("the file ended right after an array")
+        return obj
+    finally:  # nothing of this load stays referenced from here (a load that failed holds no arrays either)
+        _LOADING.unpickler = outer
+        unpickler.memo.clear()
+        unpickler.arrays.clear()
+        unpickler.wrapper = unpickler.stream.file = unpickler.reader.file_handle = None
 
 # %% ../nbs/04_bundle.ipynb #e1634c36
 def _load_model(
@@ -832,12 +886,15 @@ def _load_model(
     def opened() -> Any:  # the model file from its first byte (blocks let go of are read and checked again)
         return _verified_file(source) if isinstance(source, _Blocks) else io.BytesIO(source)
 
+    model, fast = None, True
     try:
-        try:
-            model = _unpickle_joblib(opened())
-        except MlprodError:  # a block that did not match, or could not be read
-            raise
-        except Exception:  # not a file it reads, or any error: joblib's own loader reads it, or says why not
+        model = _unpickle_joblib(opened())
+    except MlprodError:  # a block that did not match, or could not be read
+        raise
+    except Exception:  # not a file it reads, or any error: joblib's own loader reads it, or says why not
+        fast = False
+    try:
+        if not fast:  # outside the handler above: nothing of the first attempt is held meanwhile
             model = joblib.load(opened())
     except MlprodError:
         raise

@@ -6,8 +6,12 @@ Every object below is dumped with `joblib.dump` and loaded both ways; the two re
 
 from __future__ import annotations
 
+import argparse
+import gc
 import io
 import pickle
+import threading
+import weakref
 from pathlib import Path
 
 import joblib
@@ -16,7 +20,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from mlprod.bundle import Bundle, _NotPlainJoblib, _unpickle_joblib, load_bundle, save_bundle
+from mlprod.bundle import Bundle, _load_model, _NotPlainJoblib, _unpickle_joblib, load_bundle, save_bundle
 from mlprod.features import build_pipeline
 from mlprod.io import read_table
 from mlprod.schema import capture_schema, validate
@@ -151,6 +155,80 @@ def test_a_wrapper_whose_array_bytes_do_not_follow_it_is_refused_not_misread(tmp
     data = pickle.dumps([wrapper, "after"], protocol=5)
     with pytest.raises(_NotPlainJoblib, match="array bytes not right after their wrapper"):
         _unpickle_joblib(io.BytesIO(data))
+
+
+def _dumped(obj) -> bytes:
+    buf = io.BytesIO()
+    joblib.dump(obj, buf)
+    return buf.getvalue()
+
+
+def test_a_wrapper_stored_as_a_value_is_refused_not_misread_and_joblib_load_takes_over() -> None:
+    from joblib.numpy_pickle import NumpyArrayWrapper
+
+    wrapper = NumpyArrayWrapper(np.ndarray, (0,), "C", np.dtype("f8"), numpy_array_alignment_bytes=None)
+    # its BUILD inside a frame that ends with another object's BUILD (the large bytes after it cut the frame)
+    data = _dumped([wrapper, argparse.Namespace(x=1), b"z" * 65536])
+    with pytest.raises(Exception):  # noqa: B017 (refused whichever way the queued opcodes fail)
+        _unpickle_joblib(io.BytesIO(data))
+    got = _load_model(data, "model.joblib", [], Path("model.joblib"))  # what joblib.load makes of it
+    want = joblib.load(io.BytesIO(data))
+    assert [type(x) for x in got] == [type(x) for x in want] and got[1].x == want[1].x == 1
+    _same(want[0], got[0])
+    held = np.empty(
+        2, dtype=object
+    )  # inside an object array: joblib's nested pickle, read as joblib reads it
+    held[0], held[1] = wrapper, "after"
+    assert [type(x) for x in _unpickle_joblib(io.BytesIO(_dumped(held)))] == [NumpyArrayWrapper, str]
+
+
+def test_a_persistent_id_of_the_file_s_own_is_refused_as_joblib_load_refuses_it() -> None:
+    data = _dumped([np.arange(3)])
+    assert data.endswith(pickle.APPEND + pickle.STOP)
+    crafted = data[:-1] + pickle.POP + pickle.BININT1 + b"\x00" + pickle.BINPERSID + pickle.STOP
+    with pytest.raises(_NotPlainJoblib, match="persistent id"):
+        _unpickle_joblib(io.BytesIO(crafted))
+    with pytest.raises(pickle.UnpicklingError):
+        joblib.load(io.BytesIO(crafted))
+
+
+def test_nothing_of_a_load_keeps_its_arrays_alive_without_the_cyclic_collector() -> None:
+    data = _dumped({"a": np.arange(100_000.0), "b": [np.ones(3)]})
+    was = gc.isenabled()
+    gc.disable()  # as in the CLI, which holds the collector off and freezes what start-up made
+    try:
+        for load in (
+            lambda: _unpickle_joblib(io.BytesIO(data)),
+            lambda: _load_model(data, "m", [], Path("m")),
+        ):
+            obj = load()
+            refs = [weakref.ref(obj["a"]), weakref.ref(obj["b"][0])]
+            del obj
+            assert [r() for r in refs] == [None, None]  # freed by reference counting alone
+    finally:
+        if was:
+            gc.enable()
+
+
+def test_loads_on_several_threads_at_once_each_get_their_own_object() -> None:
+    objs = [
+        {"i": i, "x": np.full(50_000, float(i)), "f": np.asfortranarray(np.eye(30) * i)} for i in range(4)
+    ]
+    data = [_dumped(o) for o in objs]
+    got: dict[tuple[int, int], object] = {}
+
+    def work(i: int) -> None:
+        for r in range(5):
+            got[i, r] = _unpickle_joblib(io.BytesIO(data[i]))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 20
+    for (i, _), obj in got.items():
+        _same(objs[i], obj)
 
 
 @pytest.mark.parametrize("compression", [0, 3])
