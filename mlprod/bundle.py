@@ -711,7 +711,7 @@ def check_mlprod_version(recorded: str | None, source: Path) -> None:
 
 # %% ../nbs/04_bundle.ipynb #2cbe6cbf
 class _NotPlainJoblib(Exception):
-    "This file is not one `_unpickle_joblib` reads (compressed, an older joblib format): `joblib.load` it."
+    "Not a file `_unpickle_joblib` reads (compressed, an older joblib format, not as joblib writes): `joblib.load` it."
 
 
 class _ArrayStream:
@@ -726,11 +726,10 @@ class _ArrayStream:
         self.built, self._frame, self._size = False, False, -1
 
     def read(self, n: int = -1) -> bytes:
-        if self.pending:
-            head, self.pending = (self.pending, b"") if n < 0 else (self.pending[:n], self.pending[n:])
-            out = head + self.file.read(n - len(head) if n >= 0 else -1) if len(head) != n else head
-        else:
-            out = self.file.read(n)
+        out = self.pending[:n] if n >= 0 else self.pending
+        self.pending = self.pending[len(out) :]
+        if n < 0 or len(out) < n:  # the queued opcodes (if any) did not fill the read: the file goes on
+            out += self.file.read(n - len(out) if n >= 0 else -1)
         self.built = n == self._size == len(out) and out[-1:] == b"b"  # pickle.BUILD
         self._size = int.from_bytes(out, "little") if self._frame and len(out) == 8 else -1
         self._frame = out == b"\x95"  # pickle.FRAME: 8 bytes of size follow, then the frame
@@ -756,7 +755,6 @@ def _fast_classes() -> tuple[Any, Any]:
     "The classes `_unpickle_joblib` uses, made at first use (joblib is imported then, not with this module)."
     if _FAST_CLASSES:
         return _FAST_CLASSES[0]
-    import io
     import pickle
     import struct
     import types
@@ -857,9 +855,10 @@ def _load_model(
     trusted_types: list[str] | tuple[str, ...],
     path: Path,
 ) -> Any:
-    """Unpickle the model from bytes that matched the manifest, or from a `_Blocks` still being hashed: joblib
-    then reads through a `_VerifiedReader`, so unpickling overlaps the hashing of the blocks after the one it
-    is in, and stops with `IntegrityError` at the first block that does not match."""
+    """Unpickle the model from bytes that matched the manifest, or from a `_Blocks` still being hashed: the
+    unpickler (`_unpickle_joblib`, else `joblib.load`) then reads through a `_VerifiedReader`, so unpickling
+    overlaps the hashing of the blocks after the one it is in, and stops with `IntegrityError` at the first
+    block that does not match."""
     import io
 
     from mlprod.errors import MlprodError, UntrustedTypeError
