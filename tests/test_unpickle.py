@@ -17,6 +17,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
@@ -41,7 +43,7 @@ def _same(a, b, path: str = "obj") -> None:
         if a.dtype.hasobject:
             for i, (x, y) in enumerate(zip(a.ravel(), b.ravel(), strict=True)):
                 _same(x, y, f"{path}[{i}]")
-        elif a.dtype.names is None and a.dtype.kind in "fc":
+        elif a.dtype.names is None and a.dtype.kind in "fcmM":  # NaN and NaT equal themselves here
             assert np.array_equal(a, b, equal_nan=True), f"{path}: values differ"
         else:  # ints, bools, dates, bytes, structured records: compare the values field by field
             assert np.array_equal(a, b), f"{path}: values differ"
@@ -248,3 +250,39 @@ def test_load_bundle_unpickles_an_uncompressed_model_without_joblib_load(
     assert len(calls) == (0 if compression == 0 else 1)  # compressed: joblib's own loader reads it
     X = validate(schema, df)  # (300, n_features)
     assert (b.model.predict_proba(X) == pipe.predict_proba(X)).all()
+
+
+DTYPES = ["<f8", ">f8", "<f4", "<i8", ">i4", "u1", "?", "<c16", "<M8[s]", "S3", "<U2", "O"]
+
+
+@settings(max_examples=120, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(DTYPES),
+            st.lists(st.integers(0, 5), min_size=0, max_size=3),  # the shape
+            st.sampled_from(["C", "F", "strided"]),
+            st.integers(0, 2**32 - 1),  # the seed of its values
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.booleans(),  # arrays in a dict, or the first one alone
+)
+def test_any_arrays_load_as_joblib_loads_them(specs, bare: bool) -> None:
+    arrays = []
+    for dtype, shape, order, seed in specs:
+        raw = np.random.default_rng(seed).integers(0, 256, size=int(np.prod(shape)) * 16, dtype=np.uint8)
+        if dtype == "O":
+            a = np.array([f"v{x}" for x in raw[: int(np.prod(shape))]], dtype=object).reshape(shape)
+        else:
+            a = np.frombuffer(raw.tobytes()[: int(np.prod(shape)) * np.dtype(dtype).itemsize], dtype=dtype)
+            a = a.reshape(shape).copy()  # (shape), any bytes: NaNs, odd dates and all
+        if order == "F":
+            a = np.asfortranarray(a)
+        elif order == "strided" and a.ndim:
+            a = a[::2]
+        arrays.append(a)
+    obj = arrays[0] if bare else {f"a{i}": a for i, a in enumerate(arrays)}
+    data = _dumped(obj)
+    _same(joblib.load(io.BytesIO(data)), _unpickle_joblib(io.BytesIO(data)))
