@@ -861,7 +861,7 @@ def _load_model(
     block that does not match."""
     import io
 
-    from mlprod.errors import MlprodError, UntrustedTypeError
+    from mlprod.errors import UntrustedTypeError
 
     if model_name == MODEL_FILES["skops"]:
         import skops.io as sio
