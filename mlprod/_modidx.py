@@ -427,6 +427,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'mlprod.report.kernel_spec_dict': ('report.html#kernel_spec_dict', 'mlprod/report.py'),
                                'mlprod.report.load_data': ('report.html#load_data', 'mlprod/report.py'),
                                'mlprod.report.mark_failure': ('report.html#mark_failure', 'mlprod/report.py'),
+                               'mlprod.report.markdown_text': ('report.html#markdown_text', 'mlprod/report.py'),
                                'mlprod.report.metrics_table': ('report.html#metrics_table', 'mlprod/report.py'),
                                'mlprod.report.model_card': ('report.html#model_card', 'mlprod/report.py'),
                                'mlprod.report.model_labels': ('report.html#model_labels', 'mlprod/report.py'),

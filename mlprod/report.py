@@ -27,16 +27,16 @@ if TYPE_CHECKING:
     from mlprod.schema import Schema
 
 # %% auto #0
-__all__ = ['DPI', 'RANKING_PANELS', 'SCORERS', 'REPORTS', 'KERNEL_NAME', 'PAPERMILL_MARKER', 'REPORT_FILES', 'Scored',
-           'load_data', 'check_data', 'score', 'model_labels', 'score_all', 'check_comparable', 'model_card',
+__all__ = ['DPI', 'RANKING_PANELS', 'SCORERS', 'REPORTS', 'KERNEL_NAME', 'PAPERMILL_MARKER', 'REPORT_FILES', 'REPORT_MARKER',
+           'Scored', 'load_data', 'check_data', 'score', 'model_labels', 'score_all', 'check_comparable', 'model_card',
            'parameters_table', 'data_table', 'scalar_metrics', 'best_label', 'metrics_table', 'evaluate_payload',
            'select_by', 'compare_payload', 'figure_png', 'plot_confusion', 'plot_roc', 'plot_precision_recall',
            'plot_calibration', 'plot_predicted_vs_actual', 'plot_residuals', 'figures', 'ranking_curve',
            'popularity_bias', 'popularity_bias_summary', 'baseline_table', 'plot_ranking_curves',
            'plot_popularity_bias', 'permutation_importance_frame', 'plot_importance', 'packaged_reports',
            'report_template', 'declared_parameters', 'check_parameters', 'kernel_spec_dict', 'kernel_manager_class',
-           'Failure', 'execute', 'scrub_paths', 'describe', 'mark_failure', 'finalize', 'report_title', 'render_html',
-           'run_notebook', 'run_report', 'evaluate_report', 'compare_report']
+           'Failure', 'execute', 'scrub_paths', 'describe', 'mark_failure', 'finalize', 'markdown_text', 'report_title',
+           'render_html', 'run_notebook', 'run_report', 'evaluate_report', 'compare_report']
 
 # %% ../nbs/13_report.ipynb #70df0629
 def _shown(path: str | Path) -> str:
@@ -1258,7 +1258,21 @@ _HTML_TEMPLATE = """{%- extends 'index.html.j2' -%}
 src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}">
 </div>
 {%- endblock data_png -%}
+{%- block data_markdown scoped -%}
+<div class="jp-RenderedHTMLCommon jp-RenderedMarkdown jp-OutputArea-output {{ extra_class }}" \
+data-mime-type="text/markdown">
+{{ output.data['text/markdown'] | markdown_text }}
+</div>
+{%- endblock data_markdown -%}
 """
+
+
+def markdown_text(source: str) -> str:
+    """Markdown that a cell displayed, as HTML in which any HTML of its own is text: a name or title taken from a
+    bundle or a parameter (`<script>`, `<img onerror=...>`) is shown, never run or drawn."""
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+    return MarkdownWithMath(renderer=IPythonRenderer(escape=True)).render(source)
 
 
 def report_title(nb: NotebookNode, default: str) -> str:
@@ -1285,6 +1299,7 @@ def render_html(nb: NotebookNode, title: str) -> str:
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
+    exporter.register_filter("markdown_text", markdown_text)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     return body
 
@@ -1294,9 +1309,16 @@ REPORT_FILES = frozenset(
     for name in ("report.ipynb", "report.html", "metrics.json")
     for suffix in ("", ".lineage.json")
 )
+REPORT_MARKER = ".mlprod-report"  # in every folder a report run writes: only a folder holding it is replaced
+_MARKER_TEXT = (
+    "A report written by `mlprod report`: its next run into this folder replaces the folder whole.\n"
+)
 
 
-def _check_out_dir(out_dir: Path) -> Path:
+def _check_out_dir(
+    out_dir: Path,
+    inputs: Sequence[str | Path] = (),  # the run's input files and folders: none may lie inside `out_dir`
+) -> Path:
     "Refuse an output folder the report cannot replace, before anything runs or is written; its real path."
     if out_dir.exists() and not out_dir.is_dir():
         raise ReportError("the output folder is a file", path=_shown(out_dir), expected="a folder")
@@ -1308,17 +1330,33 @@ def _check_out_dir(out_dir: Path) -> Path:
             path=_shown(out_dir),
             expected="a folder of its own for the report: it is replaced whole",
         )
+    for p in inputs:
+        if Path(os.path.realpath(p)).is_relative_to(real):
+            raise ReportError(
+                f"the input {_shown(p)} is inside the output folder, which a report replaces whole",
+                path=_shown(out_dir),
+                expected="an output folder that holds none of the report's inputs",
+            )
     if real.is_dir():
         try:
-            names = sorted(p.name for p in real.iterdir() if not p.name.startswith("."))
+            names = sorted(p.name for p in real.iterdir())  # hidden ones too: .git, .env are someone's
         except OSError as e:
             raise ReportError(f"cannot read the output folder ({e.strerror})", path=_shown(out_dir)) from None
-        if names and "report.ipynb" not in names and not set(names) <= REPORT_FILES:
-            shown = ", ".join(names[:3]) + (f" (and {len(names) - 3} more)" if len(names) > 3 else "")
+        others = [n for n in names if n != REPORT_MARKER and n not in REPORT_FILES]
+        shown = ", ".join(others[:3]) + (f" (and {len(others) - 3} more)" if len(others) > 3 else "")
+        if names and REPORT_MARKER not in names:
+            raise ReportError(
+                f"not a folder mlprod wrote (it has no {REPORT_MARKER}) and not empty: "
+                + ", ".join(names[:3])
+                + (f" (and {len(names) - 3} more)" if len(names) > 3 else ""),
+                path=_shown(out_dir),
+                expected="an empty or new folder, or one an earlier `mlprod report` wrote: it is replaced whole",
+            )
+        if others:
             raise ReportError(
                 f"the output folder holds files that are not a report's: {shown}",
                 path=_shown(out_dir),
-                expected="an empty folder or an earlier report's: it is replaced whole",
+                expected="only an earlier report's files: the folder is replaced whole",
             )
     folder = real.parent  # where the run is made, beside the report's folder: the nearest that exists
     while not folder.exists() and folder != folder.parent:
@@ -1332,10 +1370,10 @@ def _check_out_dir(out_dir: Path) -> Path:
         raise ReportError(f"{what} {_shown(folder)} is not writable", path=_shown(out_dir))
     return real
 
-
-def _prepare_out_dir(out_dir: Path) -> Path:
+# %% ../nbs/13_report.ipynb #b7e1c2a5
+def _prepare_out_dir(out_dir: Path, inputs: Sequence[str | Path] = ()) -> Path:
     "Check the output folder and create the folder it goes in; its real path."
-    real = _check_out_dir(out_dir)
+    real = _check_out_dir(out_dir, inputs)
     try:
         real.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -1446,7 +1484,7 @@ def run_notebook(
     check_parameters(notebook, params)
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1):
         raise ReportError(f"timeout {timeout!r} is out of range", expected="a whole number of seconds >= 1")
-    final = _prepare_out_dir(out_dir)
+    final = _prepare_out_dir(out_dir, [i["path"] for i in inputs if "path" in i])
     sweep_stale_temporaries(final.parent)  # runs killed earlier: their hidden folders, once they are gone
     kind = kind or notebook.stem
     if progress is None:
@@ -1454,6 +1492,9 @@ def run_notebook(
     stage = final.parent / _staging_name(final.name)
     try:
         stage.mkdir()
+        write_text(
+            stage / REPORT_MARKER, _MARKER_TEXT
+        )  # this folder is a report: the next run may replace it
         run_params, moved = _staged_params(params, out_dir, stage)
         with tempfile.TemporaryDirectory(prefix="mlprod-report-") as scratch:
             nb, failure = execute(notebook, run_params, Path(scratch), timeout=timeout, progress=progress)
@@ -1542,7 +1583,7 @@ def _check_inputs(
     from mlprod.bundle import load_bundle
     from mlprod.io import read_table
 
-    _check_out_dir(Path(out_dir))
+    _check_out_dir(Path(out_dir), [*model_dirs, data])
     bundles = [
         load_bundle(d, version_skew=version_skew, trusted_types=tuple(trusted_types)) for d in model_dirs
     ]

@@ -106,6 +106,7 @@ def ws() -> Iterator[Workspace]:
         (old / "old_report").mkdir()
         for name in ("report.ipynb", "report.html", "metrics.json"):
             (old / "old_report" / name).write_text(OLD)
+        (old / "old_report" / ".mlprod-report").write_text(OLD)  # a folder an earlier report run wrote
         (d / "cases").mkdir(mode=0o777)
         (d / "cases").chmod(0o777)
         yield Workspace(d, d / "models" / "churn", d / version, frame)

@@ -184,7 +184,8 @@ def test_evaluate_report(task: str, reports: dict[str, Future], work: Path) -> N
     out = _report(reports, "evaluate", task)
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
-        f"{n}{s}" for n in ("report.ipynb", "report.html", "metrics.json") for s in ("", ".lineage.json")
+        [".mlprod-report"]
+        + [f"{n}{s}" for n in ("report.ipynb", "report.html", "metrics.json") for s in ("", ".lineage.json")]
     )
     html = (out / "report.html").read_text(encoding="utf-8")
     images = _images(html)
@@ -315,7 +316,8 @@ def test_failing_cell_marks_the_report_and_the_kernel_is_this_python(
     )
     out = tmp_path / "out"
     out.mkdir()
-    (out / "metrics.json").write_text("{}\n")  # a stale file from an earlier run
+    (out / ".mlprod-report").write_text("")  # a folder an earlier report run wrote,
+    (out / "metrics.json").write_text("{}\n")  # with a stale file of that run
     with pytest.raises(ReportError) as e:
         run_notebook(nb_path, {"n": 7}, out)
     msg = str(e.value)
@@ -481,7 +483,7 @@ def test_a_folder_that_is_not_a_report_is_never_replaced(
     out = tmp_path / "outputs"
     out.mkdir()
     (out / "predictions.jsonl").write_text("{}\n")
-    with pytest.raises(ReportError, match="holds files that are not a report's: predictions.jsonl"):
+    with pytest.raises(ReportError, match="not a folder mlprod wrote .* predictions.jsonl"):
         evaluate_report(models["classification"][0], DATA["classification"], out)
     assert sorted(p.name for p in out.iterdir()) == ["predictions.jsonl"]
     with pytest.raises(ReportError, match="holds the current folder"):
