@@ -220,7 +220,8 @@ def test_a_raw_source_file_starts_the_chain(raw_chain: Path, monkeypatch: pytest
     r = CliRunner().invoke(app, ["lineage", "out/metrics.json"])
     assert r.exit_code == 0, r.output
     lines = [x for x in r.stdout.splitlines() if "export.csv" in x]
-    assert lines and all(x.strip().endswith("source file (no record: not made by mlprod)") for x in lines), lines
+    source = "source file (no record: not made by mlprod)"
+    assert lines and all(x.strip().endswith(source) for x in lines), lines
     assert "NO RECORD" not in r.stdout and "missing" not in r.stdout.lower()
 
 
@@ -234,7 +235,8 @@ def test_a_lost_record_of_a_file_mlprod_made_is_a_missing_link(
     for name in ("train.csv", "test.csv"):
         (work / "data" / f"{name}{SUFFIX}").unlink()
     problems = trace("out/metrics.json").problems
-    assert {p.path for p in problems} == {"data/train.csv", "data/test.csv"}  # train.csv: the model's training data
+    # test.csv: the predictions' data and the truth; train.csv: the model's training data
+    assert {p.path for p in problems} == {"data/train.csv", "data/test.csv"}
     assert all(p.status == "missing" and "split" in p.detail for p in problems), problems
     r = CliRunner().invoke(app, ["lineage", "out/metrics.json"])
     assert r.exit_code == 2 and "MISSING" in r.stdout and "export.csv" not in r.stdout
