@@ -75,10 +75,20 @@ def _redact(params: dict[str, Any]) -> dict[str, Any]:
     return {k: ("***" if _SECRET.search(str(k)) else v) for k, v in params.items()}
 
 
+def _made_by(path: Path) -> str | None:
+    "The step whose lineage record lies beside `path` (None: no record, a source file mlprod did not make)."
+    try:
+        record = read_lineage(path)
+    except LineageError:  # a record that does not parse still says mlprod made the file
+        return "an unknown step"
+    return None if record is None else str(record.get("step") or "an unknown step")
+
+
 def file_ref(
     path: str | Path, base: str | Path, role: str, sha256: str | None = None, **extra: Any
 ) -> dict[str, Any]:
-    "A reference to `path` from a record in folder `base`: role, relative path, repo path, sha256."
+    """A reference to `path` from a record in folder `base`: role, relative path, repo path, sha256, and for a
+    file `made_by`: the step of its own record, or None when it has none (a source: the chain starts there)."""
     path = Path(path)
     ref: dict[str, Any] = {"role": role, "path": relative_to(path, base)}
     root = repo_root(path.parent if path.exists() or not path.is_dir() else path)
@@ -86,6 +96,7 @@ def file_ref(
         ref["repo_path"] = relative_to(path, root)
     if path.is_file():
         ref["sha256"] = sha256 or sha256_file(path)
+        ref["made_by"] = _made_by(path)
     elif sha256:
         ref["sha256"] = sha256
     return {**ref, **{k: v for k, v in extra.items() if v is not None}}
@@ -284,13 +295,13 @@ class Link:
     path: str  # as shown to the user: relative to the current folder
     role: str
     step: str | None = None
-    status: str = "ok"  # ok | changed | missing | no record | model
+    status: str = "ok"  # ok | changed | missing | source | no record | model
     detail: str = ""
     children: list[Link] = field(default_factory=list)
 
     @property
     def problems(self) -> list[Link]:
-        own = [self] if self.status in ("changed", "missing", "no record") else []
+        own = [self] if self.status in ("changed", "missing") else []  # a source, or "no record": not a fault
         return own + [p for c in self.children for p in c.problems]
 
 
@@ -308,13 +319,42 @@ def _model_link(folder: Path, role: str, seen: frozenset[str]) -> Link:
     except (OSError, json.JSONDecodeError):
         return Link(_shown(folder), role, "train", "missing", "no readable metadata.json")
     link = Link(_shown(folder), role, "train", "model", f"version {folder.name}, {meta.get('created_at')}")
-    for d in meta.get("training_data", []):
+    data = meta.get("training_data", [])
+    upstream = meta.get("lineage")  # the record behind the one training file when it was trained on, if any
+    for d in data:
         p = folder / d["bundle_path"] if "bundle_path" in d else Path(d["path"])
-        link.children.append(_trace(p, "training data", d.get("sha256"), seen))
+        said = "made_by" in d or len(data) == 1
+        made_by = d.get("made_by", upstream.get("step") if isinstance(upstream, dict) else None)
+        link.children.append(_trace(p, "training data", d.get("sha256"), seen, said, made_by))
     return link
 
 
-def _trace(path: Path, role: str, expected: str | None, seen: frozenset[str]) -> Link:
+def _no_record(link: Link, name: str, role: str, said: bool, made_by: str | None) -> None:
+    "What a file without a lineage record is: a lost link, a source, or (when its reference does not say) either."
+    if link.status != "ok":  # changed: that says more than the missing record
+        return
+    if made_by:  # it had a record when it was read: the chain is broken here
+        link.status = "missing"
+        link.detail = (
+            f"{name}{SUFFIX} is gone (the file was made by {made_by}): this link of the chain is missing"
+        )
+    elif role in SOURCES:  # the SQL, configs and the tables/databases a query read are the chain's roots
+        return
+    elif said:  # it had none when it was read: a raw export, the start of the chain
+        link.status = "source"
+    else:  # a record written before mlprod noted it (no 'made_by'): it cannot tell which
+        link.status = "no record"
+        link.detail = f"no {name}{SUFFIX}: a source file, or a record that was lost"
+
+
+def _trace(
+    path: Path,
+    role: str,
+    expected: str | None,
+    seen: frozenset[str],
+    said: bool = False,  # whether the reference says if the file had a record when it was read
+    made_by: str | None = None,  # the step of that record; None: it had none (a source)
+) -> Link:
     if path.is_dir() and (path / "metadata.json").exists():
         return _model_link(path, role, seen)
     link = Link(_shown(path), role)
@@ -331,11 +371,7 @@ def _trace(path: Path, role: str, expected: str | None, seen: frozenset[str]) ->
         return link
     record = read_lineage(path)
     if record is None:
-        if (
-            role not in SOURCES
-        ):  # the SQL, configs and the tables/databases a query read are the chain's roots
-            link.status = link.status if link.status != "ok" else "no record"
-            link.detail = link.detail or f"no {path.name}{SUFFIX}: this link of the chain is missing"
+        _no_record(link, path.name, role, said, made_by)
         return link
     link.step = record.get("step")
     git = record.get("git") or {}
@@ -351,7 +387,10 @@ def _trace(path: Path, role: str, expected: str | None, seen: frozenset[str]) ->
         if ref.get("role") == "model" or (child.is_dir() and (child / "metadata.json").exists()):
             link.children.append(_model_link(child, ref.get("role", "model"), seen | {key}))
         else:
-            link.children.append(_trace(child, ref.get("role", "input"), ref.get("sha256"), seen | {key}))
+            said, made_by = "made_by" in ref, ref.get("made_by")
+            link.children.append(
+                _trace(child, ref.get("role", "input"), ref.get("sha256"), seen | {key}, said, made_by)
+            )
     return link
 
 
@@ -368,9 +407,14 @@ def trace(path: str | Path) -> Link:
 def render(link: Link, prefix: str = "", _shown_before: set[str] | None = None) -> list[str]:
     "The traced chain as indented text lines, one per link; a link met again is shown once, then referred to."
     shown = set() if _shown_before is None else _shown_before
-    mark = {"ok": "ok", "model": "ok", "changed": "CHANGED", "missing": "MISSING", "no record": "NO RECORD"}[
-        link.status
-    ]
+    mark = {
+        "ok": "ok",
+        "model": "ok",
+        "changed": "CHANGED",
+        "missing": "MISSING",
+        "source": "source file (no record: not made by mlprod)",
+        "no record": "no record",
+    }[link.status]
     step = f" [{link.step}]" if link.step else ""
     if link.children and link.path in shown:
         return [f"{prefix}{link.role}: {link.path}{step}  {mark}  (its chain is shown above)"]

@@ -27,16 +27,18 @@ if TYPE_CHECKING:
     from mlprod.schema import Schema
 
 # %% auto #0
-__all__ = ['DPI', 'RANKING_PANELS', 'SCORERS', 'REPORTS', 'KERNEL_NAME', 'PAPERMILL_MARKER', 'REPORT_FILES', 'REPORT_MARKER',
-           'Scored', 'load_data', 'check_data', 'score', 'model_labels', 'score_all', 'check_comparable', 'model_card',
-           'parameters_table', 'data_table', 'scalar_metrics', 'best_label', 'metrics_table', 'evaluate_payload',
-           'select_by', 'compare_payload', 'figure_png', 'plot_confusion', 'plot_roc', 'plot_precision_recall',
-           'plot_calibration', 'plot_predicted_vs_actual', 'plot_residuals', 'figures', 'ranking_curve',
-           'popularity_bias', 'popularity_bias_summary', 'baseline_table', 'plot_ranking_curves',
-           'plot_popularity_bias', 'permutation_importance_frame', 'plot_importance', 'packaged_reports',
-           'report_template', 'declared_parameters', 'check_parameters', 'kernel_spec_dict', 'kernel_manager_class',
-           'Failure', 'execute', 'scrub_paths', 'describe', 'mark_failure', 'finalize', 'markdown_text', 'report_title',
-           'render_html', 'run_notebook', 'run_report', 'evaluate_report', 'compare_report']
+__all__ = ['DPI', 'RANKING_PANELS', 'SCORERS', 'IMPORTANCE_TOP', 'IMPORTANCE_MAX_HEIGHT', 'REPORTS', 'KERNEL_NAME',
+           'PAPERMILL_MARKER', 'REPORT_FILES', 'REPORT_MARKER', 'Scored', 'load_data', 'check_data', 'score',
+           'model_labels', 'score_all', 'check_comparable', 'model_card', 'cell_text', 'parameters_table', 'data_table',
+           'scalar_metrics', 'best_label', 'metrics_table', 'evaluate_payload', 'select_by', 'compare_payload',
+           'figure_png', 'plot_confusion', 'plot_roc', 'plot_precision_recall', 'plot_calibration',
+           'plot_predicted_vs_actual', 'plot_residuals', 'figures', 'ranking_curve', 'popularity_bias',
+           'popularity_bias_summary', 'baseline_table', 'plot_ranking_curves', 'plot_popularity_bias',
+           'importance_metric', 'importance_label', 'permutation_importance_frame', 'importance_figure',
+           'plot_importance', 'packaged_reports', 'report_template', 'declared_parameters', 'check_parameters',
+           'kernel_spec_dict', 'kernel_manager_class', 'Failure', 'execute', 'scrub_paths', 'describe', 'mark_failure',
+           'finalize', 'markdown_text', 'report_title', 'render_html', 'run_notebook', 'run_report', 'evaluate_report',
+           'compare_report']
 
 # %% ../nbs/13_report.ipynb #70df0629
 def _shown(path: str | Path) -> str:
@@ -331,11 +333,31 @@ def model_card(model_dir: str | Path) -> dict[str, Any]:
     }
 
 # %% ../nbs/13_report.ipynb #b476ee15
+def cell_text(value: Any) -> str:
+    """A value as a report's table shows it, never a Python repr: text as it is (empty: an empty cell), None
+    as '-', a list comma-joined, a dict as JSON, a path POSIX style, a number or a boolean as JSON writes it."""
+    import json
+
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Path):
+        return value.as_posix()
+    if isinstance(value, (list, tuple)):
+        return ", ".join(cell_text(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    if isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    return str(value)
+
+
 def parameters_table(params: Mapping[str, Any]) -> pd.DataFrame:
-    "The run's parameters as a table: (n_params, 1), index = parameter."
+    "The run's parameters as a table of plain text (`cell_text`): (n_params, 1), index = parameter."
     import pandas as pd
 
-    return pd.DataFrame({"value": [repr(v) for v in params.values()]}, index=list(params))
+    return pd.DataFrame({"value": [cell_text(v) for v in params.values()]}, index=list(params))
 
 
 def data_table(path: str | Path, df: pd.DataFrame) -> pd.DataFrame:
@@ -804,10 +826,26 @@ SCORERS = {
 }
 
 
-def _scorer(run: Scored, metric: str) -> str:
-    needs_proba = metric in ("roc_auc", "log_loss")
-    if needs_proba and run.proba() is None:
+IMPORTANCE_TOP = 20  # the importance chart shows this many features, the most important
+IMPORTANCE_MAX_HEIGHT = 8.0  # inches (x DPI: pixels), whatever the number of features and models
+
+
+def importance_metric(run: Scored, metric: str) -> str:
+    "The metric permutation importance measures for `run`: `metric`, or accuracy when it needs probabilities the model has not."
+    if metric in ("roc_auc", "log_loss") and run.proba() is None:
         return "accuracy" if run.task == "classification" else "r2"
+    return metric
+
+
+def importance_label(metric: str) -> str:
+    "What an importance bar measures: the drop of a higher-is-better metric, the rise of a lower-is-better one."
+    from mlprod.evaluate import higher_is_better
+
+    return f"{'drop' if higher_is_better(metric) else 'increase'} in {metric} when the feature is shuffled"
+
+
+def _scorer(run: Scored, metric: str) -> str:
+    metric = importance_metric(run, metric)
     if metric == "roc_auc":
         return "roc_auc" if len(run.classes) == 2 else "roc_auc_ovr"
     return SCORERS[metric]
@@ -821,7 +859,8 @@ def permutation_importance_frame(
     max_rows: int = 2000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    "Mean and std of the score drop when each feature is shuffled: (n_features, 3), most important first."
+    """Mean and std of how much worse the score gets when each feature is shuffled (scikit-learn's scorers are
+    higher-is-better: for rmse it is the rise of rmse, `importance_label`): (n_features, 3), most important first."""
     import numpy as np
     import pandas as pd
     from sklearn.inspection import permutation_importance
@@ -848,19 +887,26 @@ def permutation_importance_frame(
     return out.sort_values(["importance_mean", "feature"], ascending=[False, True], ignore_index=True)
 
 
-def plot_importance(tables: Mapping[str, pd.DataFrame], metric: str) -> bytes:
-    "Horizontal bars of the score drop per feature; one bar per model (label -> importance table)."
+def importance_figure(
+    tables: Mapping[str, pd.DataFrame],  # label -> (n_features, 3) importance table, most important first
+    metric: str,  # the metric measured (`importance_metric`)
+    top: int = IMPORTANCE_TOP,
+) -> Figure:
+    """Horizontal bars of the importance of the `top` features of the first table (each model's bar beside the
+    others'), the most important at the top; the title says 'top 20 of 64' when some are left out."""
     import numpy as np
 
-    first = next(iter(tables.values()))
-    order = list(first["feature"])[::-1]  # most important at the top
+    labels = list(tables)
+    first = tables[labels[0]]
+    order = list(first["feature"][:top])[::-1]  # (n_shown,) the most important at the top
     n = len(tables)
     with _plotting():
-        fig, (ax,) = _new_figure(width=6.5, height=max(2.5, 0.35 * len(order) * max(1, n) + 1.2))
+        size = 0.3 * len(order) * n + 1.2  # inches: 0.3 per bar, bounded below
+        fig, (ax,) = _new_figure(width=6.5, height=min(IMPORTANCE_MAX_HEIGHT, max(2.5, size)))
         height = 0.8 / n
-        y0 = np.arange(len(order))
+        y0 = np.arange(len(order))  # (n_shown,)
         for k, (label, t) in enumerate(tables.items()):
-            t = t.set_index("feature").reindex(order)
+            t = t.set_index("feature").reindex(order)  # (n_shown, 2)
             ax.barh(
                 y0 + (k - (n - 1) / 2) * height,
                 t["importance_mean"],
@@ -870,10 +916,19 @@ def plot_importance(tables: Mapping[str, pd.DataFrame], metric: str) -> bytes:
             )
         ax.set_yticks(y0, order)
         ax.axvline(0, color="grey", linewidth=1)
-        ax.set_xlabel(f"drop in {metric} when the feature is shuffled")
+        ax.set_xlabel(importance_label(metric))
+        if len(order) < len(first):
+            ranked = f", ranked by {labels[0]}" if n > 1 else ""
+            ax.set_title(f"top {len(order)} of {len(first)} features{ranked}")
         if n > 1:
             ax.legend(loc="lower right")
-        return figure_png(fig)
+    return fig
+
+
+def plot_importance(tables: Mapping[str, pd.DataFrame], metric: str, top: int = IMPORTANCE_TOP) -> bytes:
+    "`importance_figure` as PNG bytes: at most `top` features, at most IMPORTANCE_MAX_HEIGHT x DPI pixels high."
+    with _plotting():
+        return figure_png(importance_figure(tables, metric, top))
 
 # %% ../nbs/13_report.ipynb #0c15b1a6
 REPORTS = ("evaluate", "compare")

@@ -174,3 +174,95 @@ def test_a_reused_pid_does_not_keep_a_dead_runs_temporary(tmp_path: Path) -> Non
         newcomer.kill()
         newcomer.wait()
     assert not owner_alive(newcomer.pid, after)  # gone
+
+
+# -- a chain that starts from a raw export, and a chain with a link lost --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def raw_chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    "A scratch project whose data is a CSV export nobody made with mlprod: split -> train -> predict -> evaluate."
+    work = tmp_path_factory.mktemp("raw")
+    (work / "churn.yaml").write_text(CONFIG)
+    shutil.copy(Path(__file__).parent / "fixtures" / "binary.csv", work / "export.csv")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        _run("data", "split", "export.csv", "--train-out", "data/train.csv", "--test-out", "data/test.csv")
+        _run("train", "--config", "churn.yaml", "--train-data", "data/train.csv", "--out-dir", "models/churn")
+        _run(
+            "predict",
+            *("--model-dir", "models/churn", "--input", "data/test.csv", "--output", "out/pred.jsonl"),
+            *("--workers", "1", "--quiet"),
+        )
+        _run(
+            "evaluate",
+            *("--predictions", "out/pred.jsonl", "--truth", "data/test.csv", "--model-dir", "models/churn"),
+            *("--output", "out/metrics.json"),
+        )
+    return work
+
+
+def _links(link) -> list:
+    out, todo = [], [link]
+    while todo:
+        node = todo.pop(0)
+        out.append(node)
+        todo += node.children
+    return out
+
+
+def test_a_raw_source_file_starts_the_chain(raw_chain: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(raw_chain)
+    link = trace("out/metrics.json")
+    assert link.problems == []
+    sources = [n for n in _links(link) if n.path == "export.csv"]
+    assert sources and all(n.status == "source" for n in sources)  # behind train.csv and test.csv
+    r = CliRunner().invoke(app, ["lineage", "out/metrics.json"])
+    assert r.exit_code == 0, r.output
+    lines = [x for x in r.stdout.splitlines() if "export.csv" in x]
+    source = "source file (no record: not made by mlprod)"
+    assert lines and all(x.strip().endswith(source) for x in lines), lines
+    assert "NO RECORD" not in r.stdout and "missing" not in r.stdout.lower()
+
+
+def test_a_lost_record_of_a_file_mlprod_made_is_a_missing_link(
+    raw_chain: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    "data split made train.csv and test.csv: their records gone, the chain is broken there, and says so."
+    work = tmp_path / "copy"
+    shutil.copytree(raw_chain, work)
+    monkeypatch.chdir(work)
+    for name in ("train.csv", "test.csv"):
+        (work / "data" / f"{name}{SUFFIX}").unlink()
+    problems = trace("out/metrics.json").problems
+    # test.csv: the predictions' data and the truth; train.csv: the model's training data
+    assert {p.path for p in problems} == {"data/train.csv", "data/test.csv"}
+    assert all(p.status == "missing" and "split" in p.detail for p in problems), problems
+    r = CliRunner().invoke(app, ["lineage", "out/metrics.json"])
+    assert r.exit_code == 2 and "MISSING" in r.stdout and "export.csv" not in r.stdout
+    assert r.stderr.count("\n") == 1 and "data/" in r.stderr and "missing" in r.stderr
+    model = next((work / "models" / "churn").glob("2*"))
+    (training,) = trace(model).children
+    assert training.role == "training data" and training.status == "missing"
+
+
+def test_a_record_that_does_not_say_is_worded_neutrally(
+    raw_chain: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    "A record that does not tell whether its input had a record (written by an older mlprod): neither verdict."
+    work = tmp_path / "copy"
+    shutil.copytree(raw_chain, work)
+    monkeypatch.chdir(work)
+    (work / "data" / f"test.csv{SUFFIX}").unlink()
+    for rec in work.rglob(f"*{SUFFIX}"):
+        record = json.loads(rec.read_text())
+        for ref in record["inputs"]:
+            ref.pop("made_by", None)
+        rec.write_text(json.dumps(record))
+    links = [n for n in _links(trace("out/metrics.json")) if n.path in ("data/test.csv", "export.csv")]
+    assert {n.path for n in links} == {"data/test.csv", "export.csv"}  # export.csv: behind train.csv
+    assert all(n.status == "no record" for n in links), links
+    r = CliRunner().invoke(app, ["lineage", "out/metrics.json"])
+    lines = [x for x in r.stdout.splitlines() if "data/test.csv " in x or "export.csv" in x]
+    assert lines and all("no record" in x and "source file, or" in x for x in lines), lines
+    assert "MISSING" not in r.stdout and "not made by mlprod" not in r.stdout and r.exit_code == 0

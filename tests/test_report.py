@@ -263,6 +263,26 @@ def test_compare_report(
     _no_absolute_paths(out, work)
 
 
+@pytest.mark.parametrize("kind", ["evaluate", "compare"])
+@pytest.mark.parametrize("task", TASKS)
+def test_report_says_what_it_measures_in_plain_text(kind: str, task: str, reports: dict[str, Future]) -> None:
+    "The importance text names the metric's direction; the parameters table shows plain text, not Python reprs."
+    html = (_report(reports, kind, task) / "report.html").read_text(encoding="utf-8")
+    metric = CONFIGS[task]["select_by"]
+    moved = "drop" if higher_is_better(metric) else "increase"
+    text = _sections(html)[IMPORTANCE]
+    assert (
+        f"{moved} in {metric} when" in text.lower()
+        and f"{'increase' if moved == 'drop' else 'drop'} in" not in text
+    )
+    params = re.findall(r"<th>(\w+)</th>\s*<td>([^<]*)</td>", _sections(html)["Parameters"])
+    values = dict(params)
+    assert values["title"] == "" and values["trusted_types"] == "" and values["data"] == DATA[task], values
+    assert not any(v.startswith(("&#x27;", "'", "[")) for _, v in params), params
+    if kind == "compare":  # a list of model folders: comma-joined
+        assert values["model_dirs"].count(", ") == len(CONFIGS[task]["candidates"]) - 1, values
+
+
 def test_two_runs_are_byte_identical(reports: dict[str, Future]) -> None:
     out, first = reports["evaluate-classification"].result()
     for name, before in first.items():
