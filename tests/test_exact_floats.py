@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from mlprod.bundle import MANIFEST, Bundle, _manifest, load_bundle, save_bundle
@@ -288,10 +288,15 @@ def test_fetched_and_split_tables_read_back_as_the_same_bits(xs: list[float], sc
     from mlprod.query import fetch
 
     df = pd.DataFrame({"id": np.arange(len(xs)), "x": xs})  # (n, 2)
-    raw = write_table(df, scratch / "raw.parquet")  # Parquet holds the bits: the reference
     sql = scratch / "all.sql"
     sql.write_text("SELECT * FROM raw ORDER BY id\n")
-    for name in ["f.csv", "f.jsonl"]:
+    for src, name in [
+        ("raw.parquet", "f.csv"),
+        ("raw.parquet", "f.jsonl"),
+        ("raw.csv", "f.jsonl"),
+        ("raw.jsonl", "f.csv"),
+    ]:
+        raw = write_table(df, scratch / src)  # DuckDB reads what mlprod wrote: the same bits too
         out = fetch(sql, scratch / name, tables={"raw": raw})
         same_floats(read_table(out)["x"], xs)
         if len(xs) >= 2:
@@ -300,3 +305,67 @@ def test_fetched_and_split_tables_read_back_as_the_same_bits(xs: list[float], sc
             )
             parts = pd.concat([read_table(train), read_table(test)]).sort_values("id")
             same_floats(parts["x"], xs)
+
+
+def test_missing_values_and_infinities_are_written_as_each_format_allows(tmp_path: Path) -> None:
+    df = pd.DataFrame({"id": [1, 2, 3, 4], "x": [math.nan, math.inf, -math.inf, 1.0]})  # (4, 2)
+    assert encode_rows(df, "csv", header=True) == "id,x\n1,\n2,inf\n3,-inf\n4,1.0\n"
+    assert encode_rows(df, "jsonl", header=False).splitlines() == [
+        '{"id":1,"x":null}',  # a missing value, as before
+        '{"id":2,"x":Infinity}',  # what pyarrow, DuckDB, pandas and Python's json read back as inf
+        '{"id":3,"x":-Infinity}',
+        '{"id":4,"x":1.0}',  # a float stays a float
+    ]
+    for name in ["t.csv", "t.jsonl"]:
+        same_floats(read_table(write_table(df, tmp_path / name))["x"], df["x"])
+
+
+def test_a_prediction_frame_is_encoded_a_column_at_a_time_without_pandas(monkeypatch) -> None:
+    "Integers, texts and floats (the columns predictions hold) never go through pandas' to_json: the fast path."
+    rng = np.random.default_rng(0)
+    p = rng.random(1000)  # (1000,)
+    df = pd.DataFrame({"id": np.arange(1000), "prediction": np.where(p > 0.5, "yes", "no")})
+    df["proba_no"], df["proba_yes"], df["score"] = 1 - p, p, np.round(p * 10)  # (1000, 5)
+    df.loc[3, "score"] = math.nan
+
+    def refuse(*args: Any, **kwargs: Any) -> str:
+        raise AssertionError("pandas' to_json was called")
+
+    monkeypatch.setattr(pd.DataFrame, "to_json", refuse)
+    back = read_jsonl_bytes(encode_rows(df, "jsonl", header=False).encode(), "p.jsonl")
+    for col in ["proba_no", "proba_yes", "score"]:
+        same_floats(back[col], df[col])
+    assert (
+        back["id"].tolist() == df["id"].tolist() and back["prediction"].tolist() == df["prediction"].tolist()
+    )
+
+
+@BOUNDED
+@given(
+    texts=st.lists(
+        st.builds(
+            lambda sign, digits, point, exp: f"{sign}{digits[:point]}.{digits[point:] or '0'}e{exp}",
+            st.sampled_from(["", "-"]),
+            st.text("0123456789", min_size=1, max_size=30).map(lambda d: "1" + d),
+            st.integers(1, 3),
+            st.integers(-345, 305),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+@example(
+    texts=["2.2250738585072011e-308", "4.9406564584124654e-324", "0.1000000000000000055511151231257827e0"]
+)
+@example(texts=["9007199254740993.0e0", "1.7976931348623157e308", "2.4703282292062328e-324"])
+def test_the_readers_give_any_decimal_text_its_nearest_float(texts: list[str], scratch: Path) -> None:
+    "CSV (pandas' parser) and JSON Lines (pyarrow's): a decimal text reads as Python's float() reads it."
+    want = [float(t) for t in texts]
+    assume(all(math.isfinite(x) for x in want))  # 1e400 is an error in JSON, inf in CSV
+    csv = scratch / "dec.csv"
+    csv.write_text("x\n" + "".join(f"{t}\n" for t in texts))
+    jsonl = scratch / "dec.jsonl"
+    jsonl.write_text("".join(f'{{"x":{t}}}\n' for t in texts))
+    for path in (csv, jsonl):
+        same_floats(read_table(path)["x"], want)
+        same_floats(pd.concat(list(iter_table(path, chunk_rows=3)))["x"], want)
