@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['TRACKED', 'MODEL_FILES', 'EXPECTED', 'MANIFEST', 'ALIASES', 'BLOCK_BYTES', 'SKEW_POLICIES', 'STRICT', 'Bundle',
-           'model_outputs', 'library_versions', 'golden_rows', 'save_bundle', 'sweep_stale_temporaries', 'read_aliases',
-           'resolve_version', 'read_manifest', 'verify_files', 'check_versions', 'check_mlprod_version', 'load_bundle',
-           'list_versions', 'promote']
+__all__ = ['TRACKED', 'MODEL_FILES', 'EXPECTED', 'MANIFEST', 'ALIASES', 'BLOCK_BYTES', 'SKEW_POLICIES', 'STRICT',
+           'GOLDEN_INPUTS_SHOWN', 'Bundle', 'model_outputs', 'library_versions', 'golden_rows', 'save_bundle',
+           'sweep_stale_temporaries', 'read_aliases', 'resolve_version', 'read_manifest', 'verify_files',
+           'check_versions', 'check_mlprod_version', 'load_bundle', 'list_versions', 'promote']
 
 # %% ../nbs/04_bundle.ipynb #936ed278
 @dataclass
@@ -904,6 +904,22 @@ def _load_model(
     return model
 
 # %% ../nbs/04_bundle.ipynb #5eeab2cd
+GOLDEN_INPUTS_SHOWN = 12  # a golden mismatch names at most this many of the row's input values
+
+
+def _plain(v: Any) -> str:
+    "A value as a person reads it: `143.63`, `'east'`, `7` (a numpy scalar as the Python value it holds)."
+    return repr(v.item() if hasattr(v, "item") and not isinstance(v, str | bytes) else v)
+
+
+def _golden_inputs(golden: pd.DataFrame, schema: Schema, i: int) -> str:
+    "The id and the input values of golden row `i`: 'house_id=1042, area=30.5, district='east''."
+    cols = [c for c in [schema.id_col, *schema.feature_names] if c and c in golden.columns]
+    shown = ", ".join(f"{c}={_plain(golden[c].iloc[i])}" for c in cols[:GOLDEN_INPUTS_SHOWN])
+    more = len(cols) - GOLDEN_INPUTS_SHOWN
+    return shown + (f", ... ({more} more)" if more > 0 else "")
+
+
 def _check_golden(bundle: Bundle, path: Path, X: pd.DataFrame | None = None) -> None:
     "Re-run the golden rows (`X`: the golden frame already validated, when the caller has it)."
     import numpy as np
@@ -921,13 +937,14 @@ def _check_golden(bundle: Bundle, path: Path, X: pd.DataFrame | None = None) -> 
             raise IntegrityError(f"golden output {name!r} is no longer produced", path=path)
         want, have = g[col].to_numpy(), got[name].to_numpy()  # (n_golden,)
         if np.issubdtype(have.dtype, np.number) and np.issubdtype(np.asarray(want).dtype, np.number):
-            ok = np.isclose(have.astype(float), want.astype(float), rtol=1e-6, atol=1e-9)
+            ok = np.isclose(have.astype(float), want.astype(float), rtol=1e-6, atol=1e-9, equal_nan=True)
         else:
             ok = np.asarray([str(a) == str(b) for a, b in zip(have, want, strict=True)])
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
             raise IntegrityError(
-                f"golden row {i + 1}: {name} is {have[i]!r}, was {want[i]!r} at train time; "
+                f"golden row {i + 1} ({_golden_inputs(g, bundle.schema, i)}): {name} is {_plain(have[i])}, "
+                f"was {_plain(want[i])} at train time; "
                 "the model no longer behaves as it did when saved",
                 path=path,
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 import re
 import secrets
@@ -821,11 +822,34 @@ def write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+def _non_finite(obj: Any, where: str = "") -> tuple[str, float] | None:
+    "The first NaN or infinity in `obj` (dicts, lists, numbers) and where it is, e.g. ('run.scores[1]', inf)."
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (where, obj)
+    if isinstance(obj, dict):
+        items = sorted(obj.items(), key=lambda kv: str(kv[0]))  # as `sort_keys` writes them
+        return next((f for k, v in items if (f := _non_finite(v, f"{where}.{k}" if where else str(k)))), None)
+    if isinstance(obj, list | tuple):
+        return next((f for n, v in enumerate(obj) if (f := _non_finite(v, f"{where}[{n}]"))), None)
+    return None
+
+
 def write_json(path: str | Path, obj: Any) -> Path:
-    "Write `obj` as stable, indented JSON (sorted keys, trailing newline) to `path` atomically."
-    return write_text(
-        path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
-    )
+    "Write `obj` as stable, indented JSON (sorted keys, trailing newline) to `path` atomically; floats exactly."
+    try:  # a float is written as its repr: the shortest text that reads back to the same bits
+        text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        found = _non_finite(obj)
+        if found is None:
+            raise
+        where, value = found
+        raise DataError(
+            f"{value!r} cannot be written: JSON has no NaN or infinity",
+            path=path,
+            column=where or None,
+            expected="a finite number",
+        ) from None
+    return write_text(path, text + "\n")
 
 # %% ../nbs/01_io.ipynb #3942002b
 _JSON_PLAIN = r'^[^"\\/\x00-\x1f]*$'  # a text that JSON (as pandas writes it) takes as it is, between quotes
@@ -834,56 +858,136 @@ _JSON_PLAIN_NAME = re.compile(
 )  # the same, for a column name (fullmatch: no `$` before a newline)
 
 
-def _jsonl_by_column(df: pd.DataFrame) -> str | None:
-    "`df` (n_rows >= 1, n_columns >= 1) as JSON Lines, the same text as pandas' `to_json`; None if a column needs pandas."
+def _float_texts(x: Any) -> Any:
+    "Floats `x` (n,) float64 (or float32) as the shortest texts that read back to the same bits, (n,) pyarrow strings: `0.1`, `1.0`, `-0.0`, `1e-7`, `1e+16`; `nan`, `inf`, `-inf` as they are."
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pc.cast(
+        pa.array(x), pa.string()
+    )  # (n,) shortest round-trip digits, but `1` for 1.0 and `-0` for -0.0
+    with np.errstate(invalid="ignore"):
+        whole = np.isfinite(x) & (x == np.trunc(x))  # (n,) integral values: written without a point ...
+    if whole.any():
+        whole &= ~pc.match_substring(text, "e").to_numpy(zero_copy_only=False)  # ... unless in exponent form
+        if whole.any():  # `1.0`, `-0.0`: a float stays a float, for every reader's type inference
+            text = pc.if_else(pa.array(whole), pc.binary_join_element_wise(text, ".0", ""), text)
+    return text
+
+
+def _json_floats(x: Any) -> Any:
+    "Floats `x` (n,) float64 (or float32) as JSON texts, (n,) pyarrow strings: exact; NaN is `null`, the infinities `Infinity` and `-Infinity`."
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = _float_texts(x)
+    odd = ~np.isfinite(x)  # (n,)
+    if odd.any():
+        words = np.where(np.isnan(x[odd]), "null", np.where(x[odd] > 0, "Infinity", "-Infinity"))  # (n_odd,)
+        text = pc.replace_with_mask(text, pa.array(odd), pa.array(words.tolist(), pa.string()))
+    return text
+
+
+def _pandas_json_values(col: pd.Series) -> Any:
+    "Each value of `col` (n,) as pandas' `to_json` writes it, (n,) pyarrow strings; a float in an object column exactly."
+    import numpy as np
+    import pyarrow as pa
+
+    text = (
+        col.rename("v").to_frame().to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
+    )
+    lines = text.split("\n")  # '{"v":VALUE}' each: JSON escapes every newline inside a value
+    if lines[-1] == "":
+        lines.pop()
+    values = np.array([line[5:-1] for line in lines], dtype=object)  # (n,)
+    if col.dtype == object:  # pandas writes a float with 10 digits after the point: write it exactly
+        floats = np.fromiter((isinstance(v, float) for v in col), dtype=bool, count=len(col))  # (n,)
+        if floats.any():
+            x = col.to_numpy()[floats].astype(np.float64)  # (n_floats,)
+            values[floats] = _json_floats(x).to_pylist()
+    return pa.array(values.tolist(), pa.string())
+
+
+def _json_values(col: pd.Series) -> Any:
+    "Each value of `col` (n,) as JSON text, (n,) pyarrow strings, none missing (`null`); floats exactly."
     import numpy as np
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    dtype = col.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":  # a numpy column holds no missing value
+        return pc.cast(pa.array(col.to_numpy()), pa.string())  # (n,) 12, -3, true, false
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":  # float32: its own shortest text (as in CSV)
+        return _json_floats(col.to_numpy(dtype=np.float64 if dtype.itemsize > 4 else np.float32))
+    if isinstance(dtype, pd.Float64Dtype | pd.Float32Dtype):
+        x = col.to_numpy(dtype=dtype.numpy_dtype, na_value=np.nan)  # (n,) a missing value is NaN: null
+        return _json_floats(x)
+    if isinstance(dtype, pd.CategoricalDtype):  # the categories' texts, taken by code; code -1 is missing
+        cats = pa.concat_arrays([_json_values(pd.Series(dtype.categories)), pa.array(["null"])])
+        codes = col.cat.codes.to_numpy()  # (n,) -1 for missing
+        return cats.take(pa.array(np.where(codes < 0, len(cats) - 1, codes)))
+    if isinstance(dtype, pd.StringDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "O"):
+        try:
+            text = pa.array(col, type=pa.string(), from_pandas=True)  # (n,)
+        except (pa.ArrowException, TypeError, ValueError):
+            return _pandas_json_values(col)  # not all texts
+        if isinstance(text, pa.ChunkedArray):  # pandas' arrow-backed text columns ("str") come in chunks
+            text = text.combine_chunks()
+        if not pc.all(pc.match_substring_regex(text, _JSON_PLAIN)).as_py():
+            return _pandas_json_values(col)  # a text JSON escapes: pandas escapes it
+        return pc.binary_join_element_wise('"', text, '"', "").fill_null("null")
+    return _pandas_json_values(col)  # dates, nullable integers and booleans, ...
+
+
+def _json_key(df: pd.DataFrame, i: int) -> str:
+    "The JSON text of column `i`'s name, as pandas writes it."
+    name = df.columns[i]
+    if isinstance(name, str) and _JSON_PLAIN_NAME.fullmatch(name):
+        return json.dumps(name, ensure_ascii=False)
+    line = df.iloc[:1, [i]].to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
+    _, end = json.JSONDecoder().raw_decode(line, 1)  # the key, after the line's '{'
+    return line[1:end]
+
+
+def _jsonl_by_column(df: pd.DataFrame) -> str:
+    "`df` (n_rows >= 1, n_columns >= 1) as JSON Lines, built a column at a time; floats exactly."
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     parts: list[Any] = []  # '{"key":', values, ',"key":', values, ...: one JSON line per row, once joined
-    for i, (name, col) in enumerate(df.items()):
-        if not isinstance(name, str) or not _JSON_PLAIN_NAME.fullmatch(name):
-            return None
-        dtype = col.dtype
-        if isinstance(dtype, np.dtype) and dtype.kind in "iub":  # a numpy column holds no missing value
-            values = pc.cast(pa.array(col.to_numpy()), pa.string())  # (n_rows,) 12, -3, true, false
-        elif isinstance(dtype, pd.StringDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "O"):
-            try:
-                text = pa.array(col, type=pa.string(), from_pandas=True)  # (n_rows,)
-            except (pa.ArrowException, TypeError, ValueError):
-                return None  # not all texts
-            if isinstance(text, pa.ChunkedArray):  # pandas' arrow-backed text columns ("str") come in chunks
-                text = text.combine_chunks()
-            if text.null_count or not pc.all(pc.match_substring_regex(text, _JSON_PLAIN)).as_py():
-                return None
-            values = pc.binary_join_element_wise('"', text, '"', "")
-        else:
-            return None
-        parts += [("{" if i == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":", values]
+    for i in range(len(df.columns)):
+        parts += [("{" if i == 0 else ",") + _json_key(df, i) + ":", _json_values(df.iloc[:, i])]
     try:
         rows = pc.binary_join_element_wise(*parts, "}\n", "")  # (n_rows,) one JSON line each
         if isinstance(rows, pa.ChunkedArray):
             rows = rows.combine_chunks()
-    except pa.ArrowException:  # e.g. more than 2 GiB of text in one chunk
-        return None
+    except pa.ArrowException:  # more than 2 GiB of text in one array: half the rows at a time
+        if len(df) < 2:
+            raise
+        half = len(df) // 2
+        return _jsonl_by_column(df.iloc[:half]) + _jsonl_by_column(df.iloc[half:])
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)  # (>= n_rows + 1,) where each row starts
     start, end = int(offsets[rows.offset]), int(offsets[rows.offset + len(rows)])
     return rows.buffers()[2].to_pybytes()[start:end].decode("utf-8")  # the rows, back to back
 
 
 def encode_rows(df: pd.DataFrame, fmt: str, header: bool) -> str:
-    "`df` (n_rows, n_columns) as CSV (with the header row if `header`) or JSON Lines text, newline-terminated."
-    if fmt == "csv":
+    "`df` (n_rows, n_columns) as CSV (with the header row if `header`) or JSON Lines text, newline-terminated; floats exactly."
+    if fmt == "csv":  # pandas writes a float64 as numpy's repr: the shortest text that reads back the same
         return df.to_csv(index=False, header=header, lineterminator="\n")
     if fmt == "jsonl":
         if not len(df):
             return ""
-        fast = _jsonl_by_column(df) if len(df.columns) else None
-        if fast is not None:
-            return fast
-        text = df.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
-        return text if text.endswith("\n") else text + "\n"
+        if not len(df.columns):
+            return "{}\n" * len(df)
+        if not df.columns.is_unique:
+            name = df.columns[df.columns.duplicated()][0]
+            raise DataError(f"column {name!r} appears twice", expected="each column name once, in JSON Lines")
+        return _jsonl_by_column(df)
     raise DataError(f"cannot encode rows as {fmt!r}", expected="csv or jsonl")
 
 # %% ../nbs/01_io.ipynb #414c82e7

@@ -259,7 +259,10 @@ def test_swapped_model_with_regenerated_manifest_is_caught_by_golden(version: Pa
     other = _bundle(fixtures, RandomForestClassifier(n_estimators=5, max_depth=2, random_state=1)).model
     joblib.dump(other, version / "model.joblib", compress=3)
     _rewrite_manifest(version)
-    with pytest.raises(IntegrityError, match=r"golden\.jsonl: golden row \d+: .* no longer behaves"):
+    with pytest.raises(
+        IntegrityError,
+        match=r"golden\.jsonl: golden row \d+ \(customer_id='c\d+', age=.*\): .* no longer behaves",
+    ):
         load_bundle(version)
 
 
