@@ -265,3 +265,12 @@ def test_predict_a_numpy_array_of_the_wrong_shape(iris_predictor: Predictor, sha
         iris_predictor.predict(np.ones(shape))
     msg = str(e.value)
     assert str(shape) in msg and "sepal_length, sepal_width, petal_length, petal_width" in msg, msg
+
+
+def test_the_model_card_lists_the_final_features(user_pkg: str, iris: pd.DataFrame, tmp_path: Path) -> None:
+    from mlprod.report import model_card
+
+    b = train_from_data(iris_config([{"class": f"{user_pkg}.transformers.PetalAreaTransformer"}]), iris)
+    v = save_bundle(b, tmp_path / "m")
+    summary = model_card(v)["summary"]
+    assert f"- model features (5): {', '.join(FEATURES)}, petalareatransformer0" in summary.splitlines(), summary
