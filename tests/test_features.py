@@ -273,4 +273,6 @@ def test_the_model_card_lists_the_final_features(user_pkg: str, iris: pd.DataFra
     b = train_from_data(iris_config([{"class": f"{user_pkg}.transformers.PetalAreaTransformer"}]), iris)
     v = save_bundle(b, tmp_path / "m")
     summary = model_card(v)["summary"]
-    assert f"- model features (5): {', '.join(FEATURES)}, petalareatransformer0" in summary.splitlines(), summary
+    assert f"- model features (5): {', '.join(FEATURES)}, petalareatransformer0" in summary.splitlines(), (
+        summary
+    )
