@@ -18,9 +18,16 @@ if TYPE_CHECKING:
     from mlprod.schema import Schema
 
 # %% auto #0
-__all__ = ['PREPROCESSING_DEFAULTS', 'ColumnProduct', 'ColumnRatio', 'import_object', 'make_object', 'build_pipeline']
+__all__ = ['PREPROCESSING_DEFAULTS', 'ColumnProduct', 'ColumnRatio', 'import_object', 'make_object', 'FrameAdapter',
+           'build_pipeline', 'model_features']
 
 # %% ../nbs/03_features.ipynb #8410aae2
+def _names_with(X: pd.DataFrame, name: str) -> list[str]:
+    "`X`'s column names, then `name` unless it is one of them (`assign` replaces a column of that name)."
+    cols = [str(c) for c in X.columns]
+    return cols if name in cols else [*cols, name]
+
+
 class ColumnProduct(TransformerMixin, BaseEstimator):
     "Add `name` = the product of `columns` (e.g. petal_area = petal_length * petal_width)."
 
@@ -28,16 +35,13 @@ class ColumnProduct(TransformerMixin, BaseEstimator):
         self.columns = columns
         self.name = name
 
-    @property
-    def new_numeric(self) -> list[str]:
-        return [self.name]
-
     def fit(self, X: pd.DataFrame, y: Any = None) -> ColumnProduct:
         missing = [c for c in self.columns if c not in X.columns]
         if len(self.columns) < 2 or missing:
             raise ConfigError(
                 f"ColumnProduct needs two or more existing columns; missing: {missing}", column="columns"
             )
+        self.feature_names_out_ = _names_with(X, self.name)
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -45,6 +49,12 @@ class ColumnProduct(TransformerMixin, BaseEstimator):
 
         prod = np.prod(X[list(self.columns)].to_numpy(dtype="float64"), axis=1)  # (n_rows,)
         return X.assign(**{self.name: prod})
+
+    def get_feature_names_out(self, input_features: Any = None) -> Any:
+        "The input columns, then `name`."
+        import numpy as np
+
+        return np.asarray(self.feature_names_out_, dtype=object)  # (n_features_in + 1,)
 
 
 class ColumnRatio(TransformerMixin, BaseEstimator):
@@ -55,11 +65,8 @@ class ColumnRatio(TransformerMixin, BaseEstimator):
         self.denominator = denominator
         self.name = name
 
-    @property
-    def new_numeric(self) -> list[str]:
-        return [self.name]
-
     def fit(self, X: pd.DataFrame, y: Any = None) -> ColumnRatio:
+        self.feature_names_out_ = _names_with(X, self.name)
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -70,6 +77,12 @@ class ColumnRatio(TransformerMixin, BaseEstimator):
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(den == 0, np.nan, num / den)
         return X.assign(**{self.name: ratio})
+
+    def get_feature_names_out(self, input_features: Any = None) -> Any:
+        "The input columns, then `name`."
+        import numpy as np
+
+        return np.asarray(self.feature_names_out_, dtype=object)  # (n_features_in + 1,)
 
 # %% ../nbs/03_features.ipynb #aba7ad1b
 def import_object(path: str, key: str) -> Any:
@@ -97,6 +110,174 @@ def make_object(path: str, params: dict[str, Any] | None, key: str) -> Any:
     except TypeError as e:
         raise ConfigError(f"bad parameters for {path} ({e})", column=key) from None
 
+# %% ../nbs/03_features.ipynb #d819382f
+def _same(a: Any, b: Any) -> bool:
+    "Whether `a` and `b` (arrays or frames of one shape) hold the same values, NaN equal to NaN."
+    import numpy as np
+    import pandas as pd
+
+    fa, fb = pd.DataFrame(np.asarray(a, dtype=object)), pd.DataFrame(np.asarray(b, dtype=object))
+    return fa.shape == fb.shape and fa.equals(fb)
+
+
+def _fresh(transformer: Any) -> Any:
+    "An unfitted copy of `transformer` (`clone` for a scikit-learn estimator, else a deep copy)."
+    import copy
+
+    from sklearn.base import clone
+
+    try:
+        return clone(transformer)
+    except (TypeError, AttributeError, RuntimeError):  # no get_params: not a scikit-learn estimator
+        return copy.deepcopy(transformer)
+
+# %% ../nbs/03_features.ipynb #61aa35e3
+class FrameAdapter(TransformerMixin, BaseEstimator):
+    "Run a transformer on the features as a DataFrame, or on the numeric ones as a NumPy array; return a named frame."
+
+    def __init__(self, transformer: Any = None, key: str = "preprocessing.transformers") -> None:
+        self.transformer = transformer
+        self.key = key  # its config key, for messages
+
+    def _label(self) -> str:
+        return type(self.transformer).__name__
+
+    def _error(self, message: str, expected: str | None = None) -> ConfigError:
+        return ConfigError(
+            f"custom transformer {self._label()} {message}", column=self.key, expected=expected
+        )
+
+    def _input(self, X: pd.DataFrame, mode: str) -> Any:
+        "What the transformer is given: the frame, or the numeric features as (n_rows, n_numeric) float64."
+        if mode == "frame":
+            return X.copy(deep=False)  # a transformer that adds a column in place adds it to its own copy
+        return X[self.numeric_in_].to_numpy(dtype="float64")
+
+    def fit_transform(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> pd.DataFrame:
+        "Fit on `X` (n_rows, n_features): as a frame if the transformer takes one, else as a NumPy array."
+        self.feature_names_in_ = [str(c) for c in X.columns]
+        self.n_features_in_ = len(self.feature_names_in_)
+        self.numeric_in_ = [c for c in self.feature_names_in_ if X[c].dtype.kind in "fiub"]
+        self.categorical_in_ = [c for c in self.feature_names_in_ if c not in self.numeric_in_]
+        errors: dict[str, str] = {}
+        for mode in ("frame", "numpy"):
+            t = _fresh(self.transformer)
+            Xin = self._input(X, mode)  # (n_rows, n_features) frame, or (n_rows, n_numeric) array
+            try:
+                out = t.fit_transform(Xin, y) if hasattr(t, "fit_transform") else t.fit(Xin, y).transform(Xin)
+            except ConfigError:
+                raise
+            except Exception as e:  # a user's code: anything may fail
+                errors[mode] = f"{type(e).__name__}: {' '.join(str(e).split())}"[:300]
+                continue
+            self.input_, self.transformer_ = mode, t
+            self.feature_names_out_ = self._names(out, Xin)
+            return self._frame(out, X)
+        raise self._error(
+            f"fails on a DataFrame of the features ({errors['frame']}) and on a NumPy array of the numeric "
+            f"features ({errors['numpy']})",
+            "fit and transform that take a DataFrame, or a NumPy array (n_rows, n_numeric) of the numeric "
+            "features in schema order",
+        )
+
+    def fit(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> FrameAdapter:
+        self.fit_transform(X, y)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        "The fitted transformer's output for `X` (n_rows, n_features), as a frame (n_rows, n_features_out)."
+        return self._frame(self.transformer_.transform(self._input(X, self.input_)), X)
+
+    def get_feature_names_out(self, input_features: Any = None) -> Any:
+        import numpy as np
+
+        return np.asarray(self.feature_names_out_, dtype=object)  # (n_features_out,)
+
+    def _names(self, out: Any, Xin: Any) -> list[str]:
+        "The output's column names; in NumPy mode, the categorical inputs (passed beside it) last."
+        import pandas as pd
+
+        if isinstance(out, pd.DataFrame):
+            names = [str(c) for c in out.columns]
+        else:
+            arr = self._array(out, len(Xin))  # (n_rows, n_out)
+            ins = [str(c) for c in Xin.columns] if isinstance(Xin, pd.DataFrame) else self.numeric_in_
+            names = []
+            if hasattr(self.transformer_, "get_feature_names_out"):
+                try:
+                    names = [str(c) for c in self.transformer_.get_feature_names_out(ins)]
+                except Exception:  # noqa: BLE001 (a user's method: fall back to our names)
+                    names = []
+            if len(names) != arr.shape[1]:
+                kept = arr.shape[1] >= len(ins) and _same(arr[:, : len(ins)], Xin)
+                names = [*ins] if kept else []
+                names += [f"{self._label().lower()}{j}" for j in range(arr.shape[1] - len(names))]
+        if self.input_ == "numpy":
+            names += self.categorical_in_
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise self._error(
+                f"gives several output columns the name {dup[0]!r}", "unique names (get_feature_names_out)"
+            )
+        missing = [c for c in self.categorical_in_ if c not in names]
+        if missing:
+            raise self._error(
+                f"drops the categorical column {missing[0]!r}, which the encoder needs",
+                "the categorical columns kept (drop a feature with features: in the config)",
+            )
+        return names
+
+    def _array(self, out: Any, n_rows: int) -> Any:
+        "`out` as a 2-D array (n_rows, n_out), or a ConfigError."
+        import numpy as np
+
+        if hasattr(out, "toarray"):  # a scipy sparse matrix
+            out = out.toarray()
+        arr = np.asarray(out)
+        if arr.ndim != 2 or arr.shape[0] != n_rows:
+            raise self._error(
+                f"returns an array of shape {arr.shape} for {n_rows} rows", "a 2-D array (n_rows, n_columns)"
+            )
+        return arr
+
+    def _frame(self, out: Any, X: pd.DataFrame) -> pd.DataFrame:
+        "`out` as a frame (n_rows, n_features_out): `X`'s index, numbers as float64, the categories as given."
+        import pandas as pd
+
+        passed = self.categorical_in_ if self.input_ == "numpy" else []  # beside the transformer
+        names = self.feature_names_out_
+        own = names[: len(names) - len(passed)]  # the transformer's own output columns
+        if isinstance(out, pd.DataFrame):
+            if [str(c) for c in out.columns] != own or len(out) != len(X):
+                raise self._error(
+                    f"returned columns {list(out.columns)[:8]} for {len(out)} rows; at fit: {own[:8]}",
+                    "the same columns at every call, one row per input row",
+                )
+            frame = out.set_axis(own, axis=1).set_axis(X.index, axis=0)
+        else:
+            arr = self._array(out, len(X))  # (n_rows, n_own)
+            if arr.shape[1] != len(own):
+                raise self._error(f"returned {arr.shape[1]} columns; at fit: {len(own)}", "the same columns")
+            frame = pd.DataFrame(arr, columns=own, index=X.index)
+        cols = {c: X[c] for c in passed}
+        for name in own:
+            s = frame[name]
+            if name in self.categorical_in_:
+                cols[name] = s
+                continue
+            if s.dtype.kind == "b":
+                s = s.astype("float64")
+            num = pd.to_numeric(s, errors="coerce")
+            bad = num.isna() & s.notna()
+            if bad.any():
+                raise self._error(
+                    f"adds the column {name!r} with values such as {s[bad].iloc[0]!r}: a new column must hold "
+                    "numbers (it is imputed and scaled as numeric)",
+                    "numbers; make a new category in the data (SQL) so that the schema one-hot encodes it",
+                )
+            cols[name] = num.to_numpy(dtype="float64")  # (n_rows,)
+        return pd.DataFrame({n: cols[n] for n in names}, index=X.index)
+
 # %% ../nbs/03_features.ipynb #50019d60
 PREPROCESSING_DEFAULTS: dict[str, Any] = {
     "impute_numeric": "median",
@@ -107,25 +288,32 @@ PREPROCESSING_DEFAULTS: dict[str, Any] = {
 }
 
 
+def _custom_step(spec: Any, i: int) -> tuple[str, Any]:
+    "Transformer `i` of the config as a pipeline step: mlprod's own as it is, any other inside a FrameAdapter."
+    key = f"preprocessing.transformers[{i}]"
+    if not isinstance(spec, dict) or "class" not in spec:
+        raise ConfigError(
+            "each transformer needs a 'class'", column=key, expected="{class: import.path, params: {...}}"
+        )
+    t = make_object(spec["class"], spec.get("params"), key)
+    lacking = [m for m in ("fit", "transform") if not callable(getattr(t, m, None))]
+    if lacking:
+        raise ConfigError(
+            f"{spec['class']} has no {' or '.join(lacking)} method", column=key, expected="a transformer"
+        )
+    own = type(t).__module__.split(".")[0] == "mlprod"
+    return f"custom{i}_{type(t).__name__}", t if own else FrameAdapter(t, key)
+
+
 def build_pipeline(schema: Schema, estimator: Any, options: dict[str, Any] | None = None) -> Any:
-    "An unfitted sklearn Pipeline: custom transformers -> ColumnTransformer -> `estimator`."
+    "An unfitted sklearn Pipeline: custom transformers -> encoding -> `estimator`; pandas output throughout."
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
     opts = {**PREPROCESSING_DEFAULTS, **(options or {})}
-    steps: list[tuple[str, Any]] = []
-    numeric = list(schema.numeric)
-    for i, spec in enumerate(opts["transformers"]):
-        key = f"preprocessing.transformers[{i}]"
-        if not isinstance(spec, dict) or "class" not in spec:
-            raise ConfigError(
-                "each transformer needs a 'class'", column=key, expected="{class: import.path, params: {...}}"
-            )
-        t = make_object(spec["class"], spec.get("params"), key)
-        numeric += list(getattr(t, "new_numeric", []))
-        steps.append((f"custom{i}_{type(t).__name__}", t))
+    steps = [_custom_step(spec, i) for i, spec in enumerate(opts["transformers"])]
     num_steps: list[tuple[str, Any]] = []
     if opts["impute_numeric"] != "none":
         num_steps.append(("impute", SimpleImputer(strategy=opts["impute_numeric"], fill_value=0)))
@@ -140,11 +328,29 @@ def build_pipeline(schema: Schema, estimator: Any, options: dict[str, Any] | Non
         cat_steps.append(("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)))
     else:
         cat_steps.append(("ordinal", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)))
-    parts = []
-    if numeric:
-        parts.append(("num", Pipeline(num_steps) if num_steps else "passthrough", numeric))
-    if schema.categorical:
-        parts.append(("cat", Pipeline(cat_steps), schema.categorical))
-    steps.append(("preprocess", ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)))
-    steps.append(("model", estimator))
-    return Pipeline(steps)
+    num = Pipeline(num_steps) if num_steps else "passthrough"
+    cat, categorical = Pipeline(cat_steps), list(schema.categorical)
+    names = {"verbose_feature_names_out": False}
+    if not steps:  # the schema's columns, by name
+        parts = [("num", num, schema.numeric)] if schema.numeric else []
+        parts += [("cat", cat, categorical)] if categorical else []
+        preprocess: Any = ColumnTransformer(parts, remainder="drop", **names)
+    else:  # numeric: every column but the schema's categorical ones, whatever the transformers added
+        numeric_side = ColumnTransformer([("categorical", "drop", categorical)], remainder=num, **names)
+        parts = [("num", numeric_side, slice(None)), *([("cat", cat, categorical)] if categorical else [])]
+        preprocess = ColumnTransformer(parts, remainder="drop", **names)
+    steps.append(("preprocess", preprocess))
+    for _, step in steps:
+        step.set_output(transform="pandas")  # each step's columns, named by its get_feature_names_out
+    return Pipeline([*steps, ("model", estimator)])
+
+# %% ../nbs/03_features.ipynb #5932664e
+def model_features(model: Any) -> list[str] | None:
+    "The names of the columns a fitted Pipeline's estimator takes (its preprocessing's output), or None if unknown."
+    steps = getattr(model, "steps", None)
+    if not steps or len(steps) < 2:
+        return None
+    try:
+        return [str(c) for c in model[:-1].get_feature_names_out()]
+    except (AttributeError, TypeError, ValueError):  # e.g. a step without names, in a bundle of older code
+        return None

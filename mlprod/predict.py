@@ -67,7 +67,8 @@ class Predictor:
 
     def predict(
         self,
-        df: pd.DataFrame,  # (n_rows, >= 1 + n_features): the id column and the features; extra columns ignored
+        df: pd.DataFrame
+        | np.ndarray,  # (n_rows, >= 1 + n_features): the id column and the features; extra columns ignored
         proba: bool = False,  # add one proba_<class> column per class (classifiers)
         *,
         source: str | Path | None = None,  # the file `df` came from, for error messages
@@ -76,6 +77,8 @@ class Predictor:
         "Predict `df`: (n_rows, 2 [+ n_classes]) = id, prediction [, proba_<class>...], in `df`'s order and index."
         from mlprod.schema import validate
 
+        if not hasattr(df, "columns"):  # a 2-D NumPy array (n_rows, n_features), the schema's order: no id
+            return self._predict_array(df, proba)
         if self.user_col is not None:  # a recommender: user, items, scores, fallback (proba does not apply)
             return self._recommend_rows(df, source, row_offset)
         if self.id_col is not None and self.id_col not in df.columns:
@@ -171,6 +174,26 @@ class Predictor:
             p = self.model.predict_proba(X)[0]  # (n_classes,)
             out |= dict(zip(self._proba_names, p.tolist(), strict=True))
         return out
+
+    def _predict_array(self, arr: Any, proba: bool) -> pd.DataFrame:
+        "`predict` on an array (n_rows, n_features) of the schema's features in order: (n_rows, 1 [+ n_classes]), no id."
+        import pandas as pd
+
+        a = np.asarray(arr)
+        if a.ndim != 2 or a.shape[1] != len(self.features):
+            one = " (one row: arr.reshape(1, -1))" if a.ndim == 1 else ""
+            raise SchemaError(
+                f"an array of shape {a.shape}{one}",
+                expected=f"a 2-D array (n_rows, {len(self.features)}) whose columns are, in order: "
+                + ", ".join(self.features),
+            )
+        frame = pd.DataFrame(a, columns=self.features)  # (n_rows, n_features), index = row number from 0
+        if self.id_col is None:
+            return self.predict(frame, proba)
+        frame.insert(
+            0, self.id_col, np.arange(len(frame))
+        )  # no ids to give: a stand-in, left out of the output
+        return self.predict(frame, proba).drop(columns=self.id_col)
 
     # ---- recommenders (task recommend) ----------------------------------------------------------------------
     def recommend(self, user_ids: Any, k: int | None = None) -> pd.DataFrame:

@@ -270,6 +270,16 @@ def model_card(model_dir: str | Path) -> dict[str, Any]:
         + (" (uncommitted changes)" if git.get("dirty") else ""),
         f"- seed {meta['seed']}" if "seed" in meta else "- seed: not recorded",
     ]
+    schema_file = folder / "schema.json"
+    final = (
+        json.loads(schema_file.read_text(encoding="utf-8")).get("model_features")
+        if schema_file.exists()
+        else None
+    )
+    if (
+        final
+    ):  # the columns the estimator takes, after the preprocessing (schema.json; absent in older bundles)
+        summary.append(f"- model features ({len(final)}): {', '.join(map(str, final))}")
     if "split" in meta and "holdout" in meta["split"]:  # a recommender
         sp = meta["split"]
         summary.append(

@@ -41,6 +41,8 @@ class Schema:
     id_col: str | None
     features: list[Column] = field(default_factory=list)
     classes: list[Any] | None = None
+    # the columns the estimator takes, after the preprocessing (set at training; absent in older bundles)
+    model_features: list[str] | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -57,6 +59,8 @@ class Schema:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["features"] = [{k: v for k, v in asdict(c).items() if v is not None} for c in self.features]
+        if d["model_features"] is None:  # a schema without them reads as it always did
+            del d["model_features"]
         return {"format": 1, **d}
 
     def to_json(self) -> str:
@@ -70,7 +74,10 @@ class Schema:
                     f"unknown schema format {d.get('format')!r}", path=source, expected="format 1"
                 )
             features = [Column(**c) for c in d["features"]]
-            return cls(d["task"], d.get("target"), d.get("id_col"), features, d.get("classes"))
+            final = d.get("model_features")
+            if final is not None and not (isinstance(final, list) and all(isinstance(n, str) for n in final)):
+                raise SchemaError("model_features is not a list of column names", path=source)
+            return cls(d["task"], d.get("target"), d.get("id_col"), features, d.get("classes"), final)
         except (KeyError, TypeError) as e:
             raise SchemaError(f"malformed schema ({e})", path=source) from None
 

@@ -802,6 +802,8 @@ def _fit(cfg: TrainConfig, chk: _Check, schema: Schema, cand: Candidate, data: t
         raise chk.relocate(e, "preprocessing") from None
     try:
         return model.fit(*data)
+    except ConfigError as e:  # a custom transformer refused at fit (mlprod.features.FrameAdapter)
+        raise chk.relocate(e, "preprocessing") from None
     except ValueError as e:  # sklearn's parameter and input checks
         raise chk.error(
             f"candidate {cand.name!r} cannot be fitted: {' '.join(str(e).split())}", cand.key
@@ -833,6 +835,7 @@ def train_candidates(
 ) -> TrainResult:
     "Train every candidate of `config` on `df_train`, score each on the validation split; the best is `.best`."
     from mlprod.evaluate import higher_is_better
+    from mlprod.features import model_features
 
     cfg = config if isinstance(config, TrainConfig) else parse_config(dict(config))
     cfg = cfg.seeded(cfg.seed if seed is None else seed)
@@ -888,7 +891,7 @@ def train_candidates(
         bundles[cand.name] = Bundle(
             model=model,
             config=own.to_dict(),
-            schema=prep.schema,
+            schema=replace(prep.schema, model_features=model_features(model)),  # + the estimator's columns
             metrics=metrics | ({"baseline": baseline} if baseline else {}),
             golden=prep.golden.copy(),
             metadata=metadata,
