@@ -303,6 +303,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'mlprod.query._register_eval_views': ('query.html#_register_eval_views', 'mlprod/query.py'),
                               'mlprod.query._register_recommend_views': ('query.html#_register_recommend_views', 'mlprod/query.py'),
                               'mlprod.query._same_file': ('query.html#_same_file', 'mlprod/query.py'),
+                              'mlprod.query._spellings': ('query.html#_spellings', 'mlprod/query.py'),
                               'mlprod.query._statements': ('query.html#_statements', 'mlprod/query.py'),
                               'mlprod.query._table_error': ('query.html#_table_error', 'mlprod/query.py'),
                               'mlprod.query._table_of': ('query.html#_table_of', 'mlprod/query.py'),

@@ -54,7 +54,7 @@ def connect(
             raise DataError(f"cannot open the database ({_one_line(e)})", path=database) from None
     try:
         # Each file as given (made absolute) and as resolved (symbolic links followed), however the SQL names it.
-        allowed = sorted({str(Path(p).absolute()) for p in inputs} | {str(Path(p).resolve()) for p in inputs})
+        allowed = sorted({str(spelling) for p in inputs for spelling in _spellings(Path(p))})
         con.execute("SET allowed_paths = ?", [allowed])  # only settable once the database runs
         con.execute("SET enable_external_access = false")  # no other file, URL, ATTACH, COPY or extension
         con.execute("SET lock_configuration = true")  # and no statement can change that
@@ -62,6 +62,14 @@ def connect(
         con.close()
         raise
     return con
+
+
+def _spellings(path: Path) -> tuple[Path, ...]:
+    "`path` made absolute, and resolved when it can be (a loop of symbolic links cannot: reading it fails later)."
+    try:
+        return path.absolute(), path.resolve()
+    except (OSError, RuntimeError):
+        return (path.absolute(),)
 
 
 def _one_line(e: BaseException) -> str:
@@ -289,7 +297,7 @@ def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist (yet)
-        return a.resolve() == b.resolve()
+        return _spellings(a)[-1] == _spellings(b)[-1]
 
 
 def _refuse_output_in_inputs(output: Path, inputs: list[dict[str, Any]]) -> None:
