@@ -5,13 +5,14 @@
 # %% ../nbs/07_query.ipynb #fe3a0a68
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .errors import DataError, QueryError
+from .errors import ConfigError, DataError, QueryError
 from .io import SUPPORTED, table_format
 
 if TYPE_CHECKING:
@@ -31,19 +32,44 @@ __all__ = ['shipped_sql_dir', 'connect', 'register_tables', 'read_sql', 'run_que
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def connect(database: str | Path | None = None) -> duckdb.DuckDBPyConnection:
-    "An in-memory DuckDB connection, or one on `database` (read-only)."
+# Set when the connection opens: DuckDB would otherwise fetch an extension a statement names.
+_NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
+def connect(
+    database: str | Path | None = None, inputs: Iterable[str | Path] = ()
+) -> duckdb.DuckDBPyConnection:
+    "A DuckDB connection (in memory, or on `database` read-only) that can read the files `inputs` and nothing else."
     import duckdb
 
     if database is None:
-        return duckdb.connect(":memory:")
-    database = Path(database)
-    if not database.is_file():
-        raise DataError("database file not found", path=database, expected="a DuckDB database file")
+        con = duckdb.connect(":memory:", config=_NO_EXTENSIONS)
+    else:
+        database = Path(database)
+        if not database.is_file():
+            raise DataError("database file not found", path=database, expected="a DuckDB database file")
+        try:
+            con = duckdb.connect(str(database), read_only=True, config=_NO_EXTENSIONS)
+        except duckdb.Error as e:
+            raise DataError(f"cannot open the database ({_one_line(e)})", path=database) from None
     try:
-        return duckdb.connect(str(database), read_only=True)
-    except duckdb.Error as e:
-        raise DataError(f"cannot open the database ({_one_line(e)})", path=database) from None
+        # Each file as given (made absolute) and as resolved (symbolic links followed), however the SQL names it.
+        allowed = sorted({str(spelling) for p in inputs for spelling in _spellings(Path(p))})
+        con.execute("SET allowed_paths = ?", [allowed])  # only settable once the database runs
+        con.execute("SET enable_external_access = false")  # no other file, URL, ATTACH, COPY or extension
+        con.execute("SET lock_configuration = true")  # and no statement can change that
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _spellings(path: Path) -> tuple[Path, ...]:
+    "`path` made absolute, and resolved when it can be (a loop of symbolic links cannot: reading it fails later)."
+    try:
+        return path.absolute(), path.resolve()
+    except (OSError, RuntimeError):
+        return (path.absolute(),)
 
 
 def _one_line(e: BaseException) -> str:
@@ -134,16 +160,81 @@ def read_sql(sql_file: str | Path) -> str:
     return text
 
 
+def _refused(e: Exception) -> bool:
+    "Whether DuckDB refused a statement because of the sandbox `connect` set (a file, an extension, a setting)."
+    import duckdb
+
+    return isinstance(e, duckdb.PermissionException) or "configuration has been locked" in str(e)
+
+
 def _query_error(
-    e: Exception, sql_file: str | Path, tables: dict[str, str | Path] | None = None
+    e: Exception,
+    sql_file: str | Path,
+    tables: dict[str, str | Path] | None = None,
+    start: int | None = None,  # the line of the file the failing statement starts on
 ) -> QueryError | DataError:
     "A QueryError naming the SQL file and line; a DataError naming the table's file when its data is at fault."
     table = _table_of(e, tables or {})
     if table is not None:  # e.g. a bad byte or a ragged row past the part DuckDB sniffed
         return _table_error(e, *table)
     m = _LINE.search(str(e))
-    line = int(m.group(1)) if m else None
-    return QueryError(_one_line(_LINE.split(str(e))[0]), path=sql_file, line=line)
+    line = (start or 1) + int(m.group(1)) - 1 if m else start  # DuckDB counts from the text it was given
+    text = _one_line(_LINE.split(str(e))[0])
+    if _refused(e):
+        return QueryError(
+            f"refused: {text}",
+            path=sql_file,
+            line=line,
+            expected="SQL that reads only the tables it is given and writes nothing; mlprod writes the output",
+        )
+    return QueryError(text, path=sql_file, line=line)
+
+
+class _Statement(NamedTuple):
+    line: int  # the line of the file it starts on
+    text: str
+    names: set[str]  # its `$name` parameters, folded to lower case as DuckDB folds them
+    kind: str  # DuckDB's statement type: SELECT, INSERT, COPY, ...
+
+
+# What a fetch's last statement may be: a statement that returns rows (PIVOT parses as MULTI).
+_QUERY_KINDS = ("SELECT", "MULTI", "CALL", "PRAGMA", "EXPLAIN")
+
+
+def _statements(sql: str, sql_file: str | Path) -> list[_Statement]:
+    "The statements of `sql` by DuckDB's parser, each with the line of the file it starts on."
+    import duckdb
+
+    try:
+        parsed = duckdb.extract_statements(sql)  # parses only: nothing runs
+    except duckdb.Error as e:
+        raise _query_error(e, sql_file) from None  # the parser saw the whole file: its line is the file's
+    if not parsed:
+        raise QueryError("the SQL file holds no query", path=sql_file, expected="a SELECT statement last")
+    # Each text is a slice of the file (comments after a statement belong to it), back to back from the first.
+    joined = "".join(s.query for s in parsed)
+    pos = len(sql) - len(joined) if sql.endswith(joined) else 0
+    out = []
+    for s in parsed:
+        start = sql.find(s.query, pos)
+        start = pos if start < 0 else start
+        names = {n.lower() for n in s.named_parameters}
+        out.append(_Statement(sql.count("\n", 0, start) + 1, s.query, names, s.type.name))
+        pos = start + len(s.query)
+    return out
+
+
+def _where(con: duckdb.DuckDBPyConnection, text: str, start: int) -> int:
+    "Error path only: the line a query that failed to bind fails on, by binding it once more (PREPARE never runs it)."
+    import duckdb
+
+    try:
+        con.execute("PREPARE _mlprod_where AS " + text)  # the prefix holds no line break: lines are unchanged
+    except duckdb.Error as e:
+        m = _LINE.search(str(e))
+        return start + int(m.group(1)) - 1 if m else start
+    con.execute("DEALLOCATE _mlprod_where")
+    return start  # it binds without the values: the failure was theirs, or the run's
 
 
 @contextmanager
@@ -154,28 +245,38 @@ def run_query(
     params: dict[str, Any] | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
 ) -> Iterator[duckdb.DuckDBPyRelation]:
-    "Bind `params` into the query of `sql_file`; yield its result as a DuckDB relation (lazy: stream from it)."
+    "Run the statements of `sql_file` once each; yield the last one's result as a lazy DuckDB relation, `params` bound."
     import duckdb
 
     sql = read_sql(sql_file)
+    *before, last = _statements(sql, sql_file)  # a syntax error stops here: nothing ran
+    start = last.line
+    if last.kind not in _QUERY_KINDS:
+        raise QueryError(
+            "the SQL file holds no query", path=sql_file, line=start, expected="a SELECT statement last"
+        )
+    params = params or {}
+    taken = set().union(*(s.names for s in before)) - last.names  # by an earlier statement only
     own = con is None
-    con = con or connect(database)
+    con = con or connect(database, inputs=(tables or {}).values())  # reads the tables given, nothing else
     try:
         register_tables(con, tables or {})
+        for s in before:
+            try:
+                con.execute(s.text, {k: v for k, v in params.items() if k.lower() in s.names} or None)
+                con.complete()  # to its end, its rows unread (a query before the last one only runs)
+            except duckdb.Error as e:
+                raise _query_error(e, sql_file, tables, s.line) from None
         try:
-            rel = con.sql(sql, params=params or {})
+            rel = con.sql(last.text, params={k: v for k, v in params.items() if k.lower() not in taken})
         except duckdb.Error as e:
-            detailed = e
-            try:  # error path only: the DB-API call reports the line (binding fails again, nothing runs)
-                con.execute(sql, params or {})
-            except duckdb.Error as e2:
-                detailed = e2
-            raise _query_error(detailed, sql_file, tables) from None
+            line = start if _LINE.search(str(e)) else _where(con, last.text, start)
+            raise _query_error(e, sql_file, tables, line) from None
         if rel is None:
             raise QueryError("the SQL file holds no query", path=sql_file, expected="a SELECT statement last")
         yield rel
     except duckdb.Error as e:  # raised while the caller reads the result
-        raise _query_error(e, sql_file, tables) from None
+        raise _query_error(e, sql_file, tables, start) from None
     finally:
         if own:
             con.close()
@@ -189,6 +290,29 @@ def parse_value(text: str) -> Any:
         except ValueError:
             pass
     return text
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    "Whether `a` and `b` name one file: by the file system (links, `..`), else by resolved path."
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return _spellings(a)[-1] == _spellings(b)[-1]
+
+
+def _refuse_output_in_inputs(output: Path, inputs: list[dict[str, Any]]) -> None:
+    "A fetch never writes over what it reads: `output` (or its lineage record) may not be one of `inputs`."
+    from mlprod.lineage import lineage_file
+
+    for ref in inputs:
+        for path in (output, lineage_file(output)):
+            if _same_file(path, Path(ref["path"])):
+                role = f"table {ref['name']!r}" if ref["role"] == "table" else f"the {ref['role']} file"
+                raise ConfigError(
+                    f"the output is also an input ({role} {ref['path']})",
+                    path=output,
+                    expected="an output that is none of --sql, --table and --database",
+                )
 
 
 def fetch(
@@ -211,6 +335,7 @@ def fetch(
     inputs += [{"path": p, "role": "table", "name": n} for n, p in (tables or {}).items()]
     if database is not None:
         inputs.append({"path": database, "role": "database"})
+    _refuse_output_in_inputs(output, inputs)  # before anything runs or is staged
     with staged_output(output) as staged:  # the table and its record land together (mlprod.lineage)
         with run_query(sql_file, tables, database, params) as rel, TableWriter(staged) as w:
             reader = rel.to_arrow_reader(batch_rows)
@@ -327,7 +452,7 @@ def evaluate_sql(
         )
     recommend = task == "recommend"
     sql_file = Path(sql_dir or shipped_sql_dir()) / f"evaluate_{task}.sql"
-    with connect() as con:
+    with connect(inputs=(predictions, truth)) as con:  # the sandbox: these two files, nothing else
         if recommend:
             _register_recommend_views(con, Path(predictions), Path(truth), id_col, target_col)
         else:
