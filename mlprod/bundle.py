@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['TRACKED', 'MODEL_FILES', 'EXPECTED', 'MANIFEST', 'ALIASES', 'BLOCK_BYTES', 'SKEW_POLICIES', 'STRICT',
-           'GOLDEN_INPUTS_SHOWN', 'Bundle', 'model_outputs', 'library_versions', 'golden_rows', 'save_bundle',
-           'sweep_stale_temporaries', 'read_aliases', 'resolve_version', 'read_manifest', 'verify_files',
-           'check_versions', 'check_mlprod_version', 'load_bundle', 'list_versions', 'promote']
+__all__ = ['TRACKED', 'MODEL_FILES', 'EXPECTED', 'MANIFEST', 'ALIASES', 'BLOCK_BYTES', 'SKEW_POLICIES', 'STRICT', 'Bundle',
+           'model_outputs', 'library_versions', 'golden_rows', 'save_bundle', 'sweep_stale_temporaries', 'read_aliases',
+           'resolve_version', 'read_manifest', 'verify_files', 'check_versions', 'check_mlprod_version', 'load_bundle',
+           'list_versions', 'promote']
 
 # %% ../nbs/04_bundle.ipynb #936ed278
 @dataclass
@@ -904,7 +904,7 @@ def _load_model(
     return model
 
 # %% ../nbs/04_bundle.ipynb #5eeab2cd
-GOLDEN_INPUTS_SHOWN = 12  # a golden mismatch names at most this many of the row's input values
+_GOLDEN_INPUTS_SHOWN = 12  # a golden mismatch names at most this many of the row's input values
 
 
 def _plain(v: Any) -> str:
@@ -915,8 +915,8 @@ def _plain(v: Any) -> str:
 def _golden_inputs(golden: pd.DataFrame, schema: Schema, i: int) -> str:
     "The id and the input values of golden row `i`: 'house_id=1042, area=30.5, district='east''."
     cols = [c for c in [schema.id_col, *schema.feature_names] if c and c in golden.columns]
-    shown = ", ".join(f"{c}={_plain(golden[c].iloc[i])}" for c in cols[:GOLDEN_INPUTS_SHOWN])
-    more = len(cols) - GOLDEN_INPUTS_SHOWN
+    shown = ", ".join(f"{c}={_plain(golden[c].iloc[i])}" for c in cols[:_GOLDEN_INPUTS_SHOWN])
+    more = len(cols) - _GOLDEN_INPUTS_SHOWN
     return shown + (f", ... ({more} more)" if more > 0 else "")
 
 
