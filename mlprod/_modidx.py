@@ -227,6 +227,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                            'mlprod.io._jsonl_ids': ('io.html#_jsonl_ids', 'mlprod/io.py'),
                            'mlprod.io._long_first_row': ('io.html#_long_first_row', 'mlprod/io.py'),
                            'mlprod.io._mac_csv_chunks': ('io.html#_mac_csv_chunks', 'mlprod/io.py'),
+                           'mlprod.io._may_hold_minus_zero': ('io.html#_may_hold_minus_zero', 'mlprod/io.py'),
                            'mlprod.io._may_hold_null_line': ('io.html#_may_hold_null_line', 'mlprod/io.py'),
                            'mlprod.io._nullable_integers': ('io.html#_nullable_integers', 'mlprod/io.py'),
                            'mlprod.io._open_binary': ('io.html#_open_binary', 'mlprod/io.py'),

@@ -504,7 +504,9 @@ def _parse_csv(chunk: RawChunk) -> pd.DataFrame:
     # A row with fewer fields than the header: pandas pads it with missing values, so a file cut off in its last
     # line would read as if whole. Such a row leaves the last column missing; only then are the commas counted.
     want = len(df.columns)
-    if want > 1 and df.iloc[:, -1].hasnans and _unquoted_commas(text := chunk.text()) < len(df) * (want - 1):
+    last = df.iloc[:, -1] if want > 1 else None  # (n_rows,); an id column read as text pads with '', not NaN
+    gap = last is not None and (last.hasnans or (df.columns[-1] in chunk.ids and bool((last == "").any())))
+    if gap and _unquoted_commas(text := chunk.text()) < len(df) * (want - 1):
         short = _short_row(chunk, text, want)
         if short is not None:
             raise short
@@ -848,9 +850,25 @@ def _ids_as_strings(block: bytes, ids: Sequence[str]) -> bytes | None:
     return b"\n".join(out)
 
 
+def _may_hold_minus_zero(block: bytes) -> bool:
+    "Whether JSON lines `block` may hold the number -0 (the -0 of -0.5 or 1e-05 is none): numpy over the bytes."
+    if block.find(b"-0") < 0:
+        return False
+    import numpy as np
+
+    arr = np.frombuffer(block, dtype=np.uint8)  # (n,) no copy
+    at = np.flatnonzero((arr[:-1] == 45) & (arr[1:] == 48))  # (n_found,) where "-0" starts
+    after = np.where(at + 2 < len(arr), arr[np.minimum(at + 2, len(arr) - 1)], 10)  # (n_found,)
+    before = arr[np.maximum(at - 1, 0)]  # (n_found,)
+    number_goes_on = np.isin(after, np.frombuffer(b"0123456789.eE", dtype=np.uint8))
+    exponent = np.isin(before, np.frombuffer(b"eE", dtype=np.uint8)) & (at > 0)
+    return bool((~number_goes_on & ~exponent).any())
+
+
 def _jsonl_ids(table: Any, path: Path, block: bytes, first_line: int, ids: Sequence[str]) -> Any:
     "`table` (a parsed block of JSON lines) with its `ids` columns as text, as written: (n_rows, n_columns)."
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     for name in ids:
         if name not in table.schema.names:
@@ -860,6 +878,10 @@ def _jsonl_ids(table: Any, path: Path, block: bytes, first_line: int, ids: Seque
             continue  # strings as they are: the common case costs nothing
         if pa.types.is_null(kind):  # no id in the whole block
             column = pa.nulls(table.num_rows, pa.string())
+        elif pa.types.is_integer(kind) and not _may_hold_minus_zero(block):
+            # A JSON integer has one spelling (no leading zero, no plus sign), its digits; but for -0, which
+            # pyarrow reads as 0: a block that may hold one (-0 not in 1e-05, -0.5) takes the slow path below.
+            column = pc.cast(table.column(i), pa.string())
         else:  # numbers (or true / false): their spelling, from the lines themselves
             column = pa.array(_json_id_texts(path, block, first_line, name), pa.string())
             if len(column) != table.num_rows:  # cannot happen: pyarrow and json.loads see the same lines

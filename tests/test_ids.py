@@ -289,3 +289,26 @@ def test_recommender_tells_007_from_7(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["user_id"] for r in rows] == ["007", "7", "0007"]
     assert [r["fallback"] for r in rows] == [False, False, True]  # 0007 was never seen
+
+
+def test_a_short_row_is_still_refused_when_the_id_is_the_last_column(tmp_path: Path) -> None:
+    "pandas pads a short row with '' in a text column: a cut-off last line must not read as an empty id."
+    path = tmp_path / "short.csv"
+    path.write_text("x,id\n1,007\n2\n3,\n")
+    with pytest.raises(DataError, match="ragged row with 1 field"):
+        read_table(path, ids=["id"])
+    path.write_text("x,id\n1,007\n3,\n")  # an empty id field is a field: fine
+    assert read_table(path, ids=["id"])["id"].tolist() == ["007", ""]
+
+
+def test_jsonl_ids_mixing_strings_and_numbers_read_the_same_in_any_chunking(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_text('{"id": "007", "x": 1}\n{"id": 7, "x": 2}\n\n{"id": 1.50, "x": 3}\n{"id": "", "x": 4}\n')
+    for chunk_rows in (1, 2, 100):
+        got = pd.concat(list(iter_table(path, chunk_rows=chunk_rows, ids=["id"])))
+        assert got["id"].tolist() == ["007", "7", "1.50", ""]
+        assert got["x"].tolist() == [1, 2, 3, 4]
+    with pytest.raises(
+        DataError, match="a string where line 1 has a number|a number where line 1 has a string"
+    ):
+        read_table(path)  # without ids: one JSON type per column, as before
