@@ -53,9 +53,7 @@ def _one_line(e: BaseException) -> str:
 def register_tables(
     con: duckdb.DuckDBPyConnection,
     tables: dict[str, str | Path],
-    ids: Sequence[
-        str
-    ] = (),  # columns of ids: a CSV file's as the text written (VARCHAR), as mlprod.io reads them
+    ids: Sequence[str] = (),  # id columns: in a CSV file, the text written (VARCHAR), as mlprod.io reads them
 ) -> None:
     "Register each file in `tables` (name -> path) as a view called `name`, read as strictly as `mlprod.io` reads it."
     import duckdb
@@ -72,31 +70,20 @@ def register_tables(
             if fmt == "csv":
                 # No guessing: comma-separated, the header on line 1 (the sniffer may otherwise skip lines and
                 # take a later row for the header); a ragged row or a bad byte is an error, not a NULL.
-                rel = con.read_csv(
-                    str(path),
-                    header=True,
-                    sep=",",
-                    quotechar='"',
-                    skiprows=0,
-                    encoding="utf-8",
-                    strict_mode=True,
-                    null_padding=False,
-                    ignore_errors=False,
-                )
+                strict: dict[str, Any] = {
+                    "header": True,
+                    "sep": ",",
+                    "quotechar": '"',
+                    "skiprows": 0,
+                    "encoding": "utf-8",
+                    "strict_mode": True,
+                    "null_padding": False,
+                    "ignore_errors": False,
+                }
+                rel = con.read_csv(str(path), **strict)
                 text = {c: "VARCHAR" for c in rel.columns if c in ids}
                 if text:  # 007 stays '007', 1e3 '1e3': never sniffed as numbers
-                    rel = con.read_csv(
-                        str(path),
-                        header=True,
-                        sep=",",
-                        quotechar='"',
-                        skiprows=0,
-                        encoding="utf-8",
-                        strict_mode=True,
-                        null_padding=False,
-                        ignore_errors=False,
-                        dtype=text,
-                    )
+                    rel = con.read_csv(str(path), dtype=text, **strict)
             elif fmt == "parquet":
                 rel = con.read_parquet(str(path))
             else:  # one JSON object per line, as mlprod.io requires (not a column of raw JSON values)
