@@ -312,3 +312,36 @@ def test_jsonl_ids_mixing_strings_and_numbers_read_the_same_in_any_chunking(tmp_
         DataError, match="a string where line 1 has a number|a number where line 1 has a string"
     ):
         read_table(path)  # without ids: one JSON type per column, as before
+
+
+@pytest.mark.parametrize("engine", ["pandas", "sql"])
+def test_the_evaluate_command_matches_every_id(
+    model: Path, truth: Path, tmp_path: Path, cli, engine: str
+) -> None:
+    pred = tmp_path / "p.jsonl"
+    r = cli(
+        "predict",
+        "--model-dir",
+        str(model),
+        "--input",
+        str(truth),
+        "--output",
+        str(pred),
+        "--chunk-rows",
+        "2",
+    )
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "m.json"
+    args = [
+        "--predictions",
+        str(pred),
+        "--truth",
+        str(truth),
+        "--output",
+        str(out),
+        "--model-dir",
+        str(model),
+    ]
+    r = cli("evaluate", *args, "--engine", engine)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["rows"] == len(UNIQUE)
