@@ -16,8 +16,8 @@ from .errors import DataError, MlprodError
 from .io import RawChunk, TableWriter, check_table, encode_rows, iter_chunks, parse_chunk, table_format
 
 # %% auto #0
-__all__ = ['Result', 'predict_chunk', 'one_thread', 'count_rows', 'progress_enabled', 'Progress', 'default_workers', 'run_local',
-           'input_files', 'run_dask']
+__all__ = ['Result', 'predict_chunk', 'id_columns', 'one_thread', 'count_rows', 'progress_enabled', 'Progress', 'default_workers',
+           'run_local', 'input_files', 'run_dask']
 
 # %% ../nbs/14_batch.ipynb #8b54f47d
 _PREDICTOR: Any = None  # the Predictor of the running local job (inherited by forked workers)
@@ -32,7 +32,7 @@ def predict_chunk(
     fmt: str,  # output format: csv | jsonl | parquet
 ) -> Result | None:
     "Parse, predict and encode one chunk; None when it holds no row."
-    df = parse_chunk(chunk)  # (n_rows, n_columns) of the input
+    df = parse_chunk(chunk)  # (n_rows, n_columns) of the input; its id columns as written (chunk.ids)
     if df is None or not len(df):
         return None
     out = _PREDICTOR.predict(
@@ -42,6 +42,11 @@ def predict_chunk(
         return out, len(out), ""
     header = encode_rows(out.iloc[:0], "csv", header=True) if fmt == "csv" else ""
     return encode_rows(out, fmt, header=False), len(out), header
+
+
+def id_columns(predictor: Any) -> tuple[str, ...]:
+    "The input columns a predictor's rows are named by (its id column; a recommender's user column): read as written."
+    return tuple(c for c in (getattr(predictor, "id_col", None), getattr(predictor, "user_col", None)) if c)
 
 
 def _n_jobs_params(model: Any) -> dict[str, Any]:
@@ -251,7 +256,7 @@ def run_local(
         with one_thread(predictor.model), TableWriter(output_file) as writer:
             # The same chunks for any number of workers (so the same bytes out); the last ones smaller, so that
             # the workers finish together.
-            chunks = iter_chunks(input_file, chunk_rows, digest, taper=True)
+            chunks = iter_chunks(input_file, chunk_rows, digest, taper=True, ids=id_columns(predictor))
             if workers > 1:
                 pool = _fork_pool(workers)
                 items = _submitted(chunks, pool, workers, args)
@@ -340,7 +345,7 @@ def _predict_file(
             _keep_freed_memory()
         _THREADS_LIMITED = True
     with TableWriter(target) as writer:
-        for chunk in iter_chunks(source, chunk_rows):
+        for chunk in iter_chunks(source, chunk_rows, ids=id_columns(predictor)):
             df = parse_chunk(chunk)  # (n_rows, n_columns)
             if df is not None and len(df):
                 writer.write(predictor.predict(df, proba=proba, source=source, row_offset=writer.rows))

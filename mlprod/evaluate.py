@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['CLASSIFICATION_METRICS', 'REGRESSION_METRICS', 'RANKING_METRICS', 'DEFAULT_K_VALUES', 'LOWER_IS_BETTER',
            'PROBA_PREFIX', 'TASKS', 'metric_names', 'higher_is_better', 'classification_metrics', 'regression_metrics',
-           'check_ids', 'proba_columns', 'evaluate_from_data', 'ranking_evaluation', 'recommend_options',
+           'check_ids', 'id_keys', 'proba_columns', 'evaluate_from_data', 'ranking_evaluation', 'recommend_options',
            'evaluate_from_path']
 
 # %% ../nbs/12_evaluate.ipynb #280846ef
@@ -147,10 +147,11 @@ def _require(df: pd.DataFrame, cols: list[str], source: str | Path | None, what:
 
 
 def check_ids(ids: pd.Series, source: str | Path | None, what: str) -> None:
-    "Raise a DataError naming a few missing or duplicated ids."
-    if ids.isna().any():
+    "Raise a DataError naming a few missing (or empty: '') or duplicated ids."
+    missing = ids.isna().to_numpy() | (ids.astype(object) == "").to_numpy()  # (n,) an empty id is none
+    if missing.any():
         raise DataError(
-            f"{int(ids.isna().sum())} {what} rows have no id",
+            f"{int(missing.sum())} {what} rows have no id",
             path=source,
             column=ids.name,
             expected="an id in every row",
@@ -163,6 +164,24 @@ def check_ids(ids: pd.Series, source: str | Path | None, what: str) -> None:
             column=ids.name,
             expected="each id once",
         )
+
+
+def id_keys(ids: pd.Series) -> pd.Series:
+    "Ids as the text they join on: text as it is ('007' is not '7'), numbers as digits (7 and 7.0: '7'); missing or '' stays missing: (n,) object."
+    import numpy as np
+    import pandas as pd
+
+    values = ids.to_numpy(dtype=object)  # (n,)
+    missing = pd.isna(values) | (values == "")  # (n,)
+    out = np.full(len(values), np.nan, dtype=object)
+    if pd.api.types.is_string_dtype(ids) and ids.dtype != object:  # text only: nothing to spell
+        out[~missing] = values[~missing]
+    else:  # numbers (a Parquet column, a frame built in Python) or a mix: whole floats without their .0
+        out[~missing] = [
+            str(int(v)) if isinstance(v, float | np.floating) and float(v).is_integer() else str(v)
+            for v in values[~missing]
+        ]
+    return pd.Series(out, index=ids.index, name=ids.name)
 
 
 def _comparable(a: pd.Series, b: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -238,7 +257,7 @@ def evaluate_from_data(
     if target_col == prediction_col:  # both tables call their column `prediction`
         t = t.rename(columns={target_col: "__truth__"})
         target_col = "__truth__"
-    pid, tid = _comparable(p[id_col], t[id_col])
+    pid, tid = id_keys(p[id_col]), id_keys(t[id_col])  # (n_pred,), (n_truth,) text
     check_ids(pid, predictions_source, "predictions")
     check_ids(tid, truth_source, "truth")
     no_pred = tid[~tid.isin(pid)]
@@ -451,8 +470,10 @@ def evaluate_from_path(
         n_truth = metrics["rows"]
         n_pred = metrics.pop("prediction_rows", n_truth)  # other tasks: the SQL checked ids match one to one
     elif engine == "pandas":
-        predictions = read_table(predictions_file)  # (n_rows, 2 + n_classes) | (n_users, 4)
-        truth = read_table(truth_file)  # (n_rows, n_columns)
+        # Ids as written on both sides (mlprod.io's "Ids"): '007' in one file joins '007' in the other, not 7.
+        ids = [id_col, target_col] if task == "recommend" else [id_col]  # recommend: item IDs too
+        predictions = read_table(predictions_file, ids=[id_col])  # (n_rows, 2 + n_classes) | (n_users, 4)
+        truth = read_table(truth_file, ids=ids)  # (n_rows, n_columns)
         metrics = evaluate_from_data(
             predictions,
             truth,

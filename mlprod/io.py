@@ -13,7 +13,7 @@ import os
 import re
 import secrets
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +149,7 @@ class RawChunk:
     header_lines: int = 0
     table: Any = None  # Parquet: a pyarrow RecordBatch
     frame: Any = None  # already parsed (CSV with old Mac line ends, read by pandas in the parent)
+    ids: tuple[str, ...] = ()  # columns of ids (labels): read as written (the section Ids, below)
 
     def text(self) -> bytes:
         "The chunk's bytes (CSV: without the header), read from the file when not held."
@@ -336,6 +337,7 @@ def _text_chunks(
     chunk_rows: int,
     digest: dict[str, str] | None = None,
     taper: bool = False,
+    ids: tuple[str, ...] = (),
 ) -> Iterator[RawChunk]:
     keep = compression is not None  # a gzip'd chunk cannot be re-read by its offset: hand over the bytes
     with _open_binary(path, compression) as opened:
@@ -345,7 +347,7 @@ def _text_chunks(
         if fmt == "csv":
             while True:  # the header: blank lines, then the first line with text
                 if b"\n" not in buf and b"\r" in buf:  # old Mac line ends: pandas reads the file
-                    yield from _mac_csv_chunks(path, compression, chunk_rows)
+                    yield from _mac_csv_chunks(path, compression, chunk_rows, ids)
                     return
                 for part in (buf[: 1 << 16], buf) if len(buf) > 1 << 16 else (buf,):  # near the start first
                     ends, _ = _row_ends(part, True, False)
@@ -376,9 +378,11 @@ def _text_chunks(
             )
 
 
-def _mac_csv_chunks(path: Path, compression: str | None, chunk_rows: int) -> Iterator[RawChunk]:
-    for index, df in enumerate(_iter_csv(path, compression, chunk_rows)):
-        yield RawChunk(path, "csv", compression, index, rows=len(df), frame=df)
+def _mac_csv_chunks(
+    path: Path, compression: str | None, chunk_rows: int, ids: tuple[str, ...] = ()
+) -> Iterator[RawChunk]:
+    for index, df in enumerate(_iter_csv(path, compression, chunk_rows, ids)):
+        yield RawChunk(path, "csv", compression, index, rows=len(df), frame=df, ids=ids)
 
 
 def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[RawChunk]:
@@ -423,16 +427,21 @@ def iter_chunks(
     digest: dict[str, str]
     | None = None,  # a plain CSV / JSON Lines file read whole: {'sha256': its hex digest}
     taper: bool = False,  # a plain CSV / JSON Lines file: its last 2 chunks' worth of rows in ever smaller chunks
+    ids: Sequence[str] = (),  # columns of ids (labels): parsed as written, never as numbers (section Ids)
 ) -> Iterator[RawChunk]:
     "Locate `path`'s chunks of at most `chunk_rows` rows, without parsing them (see `parse_chunk`)."
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be >= 1")
     path, fmt, compression = _check_input(path)
+    id_cols = tuple(ids)
     if fmt == "parquet":
-        yield from _parquet_chunks(path, chunk_rows)
-        return
+        chunks = _parquet_chunks(path, chunk_rows)
+    else:
+        chunks = _text_chunks(path, fmt, compression, chunk_rows, digest, taper, id_cols)
     try:
-        yield from _text_chunks(path, fmt, compression, chunk_rows, digest, taper)
+        for chunk in chunks:
+            chunk.ids = id_cols
+            yield chunk
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise DataError(f"not a valid gzip file ({e})", path=path) from None
 
@@ -442,10 +451,10 @@ def parse_chunk(chunk: RawChunk) -> pd.DataFrame | None:
     if chunk.frame is not None:
         return chunk.frame
     if chunk.fmt == "parquet":
-        return _parquet_to_pandas(chunk.table, chunk.path)
+        return _parquet_to_pandas(chunk.table, chunk.path, chunk.ids)
     if chunk.fmt == "csv":
         return _parse_csv(chunk)
-    table = _parse_jsonl(chunk.path, chunk.text(), chunk.first_line)
+    table = _parse_jsonl(chunk.path, chunk.text(), chunk.first_line, chunk.ids)
     return None if table is None else table.to_pandas()
 
 # %% ../nbs/01_io.ipynb #848fde5d
@@ -486,7 +495,8 @@ def _parse_csv(chunk: RawChunk) -> pd.DataFrame:
             # A first row longer than the header: pandas would warn and drop its extra fields (with
             # index_col=False; by default it would silently make the first column the index). It is ragged.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            df = pd.read_csv(f, encoding="utf-8", index_col=False)
+            options = _csv_id_options(_header_names(chunk.header), chunk.ids)
+            df = pd.read_csv(f, encoding="utf-8", index_col=False, **options)
     except pd.errors.ParserWarning:
         raise _long_first_row(chunk, chunk.text()) from None
     except (ValueError, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
@@ -495,7 +505,9 @@ def _parse_csv(chunk: RawChunk) -> pd.DataFrame:
     # A row with fewer fields than the header: pandas pads it with missing values, so a file cut off in its last
     # line would read as if whole. Such a row leaves the last column missing; only then are the commas counted.
     want = len(df.columns)
-    if want > 1 and df.iloc[:, -1].hasnans and _unquoted_commas(text := chunk.text()) < len(df) * (want - 1):
+    last = df.iloc[:, -1] if want > 1 else None  # (n_rows,); an id column read as text pads with '', not NaN
+    gap = last is not None and (last.hasnans or (df.columns[-1] in chunk.ids and bool((last == "").any())))
+    if gap and _unquoted_commas(text := chunk.text()) < len(df) * (want - 1):
         short = _short_row(chunk, text, want)
         if short is not None:
             raise short
@@ -563,11 +575,17 @@ def _long_first_row(chunk: RawChunk, text: bytes) -> DataError:
     return DataError("cannot parse CSV: a row is longer than the header", path=chunk.path)
 
 
-def _iter_csv(path: Path, compression: str | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _iter_csv(
+    path: Path, compression: str | None, chunk_rows: int, ids: tuple[str, ...] = ()
+) -> Iterator[pd.DataFrame]:
     import pandas as pd
 
+    options = {}
+    if ids:
+        with _open_binary(path, compression) as f:
+            options = _csv_id_options(_header_names(f.read(1 << 16)), ids)
     try:
-        reader = pd.read_csv(path, compression=compression, chunksize=chunk_rows, encoding="utf-8")
+        reader = pd.read_csv(path, compression=compression, chunksize=chunk_rows, encoding="utf-8", **options)
         with reader:
             yield from reader
     except (ValueError, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
@@ -653,8 +671,8 @@ def _may_hold_null_line(block: bytes) -> bool:
     return block.count(b"\n{") + block.startswith(b"{") != lines
 
 
-def _parse_jsonl(path: Path, block: bytes, first_line: int) -> Any:
-    "A block of JSON lines (the first one is line `first_line` of `path`) as a pyarrow Table; None if all blank."
+def _parse_jsonl(path: Path, block: bytes, first_line: int, ids: Sequence[str] = ()) -> Any:
+    "A block of JSON lines (the first one is line `first_line` of `path`) as a pyarrow Table, `ids` as text; None if all blank."
     import pyarrow as pa
     import pyarrow.json as pj
 
@@ -667,25 +685,36 @@ def _parse_jsonl(path: Path, block: bytes, first_line: int) -> Any:
     try:
         if not block.isascii():
             block.decode("utf-8")  # pyarrow does not validate UTF-8 inside strings
-        return pj.read_json(pa.py_buffer(block))
+        table = pj.read_json(pa.py_buffer(block))
     except (pa.ArrowInvalid, UnicodeDecodeError) as e:
-        raise _bad_jsonl_line(path, block, first_line, str(e)) from None
+        texts = _ids_as_strings(block, ids) if ids and isinstance(e, pa.ArrowInvalid) else None
+        if texts is None:
+            raise _bad_jsonl_line(path, block, first_line, str(e)) from None
+        try:  # a block whose ids mix strings and numbers: as a block of string ids
+            table = pj.read_json(pa.py_buffer(texts))
+        except pa.ArrowInvalid:
+            raise _bad_jsonl_line(path, block, first_line, str(e)) from None
+    return _jsonl_ids(table, path, block, first_line, ids) if ids else table
 
 
-def _iter_jsonl_tables(path: Path, chunk_rows: int) -> Iterator[Any]:
+def _iter_jsonl_tables(path: Path, chunk_rows: int, ids: Sequence[str] = ()) -> Iterator[Any]:
     "Yield one pyarrow Table per block of `chunk_rows` lines (blocks of blank lines are left out)."
     for chunk in iter_chunks(path, chunk_rows):
-        table = _parse_jsonl(chunk.path, chunk.text(), chunk.first_line)
+        table = _parse_jsonl(chunk.path, chunk.text(), chunk.first_line, ids)
         if table is not None:
             yield table
 
 # %% ../nbs/01_io.ipynb #1cb9ce3c
-def _parquet_to_pandas(table: Any, path: Path) -> pd.DataFrame:
-    "`table` as a frame; the pandas metadata stored in the file drives the conversion, and may be damaged."
+def _parquet_to_pandas(table: Any, path: Path, ids: Sequence[str] = ()) -> pd.DataFrame:
+    "`table` as a frame, integer `ids` columns as nullable integers; the pandas metadata stored in the file drives the conversion, and may be damaged."
     import pyarrow as pa
 
     try:
-        return table.to_pandas()
+        df = table.to_pandas()
+        for name in ids:
+            if name in table.schema.names and pa.types.is_integer(table.schema.field(name).type):
+                df[name] = _nullable_integers(table.column(name), df.index)  # never 39.0 beside a null
+        return df
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:  # UnicodeDecodeError too
         raise DataError(
             f"not a readable Parquet file (damaged pandas metadata: {type(e).__name__}: {e})", path=path
@@ -698,6 +727,7 @@ def iter_table(
     path: str | Path,
     chunk_rows: int = 100_000,
     allow_empty: bool = False,
+    ids: Sequence[str] = (),  # columns of ids (labels): read as written, never as numbers (section Ids)
 ) -> Iterator[pd.DataFrame]:
     "Yield `path` as frames of at most `chunk_rows` rows each (each: (<= chunk_rows, n_columns))."
     if chunk_rows < 1:
@@ -705,7 +735,7 @@ def iter_table(
     import pandas as pd
 
     seen_rows, done = False, 0
-    for chunk in iter_chunks(path, chunk_rows):
+    for chunk in iter_chunks(path, chunk_rows, ids=ids):
         df = parse_chunk(chunk)
         if df is None or (len(df) == 0 and (seen_rows or allow_empty is False)):
             continue
@@ -725,7 +755,11 @@ def read_jsonl_bytes(data: bytes, path: str | Path) -> pd.DataFrame:
     return table.to_pandas()  # (n_rows, n_columns), as read_table gives it
 
 
-def read_table(path: str | Path, allow_empty: bool = False) -> pd.DataFrame:
+def read_table(
+    path: str | Path,
+    allow_empty: bool = False,
+    ids: Sequence[str] = (),  # columns of ids (labels): read as written, never as numbers (section Ids)
+) -> pd.DataFrame:
     "Read the whole table at `path` into one frame: (n_rows, n_columns)."
     import pandas as pd
 
@@ -733,7 +767,7 @@ def read_table(path: str | Path, allow_empty: bool = False) -> pd.DataFrame:
     if fmt == "jsonl":
         import pyarrow as pa
 
-        tables = list(_iter_jsonl_tables(path, 1_000_000))
+        tables = list(_iter_jsonl_tables(path, 1_000_000, ids))
         if not tables:
             if allow_empty:
                 return pd.DataFrame()
@@ -745,10 +779,134 @@ def read_table(path: str | Path, allow_empty: bool = False) -> pd.DataFrame:
         if table.num_rows == 0 and not allow_empty:  # e.g. a byte-order mark and nothing else
             raise DataError("no rows", path=path, expected="at least one JSON object")
         return table.to_pandas()
-    chunks = list(iter_table(path, chunk_rows=1_000_000, allow_empty=allow_empty))
+    chunks = list(iter_table(path, chunk_rows=1_000_000, allow_empty=allow_empty, ids=ids))
     if len(chunks) == 1:
         return chunks[0]
     return pd.concat(chunks, ignore_index=True)
+
+# %% ../nbs/01_io.ipynb #27d6fa0d
+def _header_names(header: bytes) -> list[str]:
+    "The column names of a CSV header (its first line with text; blank lines and a byte-order mark before it)."
+    import csv
+    import io as _io
+
+    rows = csv.reader(_io.StringIO(header.decode("utf-8-sig", errors="replace"), newline=""))
+    return next((r for r in rows if len(r) > 1 or (r and r[0].strip())), [])
+
+
+def _csv_id_options(names: list[str], ids: Sequence[str]) -> dict[str, Any]:
+    "`pd.read_csv` options that read the `ids` columns as the text of their fields ('' when empty), the rest as usual."
+    from pandas._libs.parsers import STR_NA_VALUES  # pandas' default spellings of a missing value
+
+    text = [n for n in names if n in ids]
+    if not text:
+        return {}
+    # keep_default_na=False lets no spelling ('', 'NA', 'null') stand for missing; na_values gives every other
+    # column (by position: an unnamed column too) pandas' default spellings back.
+    others = {i: STR_NA_VALUES for i, n in enumerate(names) if n not in ids}
+    return {"dtype": dict.fromkeys(text, str), "keep_default_na": False, "na_values": others}
+
+
+def _json_id_texts(path: Path, block: bytes, first_line: int, column: str) -> list[str | None]:
+    "The values of `column` in a block of JSON lines, as written: strings as they are, numbers as spelled; None if null or absent."
+    out: list[str | None] = []
+    for n, raw in enumerate(block.split(b"\n"), start=first_line):
+        text = raw.strip().removeprefix(b"\xef\xbb\xbf")
+        if not text.strip():
+            continue
+        v = json.loads(text, parse_int=str, parse_float=str).get(column)  # numbers stay their text
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        elif v is not None and not isinstance(v, str):
+            raise DataError(
+                f"a JSON {'list' if isinstance(v, list) else 'object'} is not an id",
+                path=path,
+                line=n,
+                column=column,
+                expected="a string or a number",
+            )
+        out.append(v)
+    return out
+
+
+def _ids_as_strings(block: bytes, ids: Sequence[str]) -> bytes | None:
+    "Error path only: `block` with each id as a JSON string of its spelling (ids mixing strings and numbers); None if a line is no JSON object."
+    out = []
+    for raw in block.split(b"\n"):
+        text = raw.strip().removeprefix(b"\xef\xbb\xbf")
+        if not text.strip():
+            out.append(b"")
+            continue
+        try:
+            row, spelled = json.loads(text), json.loads(text, parse_int=str, parse_float=str)
+        except ValueError:
+            return None
+        if not isinstance(row, dict):
+            return None
+        for name in ids:
+            v = spelled.get(name)
+            if isinstance(v, (str, bool)):
+                row[name] = ("true" if v else "false") if isinstance(v, bool) else v
+        out.append(json.dumps(row, ensure_ascii=False).encode("utf-8"))
+    return b"\n".join(out)
+
+
+def _may_hold_minus_zero(block: bytes) -> bool:
+    "Whether JSON lines `block` may hold the number -0 (the -0 of -0.5 or 1e-05 is none): numpy over the bytes."
+    if block.find(b"-0") < 0:
+        return False
+    import numpy as np
+
+    arr = np.frombuffer(block, dtype=np.uint8)  # (n,) no copy
+    at = np.flatnonzero((arr[:-1] == 45) & (arr[1:] == 48))  # (n_found,) where "-0" starts
+    after = np.where(at + 2 < len(arr), arr[np.minimum(at + 2, len(arr) - 1)], 10)  # (n_found,)
+    before = arr[np.maximum(at - 1, 0)]  # (n_found,)
+    number_goes_on = np.isin(after, np.frombuffer(b"0123456789.eE", dtype=np.uint8))
+    exponent = np.isin(before, np.frombuffer(b"eE", dtype=np.uint8)) & (at > 0)
+    return bool((~number_goes_on & ~exponent).any())
+
+
+def _jsonl_ids(table: Any, path: Path, block: bytes, first_line: int, ids: Sequence[str]) -> Any:
+    "`table` (a parsed block of JSON lines) with its `ids` columns as text, as written: (n_rows, n_columns)."
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for name in ids:
+        if name not in table.schema.names:
+            continue
+        i, kind = table.schema.get_field_index(name), table.schema.field(name).type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            continue  # strings as they are: the common case costs nothing
+        if pa.types.is_null(kind):  # no id in the whole block
+            column = pa.nulls(table.num_rows, pa.string())
+        elif pa.types.is_integer(kind) and not _may_hold_minus_zero(block):
+            # A JSON integer has one spelling (no leading zero, no plus sign), its digits; but for -0, which
+            # pyarrow reads as 0: a block that may hold one (-0 not in 1e-05, -0.5) takes the slow path below.
+            column = pc.cast(table.column(i), pa.string())
+        else:  # numbers (or true / false): their spelling, from the lines themselves
+            column = pa.array(_json_id_texts(path, block, first_line, name), pa.string())
+            if len(column) != table.num_rows:  # cannot happen: pyarrow and json.loads see the same lines
+                raise DataError("cannot read the ids as written", path=path, line=first_line, column=name)
+        table = table.set_column(i, pa.field(name, pa.string()), column)
+    return table
+
+
+_NULLABLE = {
+    f"{s}int{b}": f"{s.upper()}Int{b}" for s in ("", "u") for b in (8, 16, 32, 64)
+}  # pyarrow -> pandas
+
+
+def _nullable_integers(column: Any, index: Any) -> pd.Series:
+    "A pyarrow integer column as pandas' nullable integers (Int64, ...): a null stays missing, the rest stay integers."
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    values = pc.fill_null(column, 0).to_numpy(zero_copy_only=False)  # (n_rows,) exact, even past 2**53
+    missing = column.is_null().to_numpy(zero_copy_only=False)  # (n_rows,) bool
+    return pd.Series(pd.arrays.IntegerArray(values, missing), index=index, dtype=_NULLABLE[str(column.type)])
 
 # %% ../nbs/01_io.ipynb #33e95352
 def _fsync_dir(folder: Path) -> None:

@@ -234,7 +234,7 @@ class Predictor:
                 expected=f"the users to recommend for, in column {user!r}",
             )
         users = df[user]  # (n_rows,)
-        missing = users.isna().to_numpy()
+        missing = (users.isna() | (users.astype(object) == "")).to_numpy()  # (n_rows,) "": an empty field
         if missing.any():
             row = int(np.flatnonzero(missing)[0]) + row_offset + 1
             raise DataError(

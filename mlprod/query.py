@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -76,7 +76,11 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())
 
 
-def register_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, str | Path]) -> None:
+def register_tables(
+    con: duckdb.DuckDBPyConnection,
+    tables: dict[str, str | Path],
+    ids: Sequence[str] = (),  # id columns: in a CSV file, the text written (VARCHAR), as mlprod.io reads them
+) -> None:
     "Register each file in `tables` (name -> path) as a view called `name`, read as strictly as `mlprod.io` reads it."
     import duckdb
 
@@ -92,17 +96,20 @@ def register_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, str | Path
             if fmt == "csv":
                 # No guessing: comma-separated, the header on line 1 (the sniffer may otherwise skip lines and
                 # take a later row for the header); a ragged row or a bad byte is an error, not a NULL.
-                rel = con.read_csv(
-                    str(path),
-                    header=True,
-                    sep=",",
-                    quotechar='"',
-                    skiprows=0,
-                    encoding="utf-8",
-                    strict_mode=True,
-                    null_padding=False,
-                    ignore_errors=False,
-                )
+                strict: dict[str, Any] = {
+                    "header": True,
+                    "sep": ",",
+                    "quotechar": '"',
+                    "skiprows": 0,
+                    "encoding": "utf-8",
+                    "strict_mode": True,
+                    "null_padding": False,
+                    "ignore_errors": False,
+                }
+                rel = con.read_csv(str(path), **strict)
+                text = {c: "VARCHAR" for c in rel.columns if c in ids}
+                if text:  # 007 stays '007', 1e3 '1e3': never sniffed as numbers
+                    rel = con.read_csv(str(path), dtype=text, **strict)
             elif fmt == "parquet":
                 rel = con.read_parquet(str(path))
             else:  # one JSON object per line, as mlprod.io requires (not a column of raw JSON values)
@@ -355,7 +362,8 @@ def _quote(ident: str) -> str:
 
 
 def _register_eval_views(con: Any, predictions: Path, truth: Path, id_col: str, target_col: str) -> None:
-    register_tables(con, {"_pred_file": predictions, "_truth_file": truth})
+    "Views predictions(id, prediction) and truth(id, label), ids as text on both sides (as the pandas engine joins them)."
+    register_tables(con, {"_pred_file": predictions, "_truth_file": truth}, ids=[id_col])
     for view, source, cols in (
         ("predictions", "_pred_file", [(id_col, "id"), ("prediction", "prediction")]),
         ("truth", "_truth_file", [(id_col, "id"), (target_col, "label")]),
@@ -367,7 +375,10 @@ def _register_eval_views(con: Any, predictions: Path, truth: Path, id_col: str, 
                 raise DataError(
                     f"no column {col!r}", path=path, expected="one of " + ", ".join(sorted(names))
                 )
-        select = ", ".join(f"{_quote(c)} AS {alias}" for c, alias in cols)
+        kinds = {r[0]: r[1] for r in con.execute(f"DESCRIBE {source}").fetchall()}
+        select = ", ".join(
+            f"{_as_text(c, kinds[c]) if alias == 'id' else _quote(c)} AS {alias}" for c, alias in cols
+        )
         con.execute(f"CREATE VIEW {view} AS SELECT {select} FROM {source}")
 
 
@@ -381,7 +392,7 @@ def _as_text(ident: str, kind: str) -> str:
 
 def _register_recommend_views(con: Any, predictions: Path, truth: Path, user_col: str, item_col: str) -> None:
     "Views predictions(id, items: VARCHAR[]) and truth(id, item), ids and items as text."
-    register_tables(con, {"_pred_file": predictions, "_truth_file": truth})
+    register_tables(con, {"_pred_file": predictions, "_truth_file": truth}, ids=[user_col, item_col])
     types = {}
     for source, path, cols in (
         ("_pred_file", predictions, (user_col, "items")),
@@ -416,14 +427,20 @@ def _register_recommend_views(con: Any, predictions: Path, truth: Path, user_col
 
 
 _RECOMMEND_CHECK_SQL = """
-SELECT 'duplicated id in the predictions' AS problem, id FROM predictions GROUP BY id HAVING count(*) > 1
+SELECT 'a row of the predictions with no id' AS problem, id FROM predictions WHERE coalesce(id, '') = ''
+UNION ALL
+SELECT 'duplicated id in the predictions', id FROM predictions GROUP BY id HAVING count(*) > 1
 UNION ALL
 SELECT DISTINCT 'id of the truth without a prediction', t.id FROM truth t ANTI JOIN predictions p ON t.id = p.id
 LIMIT 20
 """
 
 _CHECK_SQL = """
-SELECT 'duplicated id in the predictions' AS problem, id FROM predictions GROUP BY id HAVING count(*) > 1
+SELECT 'a row of the predictions with no id' AS problem, id FROM predictions WHERE coalesce(id, '') = ''
+UNION ALL
+SELECT 'a row of the truth with no id', id FROM truth WHERE coalesce(id, '') = ''
+UNION ALL
+SELECT 'duplicated id in the predictions', id FROM predictions GROUP BY id HAVING count(*) > 1
 UNION ALL
 SELECT 'duplicated id in the truth', id FROM truth GROUP BY id HAVING count(*) > 1
 UNION ALL
@@ -466,6 +483,7 @@ def evaluate_sql(
             what = problems[0][0]
             ids = ", ".join(repr(r[1]) for r in problems if r[0] == what)
             in_predictions = what.endswith(("in the predictions", "of the predictions without a truth"))
+            in_predictions = in_predictions or what.startswith("a row of the predictions")
             raise DataError(f"{what}: {ids}", path=predictions if in_predictions else truth, column=id_col)
         params = {"k_values": [int(k) for k in k_values]} if recommend else None
         with run_query(sql_file, con=con, params=params) as rel:

@@ -34,15 +34,15 @@ __all__ = ['SIMILARITIES', 'DENSE_BLOCK_CELLS', 'CANDIDATES_PER_CHUNK', 'MAX_USE
 
 # %% ../nbs/20_recsys.ipynb #4f10121c
 def as_id_strings(values: Any, column: str | None = None) -> np.ndarray:
-    "IDs as text: `(n,)` object array of `str`; whole floats lose their `.0`; a missing ID raises `DataError`."
+    "IDs as text: `(n,)` object array of `str`; text as it is, whole floats lose their `.0`; a missing or empty ID raises `DataError`."
     s = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object))
-    missing = s.isna().to_numpy()  # (n,)
+    missing = s.isna().to_numpy() | (s.astype(object) == "").to_numpy()  # (n,) "": an empty CSV field
     if missing.any():
         row = int(np.flatnonzero(missing)[0]) + 1
         raise DataError(
             f"{int(missing.sum())} missing ID(s), the first in row {row}",
             column=column,
-            expected="an ID in every row",
+            expected="an ID in every row (an empty one is none)",
         )
     if pd.api.types.is_float_dtype(s.dtype):
         arr = s.to_numpy(dtype=np.float64)

@@ -681,7 +681,9 @@ def _prepare_table(cfg: TrainConfig, chk: _Check, df: pd.DataFrame, source: str 
             raise chk.error(f"not a feature column of the data: {', '.join(unknown)}", key)
     X = validate(schema, df, source=source)  # (n_rows, n_features), coerced as prediction will
     ids = df[cfg.id_col]
-    if ids.isna().any() or ids.duplicated().any():
+    if (
+        ids.isna().any() or ids.duplicated().any() or (ids.astype(object) == "").any()
+    ):  # "": an empty CSV field
         from mlprod.evaluate import check_ids
 
         check_ids(ids, source, "training data")
@@ -956,7 +958,8 @@ def train_from_path(
     config_file, train_data_file, out_dir = Path(config_file), Path(train_data_file), Path(out_dir)
     cfg = load_config(config_file, default_seed)
     _check_model_root(out_dir)  # before the training, not after it
-    df = read_table(train_data_file)  # (n_rows, n_columns)
+    ids = [c for c in (cfg.id_col, cfg.user_col, cfg.item_col) if c]  # read as written: '007' is not 7
+    df = read_table(train_data_file, ids=ids)  # (n_rows, n_columns)
     result = train_candidates(cfg, df, seed=seed, source=train_data_file)
     record = {"path": _relative(train_data_file), "rows": len(df), "sha256": sha256_file(train_data_file)}
     try:  # also relative to the version folder (any child of out_dir): mlprod.lineage traces it from anywhere

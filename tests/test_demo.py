@@ -118,7 +118,8 @@ def test_demo_predictions_are_plain_sklearns(demo: Path) -> None:
     )
     # ... and the demo's predictions file carries them, row for row (JSON Lines: floats to 10 decimals).
     written = read_table(demo / "outputs" / "predictions" / "iris_test.jsonl")
-    assert written["flower_id"].tolist() == test["flower_id"].tolist()
+    # ids are labels: the text of test.csv's field, as a JSON string
+    assert written["flower_id"].tolist() == test["flower_id"].astype(str).tolist()
     np.testing.assert_array_equal(written["prediction"].to_numpy(), labels)
     np.testing.assert_allclose(
         written[["proba_setosa", "proba_versicolor", "proba_virginica"]], proba, rtol=0, atol=1e-10
