@@ -1043,14 +1043,14 @@ def _load_back(folder: Path, out_dir: Path) -> None:
     """Load the version written into `folder` (not yet renamed into place, nor aliased) with every check of
     `load_bundle`; a failure is raised naming the model root, as the reason no version was saved."""
     from mlprod.bundle import MODEL_FILES, load_bundle
+    from mlprod.errors import BundleError
 
-    trusted: list[str] = []
-    if (
-        folder / MODEL_FILES["skops"]
-    ).exists():  # the types this training wrote: what is checked is the round trip
+    trusted: list[str] = []  # skops: the types this training wrote; what is checked is the round trip
+    skops_file = folder / MODEL_FILES["skops"]
+    if skops_file.exists():
         import skops.io as sio
 
-        trusted = list(sio.get_untrusted_types(file=folder / MODEL_FILES["skops"]))
+        trusted = list(sio.get_untrusted_types(file=skops_file))
     try:
         load_bundle(folder, version_skew="error", trusted_types=trusted)
     except MlprodError as e:
@@ -1062,6 +1062,12 @@ def _load_back(folder: Path, out_dir: Path) -> None:
             path=out_dir,
             column=e.column,
             expected=e.expected,
+        ) from None
+    except Exception as e:  # e.g. a model whose predict fails once unpickled
+        raise BundleError(
+            "the new version did not load back as it was trained "
+            f"({type(e).__name__}: {e}); no version was saved",
+            path=out_dir,
         ) from None
 
 
