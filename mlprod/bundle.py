@@ -9,13 +9,15 @@ import io
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .errors import BundleError, IntegrityError, MlprodError
 from .lineage import git_state, owner_alive
 from .schema import Schema
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
 # %% auto #0
@@ -121,7 +123,7 @@ def _mlprod_version() -> str:
     return __version__
 
 
-def _dump_model(model: Any, path: Path, model_format: str, compression: int) -> None:
+def _dump_model(model: Any, path: Path | IO[bytes], model_format: str, compression: int) -> None:
     if model_format == "joblib":
         import joblib
 
@@ -135,6 +137,28 @@ def _dump_model(model: Any, path: Path, model_format: str, compression: int) -> 
         sio.dump(model, path, compression=method, compresslevel=compression or None)
     else:
         raise BundleError(f"unknown model format {model_format!r}", expected="joblib or skops")
+
+
+def _serialise_model(model: Any, model_format: str, compression: int, root: Path) -> IO[bytes]:
+    """The model file's bytes, in an anonymous temporary file (gone when closed, or when the process dies: no
+    debris), read from its start. A model the format cannot store is a BundleError on one line."""
+    import tempfile
+
+    file = tempfile.TemporaryFile()  # noqa: SIM115 (the caller closes it)
+    try:
+        _dump_model(model, file, model_format, compression)
+    except BaseException as e:
+        file.close()
+        if isinstance(e, MlprodError) or not isinstance(e, Exception):
+            raise
+        other = " (or the joblib format: --model-format joblib)" if model_format == "skops" else ""
+        raise BundleError(
+            f"cannot save the model in the {model_format} format ({type(e).__name__}: {e})",
+            path=root,
+            expected=f"a model that {model_format} can store{other}",
+        ) from None
+    file.seek(0)
+    return file
 
 
 def golden_rows(model: Any, schema: Schema, golden: pd.DataFrame) -> pd.DataFrame:
@@ -176,8 +200,12 @@ def save_bundle(
     model_root: str | Path,
     compression: int = 3,
     model_format: str = "joblib",
+    *,
+    latest: bool = True,  # move the `latest` alias to the new version
+    check: Callable[[Path], Any] | None = None,  # run on the complete version before it is renamed into place
 ) -> Path:
-    "Write `bundle` as a new immutable version under `model_root`; move the `latest` alias to it. Returns the version dir."
+    """Write `bundle` as a new immutable version under `model_root`; move the `latest` alias to it. Returns the
+    version dir. `check(folder)`, if given, sees the finished version first: if it raises, nothing is kept."""
     import datetime as dt
     import hashlib
     import json
@@ -196,16 +224,20 @@ def save_bundle(
     root = Path(model_root)
     if root.exists() and not root.is_dir():
         raise BundleError("model root is a file", path=root, expected="a folder")
+    # Serialised first, before the model root is created: a model that cannot be stored leaves nothing behind.
+    model_file = _serialise_model(bundle.model, model_format, int(compression), root)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
+        model_file.close()
         raise BundleError(f"cannot create the model root ({e.strerror})", path=root) from None
     sweep_stale_temporaries(root)
     tmp = root / f".tmp-{os.getpid()}-{secrets.token_hex(4)}"
     now = dt.datetime.now(dt.UTC)
     try:
         tmp.mkdir()
-        _dump_model(bundle.model, tmp / MODEL_FILES[model_format], model_format, int(compression))
+        with model_file, open(tmp / MODEL_FILES[model_format], "wb") as out:
+            shutil.copyfileobj(model_file, out)
         write_text(tmp / "config.yaml", yaml.safe_dump(bundle.config, sort_keys=False, allow_unicode=True))
         write_text(tmp / "schema.json", bundle.schema.to_json())
         write_json(tmp / "metrics.json", bundle.metrics)
@@ -235,11 +267,15 @@ def save_bundle(
         final = root / version
         if final.exists():
             raise BundleError("version already exists; versions are never overwritten", path=final)
+        if check is not None:
+            check(tmp)  # e.g. load it back; no alias, no reader, can see it yet
         os.rename(tmp, final)  # atomic on one file system; fails rather than replace a non-empty folder
     except BaseException:
+        model_file.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _update_aliases(root, lambda a: {**a, "latest": max(version, a.get("latest", version))})
+    if latest:  # only a complete (and checked) version is ever named by an alias
+        _update_aliases(root, lambda a: {**a, "latest": max(version, a.get("latest", version))})
     bundle.path, bundle.version = final, version
     return final
 
@@ -1055,7 +1091,7 @@ def load_bundle(
 
 # %% ../nbs/04_bundle.ipynb #d1b20d51
 def list_versions(model_root: str | Path) -> list[dict[str, Any]]:
-    "The versions under `model_root`, oldest first: version, created_at, task, metrics, aliases."
+    "The versions under `model_root`, oldest first: version, created_at, task, candidate, selected, metrics, aliases."
     import json
 
     root = Path(model_root)
@@ -1080,6 +1116,8 @@ def list_versions(model_root: str | Path) -> list[dict[str, Any]]:
                 "version": d.name,
                 "created_at": meta.get("created_at"),
                 "task": meta.get("task"),
+                "candidate": meta.get("candidate"),  # which candidate of its config, and whether selected
+                "selected": meta.get("selected"),
                 "metrics": metrics,
                 "aliases": sorted(by_version.get(d.name, [])),
             }

@@ -378,12 +378,12 @@ def train_cmd(
     "Train a model config on a table; save the best candidate as a new version of the model root."
     import json
 
-    from mlprod.train import load_config, train_from_path
+    from mlprod.train import load_config, train_versions
 
     s = _settings(ctx)
     if out_dir is None:
         out_dir = s.path("models") / load_config(config, s.int("seed")).name
-    version = train_from_path(
+    saved = train_versions(
         config,
         train_data,
         out_dir,
@@ -393,6 +393,7 @@ def train_cmd(
         compression=s.int("compression") if compression is None else compression,
         model_format=model_format or s.get("model_format"),
     )
+    version = list(saved.values())[-1]  # the selected candidate's, now `latest`
     metrics = json.loads((version / "metrics.json").read_text(encoding="utf-8"))
     sel = metrics["selection"]
     for name, m in metrics["candidates"].items():
@@ -400,7 +401,17 @@ def train_cmd(
         typer.echo(f"candidate {name}: validation {sel['select_by']} {_fmt(m[sel['select_by']])}{mark}")
     for name, m in (metrics.get("baseline") or {}).items():  # a recommender's popularity baseline
         typer.echo(f"baseline {name}: validation {sel['select_by']} {_fmt(m[sel['select_by']])}")
-    typer.echo(f"wrote {version}")
+    val, fit = metrics["validation"], metrics["saved_model"]
+    scored = (
+        f"{val['folds']}-fold cross-validation of {val['rows']} rows"
+        if val["method"] == "cv"
+        else f"{val['rows']} held-out rows"
+    )
+    kept = "refit on all" if fit["refit"] else "the scored model, fit on"
+    typer.echo(f"validation: {scored}; saved model: {kept} {fit['fit_rows']} training rows")
+    for name, folder in saved.items():
+        mark = ", selected, latest" if folder == version else ""
+        typer.echo(f"wrote {folder} (candidate {name}{mark})")
 
 # %% ../nbs/90_cli.ipynb #68a4faa6
 def _stem(path: Path) -> str:
@@ -570,8 +581,19 @@ def _fmt_metric(v: Any) -> str:
 
 
 def _headline_metrics(metrics: dict[str, Any], n: int = 3) -> str:
+    "The metric its candidates were selected by (`select_by`), named; without a selection, the first `n`."
+    metric = (metrics.get("selection") or {}).get("select_by")
+    if metric is not None:
+        return f"{metric}={_fmt_metric(metrics.get(metric))}"
     flat = [(k, v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)]
     return ", ".join(f"{k}={_fmt_metric(v)}" for k, v in flat[:n])
+
+
+def _candidate(row: dict[str, Any]) -> str:
+    "A version's candidate, and whether it was the one selected."
+    if row.get("candidate") is None:
+        return "-"
+    return f"{row['candidate']}{' (selected)' if row.get('selected') else ''}"
 
 
 def _read_json(path: Path) -> Any:
@@ -590,7 +612,7 @@ def _read_json(path: Path) -> Any:
 def models_list_cmd(
     model_root: Annotated[Path, typer.Argument(help="A model root: the folder that holds the versions.")],
 ) -> None:
-    "List the versions of a model root: created time, aliases, headline metrics."
+    "List the versions of a model root: created time, candidate, the metric it was selected by, aliases."
     from rich.console import Console
     from rich.table import Table
 
@@ -598,11 +620,15 @@ def models_list_cmd(
 
     rows = list_versions(model_root)
     table = Table(title=f"{model_root}: {len(rows)} version{'s' if len(rows) != 1 else ''}")
-    for col in ("version", "created (UTC)", "aliases", "metrics"):
+    for col in ("version", "created (UTC)", "candidate", "validation (select_by)", "aliases"):
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r["version"], str(r["created_at"]), ", ".join(r["aliases"]), _headline_metrics(r["metrics"])
+            r["version"],
+            str(r["created_at"]),
+            _candidate(r),
+            _headline_metrics(r["metrics"]),
+            ", ".join(r["aliases"]),
         )
     Console(width=160).print(table)
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ['TRAIN_TASKS', 'TOP_KEYS', 'TABLE_KEYS', 'RECOMMEND_KEYS', 'INTERACTION_PARAMS', 'DEFAULT_HOLDOUT',
            'PREPROCESSING_CHOICES', 'DEFAULT_SELECT_BY', 'DEFAULT_TEST_SIZE', 'GOLDEN_ROWS', 'Candidate', 'TrainConfig',
            'parse_config', 'load_config', 'TrainResult', 'Prepared', 'train_candidates', 'train_from_data',
-           'train_from_path']
+           'train_versions', 'train_from_path']
 
 # %% ../nbs/10_train.ipynb #af1323d4
 TRAIN_TASKS = ("classification", "regression", "recommend")
@@ -495,23 +495,47 @@ def _table_columns(chk: _Check, raw: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _table_validation(chk: _Check, raw: dict[str, Any], task: str) -> dict[str, Any]:
-    "Classification and regression: {'test_size', 'stratify'}."
-    val = chk.mapping(raw.get("validation") or {}, "validation", ("test_size", "stratify"))
-    test_size = chk.typed(
-        val.get("test_size", DEFAULT_TEST_SIZE), "validation.test_size", (int, float), "a fraction in (0, 1)"
-    )
-    if (isinstance(test_size, float) and not 0 < test_size < 1) or (
-        isinstance(test_size, int) and test_size < 1
-    ):
+    "Classification and regression: {'test_size'} or {'cv'}, then {'stratify', 'refit'}."
+    val = chk.mapping(raw.get("validation") or {}, "validation", ("test_size", "cv", "stratify", "refit"))
+    if "cv" in val and "test_size" in val:
         raise chk.error(
-            f"{test_size} is out of range", "validation.test_size", "a fraction in (0, 1) or a number of rows"
+            "give one of test_size and cv", "validation.cv", "test_size: a holdout, or cv: a number of folds"
         )
+    scheme: dict[str, Any] = {}
+    if "cv" in val:
+        cv = chk.typed(val["cv"], "validation.cv", int, "a number of folds >= 2")
+        if cv < 2:
+            raise chk.error(f"{cv} is out of range", "validation.cv", "a number of folds >= 2")
+        scheme["cv"] = cv
+    else:
+        test_size = chk.typed(
+            val.get("test_size", DEFAULT_TEST_SIZE),
+            "validation.test_size",
+            (int, float),
+            "a fraction in (0, 1)",
+        )
+        if (isinstance(test_size, float) and not 0 < test_size < 1) or (
+            isinstance(test_size, int) and test_size < 1
+        ):
+            raise chk.error(
+                f"{test_size} is out of range",
+                "validation.test_size",
+                "a fraction in (0, 1) or a number of rows",
+            )
+        scheme["test_size"] = test_size
     stratify = chk.typed(
         val.get("stratify", task == "classification"), "validation.stratify", bool, "true or false"
     )
     if stratify and task != "classification":
         raise chk.error("stratify applies to classification only", "validation.stratify", "false")
-    return {"test_size": test_size, "stratify": stratify}
+    refit = chk.typed(val.get("refit", True), "validation.refit", bool, "true or false")
+    if not refit and "cv" in scheme:
+        raise chk.error(
+            "refit: false keeps the scored model, and cv scores one model per fold",
+            "validation.refit",
+            "true with cv (or test_size: a holdout, to keep the scored model)",
+        )
+    return scheme | {"stratify": stratify, "refit": refit}
 
 
 def _interaction_columns(chk: _Check, raw: dict[str, Any]) -> dict[str, str | None]:
@@ -623,6 +647,12 @@ class Prepared:
     refit_data: tuple[Any, ...] | None = (
         None  # fit's arguments for the saved model; None: keep the fitted one
     )
+    folds: list[tuple[tuple[Any, ...], pd.DataFrame]] | None = (
+        None  # cv: each fold's (fit's arguments, validation features); X_val and truth are then every row
+    )
+    validation: dict[str, Any] = field(
+        default_factory=dict
+    )  # metrics["validation"]: the rows scored, and how
 
 
 def _with_source(e: MlprodError, source: str | Path | None) -> MlprodError:
@@ -688,28 +718,73 @@ def _prepare_table(cfg: TrainConfig, chk: _Check, df: pd.DataFrame, source: str 
 
         check_ids(ids, source, "training data")
     y = _target(df, cfg, source)  # (n_rows,)
+    val, keep = cfg.validation, [cfg.id_col, *schema.feature_names]
+    every_row = (X, y) if val["refit"] else None  # (n_rows, n_features), (n_rows,): the saved model's
+    if "cv" in val:
+        folds = _folds(cfg, chk, y, source)  # K x ((n_fit,), (n_val,))
+        split = {"train_rows": len(df), "validation_rows": len(df), "cv": val["cv"]}
+        return Prepared(
+            schema,
+            (X, y),
+            X,  # (n_rows, n_features): every row is predicted once, by the fold that left it out
+            df[[cfg.id_col, cfg.target]],  # (n_rows, 2)
+            df.iloc[folds[0][1][:GOLDEN_ROWS]][keep],  # (<= 8, 1 + n_features)
+            split | {"stratify": val["stratify"], "refit": True},
+            every_row,
+            [((X.iloc[f], y[f]), X.iloc[v]) for f, v in folds],
+            {"method": "cv", "rows": len(df), "folds": val["cv"], "stratify": val["stratify"]},
+        )
     train_pos, val_pos = split_positions(
-        len(df),
-        cfg.validation["test_size"],
-        cfg.seed,
-        y if cfg.validation["stratify"] else None,
-        source,
-        cfg.target,
+        len(df), val["test_size"], cfg.seed, y if val["stratify"] else None, source, cfg.target
     )  # (n_train,), (n_val,)
-    split = {
-        "train_rows": len(train_pos),
-        "validation_rows": len(val_pos),
-        "test_size": cfg.validation["test_size"],
-        "stratify": cfg.validation["stratify"],
-    }
+    split = {"train_rows": len(train_pos), "validation_rows": len(val_pos), "test_size": val["test_size"]}
     return Prepared(
         schema,
         (X.iloc[train_pos], y[train_pos]),  # (n_train, n_features), (n_train,)
         X.iloc[val_pos],  # (n_val, n_features)
         df.iloc[val_pos][[cfg.id_col, cfg.target]],  # (n_val, 2)
-        df.iloc[val_pos[:GOLDEN_ROWS]][[cfg.id_col, *schema.feature_names]],  # (<= 8, 1 + n_features)
-        split,
+        df.iloc[val_pos[:GOLDEN_ROWS]][keep],  # (<= 8, 1 + n_features)
+        split | {"stratify": val["stratify"], "refit": val["refit"]},
+        every_row,
+        validation={
+            "method": "holdout",
+            "rows": len(val_pos),
+            "test_size": val["test_size"],
+            "stratify": val["stratify"],
+        },
     )
+
+
+def _folds(cfg: TrainConfig, chk: _Check, y: Any, source: str | Path | None) -> list[tuple[Any, Any]]:
+    "cv: the K folds' (fit, validation) row positions, seeded; stratified on the target when `stratify`."
+    import numpy as np
+    import pandas as pd
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    k, n_rows = cfg.validation["cv"], len(y)
+    if k > n_rows:
+        raise chk.error(f"{k} folds for {n_rows} rows", "validation.cv", f"at most {n_rows} folds")
+    splitter: Any = KFold(k, shuffle=True, random_state=cfg.seed)
+    if cfg.validation["stratify"]:
+        labels = pd.Series(y)
+        if labels.isna().any():
+            raise DataError(
+                f"{int(labels.isna().sum())} rows have no value to stratify on",
+                path=source,
+                column=cfg.target,
+                expected="a value in every row",
+            )
+        counts = labels.value_counts()
+        if counts.min() < k:
+            label = counts.idxmin()
+            label = label.item() if hasattr(label, "item") else label  # 'a' or 2, not np.int64(2)
+            raise chk.error(
+                f"{k} folds, but the smallest class {label!r} has {counts.min()} rows",
+                "validation.cv",
+                "at most as many folds as the smallest class has rows (or stratify: false)",
+            )
+        splitter = StratifiedKFold(k, shuffle=True, random_state=cfg.seed)
+    return list(splitter.split(np.zeros((n_rows, 1)), y))
 
 
 def _unseen_user(users: pd.Series) -> Any:
@@ -785,7 +860,15 @@ def _prepare_interactions(
         "by": "time" if cfg.timestamp_col else "random",
         "refit": cfg.validation["refit"],
     }
-    return Prepared(schema, (train,), users, held, golden, split, (df,) if cfg.validation["refit"] else None)
+    validation = {
+        "method": "holdout",
+        "rows": len(held),
+        "users": len(users),
+        "holdout": cfg.validation["holdout"],
+        "by": split["by"],
+    }
+    refit_data = (df,) if cfg.validation["refit"] else None
+    return Prepared(schema, (train,), users, held, golden, split, refit_data, validation=validation)
 
 
 def _fit(cfg: TrainConfig, chk: _Check, schema: Schema, cand: Candidate, data: tuple[Any, ...]) -> Any:
@@ -813,7 +896,8 @@ def _fit(cfg: TrainConfig, chk: _Check, schema: Schema, cand: Candidate, data: t
 
 
 def _score(cfg: TrainConfig, model: Any, prep: Prepared) -> dict[str, Any]:
-    "The validation metrics of a fitted model, by `mlprod.evaluate`: what `mlprod evaluate` gives on them."
+    """The validation metrics of a fitted model, by `mlprod.evaluate`: what `mlprod evaluate` gives on them.
+    With cv, `model` fits a new model on the fit data it is given, and the figures are of the out-of-fold rows."""
     import pandas as pd
 
     from mlprod.bundle import model_outputs
@@ -823,7 +907,12 @@ def _score(cfg: TrainConfig, model: Any, prep: Prepared) -> dict[str, Any]:
         recs = model.recommend(prep.X_val[cfg.user_col], k=max(cfg.k_values))  # (n_users, 4)
         options = recommend_options(model) | {"k_values": cfg.k_values}
         return evaluate_from_data(recs, prep.truth, cfg.task, cfg.user_col, cfg.item_col, **options)
-    out = model_outputs(model, prep.schema, prep.X_val, proba=True)  # (n_val, 1 + n_classes)
+    if prep.folds is None:
+        out = model_outputs(model, prep.schema, prep.X_val, proba=True)  # (n_val, 1 + n_classes)
+    else:  # cv: `model` is the candidate; each row is predicted by the model fit on the other folds
+        out = pd.concat(
+            [model_outputs(model(fit), prep.schema, X_fold, proba=True) for fit, X_fold in prep.folds]
+        ).sort_index()  # (n_rows, 1 + n_classes), out of fold
     preds = pd.concat([prep.truth[[cfg.id_col]], out], axis=1)  # (n_val, 2 + n_classes)
     return evaluate_from_data(preds, prep.truth, cfg.task, cfg.id_col, cfg.target)
 
@@ -834,8 +923,12 @@ def train_candidates(
     *,
     seed: int | None = None,  # overrides the config's seed
     source: str | Path | None = None,  # the training file, for error messages
+    all_candidates: bool = True,  # a bundle of every candidate; False: of the selected one only
 ) -> TrainResult:
-    "Train every candidate of `config` on `df_train`, score each on the validation split; the best is `.best`."
+    """Train every candidate of `config` on `df_train`, score each on the validation rows (or by cv); the best
+    is `.best`. Each bundle's model is then refit on every row (`validation.refit`, the default)."""
+    from functools import partial
+
     from mlprod.evaluate import higher_is_better
     from mlprod.features import model_features
 
@@ -848,6 +941,10 @@ def train_candidates(
         prep = prepare(cfg, chk, df, source)
         fitted, scores = {}, {}
         for cand in cfg.candidates:
+            if prep.folds is not None:  # cv: one model per fold, each scored on the rows it left out
+                fit = partial(_fit, cfg, chk, prep.schema, cand)
+                scores[cand.name] = _score(cfg, fit, prep)
+                continue
             fitted[cand.name] = _fit(cfg, chk, prep.schema, cand, prep.fit_data)
             scores[cand.name] = _score(cfg, fitted[cand.name], prep)
         baseline = {}
@@ -874,13 +971,17 @@ def train_candidates(
     selection = {"select_by": cfg.select_by, "higher_is_better": sign > 0, "selected": selected}
     bundles = {}
     for cand in cfg.candidates:
+        if not all_candidates and cand.name != selected:
+            continue
         own = cfg if cand.name == selected else cfg.only(cand.name)
-        model = fitted[cand.name]
-        if prep.refit_data is not None:  # the same config, fitted on every row (recommend; see above)
+        if prep.refit_data is not None:  # the same config, fitted on every row (see above)
             try:
                 model = _fit(cfg, chk, prep.schema, cand, prep.refit_data)
             except (SchemaError, DataError) as e:
                 raise _with_source(e, source) from None
+        else:
+            model = fitted[cand.name]  # the very model that was scored
+        fit_rows = len((prep.refit_data or prep.fit_data)[0])
         estimator = model.steps[-1][1] if hasattr(model, "steps") else model
         metadata = {
             "seed": cfg.seed,
@@ -890,6 +991,10 @@ def train_candidates(
             "hyperparameters": {k: _json_safe(v) for k, v in estimator.get_params(deep=False).items()},
         }
         metrics = {**scores[cand.name], "candidates": scores, "selection": selection}
+        metrics |= {
+            "validation": prep.validation,  # the rows every figure above was computed on
+            "saved_model": {"refit": prep.refit_data is not None, "fit_rows": fit_rows},
+        }
         bundles[cand.name] = Bundle(
             model=model,
             config=own.to_dict(),
@@ -910,7 +1015,7 @@ def train_from_data(
     seed: int | None = None,
 ) -> Bundle:
     "Train `config` on `df_train`; with several candidates, the best by `select_by`. Not saved: see `save_bundle`."
-    return train_candidates(config, df_train, seed=seed).best
+    return train_candidates(config, df_train, seed=seed, all_candidates=False).best
 
 # %% ../nbs/10_train.ipynb #aa7a23d5
 def _relative(path: str | Path) -> str:
@@ -939,7 +1044,39 @@ def _check_model_root(out_dir: Path) -> None:
         raise BundleError(what, path=out_dir if existing == out_dir else _relative(existing))
 
 
-def train_from_path(
+def _load_back(folder: Path, out_dir: Path) -> None:
+    """Load the version written into `folder` (not yet renamed into place, nor aliased) with every check of
+    `load_bundle`; a failure is raised naming the model root, as the reason no version was saved."""
+    from mlprod.bundle import MODEL_FILES, load_bundle
+    from mlprod.errors import BundleError
+
+    trusted: list[str] = []  # skops: the types this training wrote; what is checked is the round trip
+    skops_file = folder / MODEL_FILES["skops"]
+    if skops_file.exists():
+        import skops.io as sio
+
+        trusted = list(sio.get_untrusted_types(file=skops_file))
+    try:
+        load_bundle(folder, version_skew="error", trusted_types=trusted)
+    except MlprodError as e:
+        where = ""
+        if e.path is not None and Path(e.path).is_relative_to(folder):
+            where = f"{Path(e.path).relative_to(folder).as_posix()}: "
+        raise type(e)(
+            f"the new version did not load back as it was trained ({where}{e.message}); no version was saved",
+            path=out_dir,
+            column=e.column,
+            expected=e.expected,
+        ) from None
+    except Exception as e:  # e.g. a model whose predict fails once unpickled
+        raise BundleError(
+            "the new version did not load back as it was trained "
+            f"({type(e).__name__}: {e}); no version was saved",
+            path=out_dir,
+        ) from None
+
+
+def train_versions(
     config_file: str | Path,
     train_data_file: str | Path,
     out_dir: str | Path,  # the model root: versions go in it
@@ -949,8 +1086,12 @@ def train_from_path(
     default_seed: int = 0,  # the seed when the config has none
     compression: int = 3,
     model_format: str = "joblib",
-) -> Path:
-    "Train the config at `config_file` on `train_data_file`; save the best as a new version in `out_dir`; return its folder."
+) -> dict[str, Path]:
+    """Train the config at `config_file` on `train_data_file` and save the best (with `keep_candidates`, every
+    candidate) as new versions in `out_dir`, each loaded back before it is kept. Returns candidate -> version
+    folder, the selected one last (it is `latest`)."""
+    import shutil
+
     from mlprod.bundle import save_bundle
     from mlprod.io import read_table, sha256_file
     from mlprod.lineage import chain
@@ -960,7 +1101,7 @@ def train_from_path(
     _check_model_root(out_dir)  # before the training, not after it
     ids = [c for c in (cfg.id_col, cfg.user_col, cfg.item_col) if c]  # read as written: '007' is not 7
     df = read_table(train_data_file, ids=ids)  # (n_rows, n_columns)
-    result = train_candidates(cfg, df, seed=seed, source=train_data_file)
+    result = train_candidates(cfg, df, seed=seed, source=train_data_file, all_candidates=keep_candidates)
     record = {"path": _relative(train_data_file), "rows": len(df), "sha256": sha256_file(train_data_file)}
     try:  # also relative to the version folder (any child of out_dir): mlprod.lineage traces it from anywhere
         record["bundle_path"] = Path(
@@ -977,8 +1118,51 @@ def train_from_path(
         inputs["lineage"] = upstream
     for bundle in result.bundles.values():
         bundle.metadata |= inputs
-    if keep_candidates:
-        for name, bundle in result.bundles.items():
-            if name != result.selected:
-                save_bundle(bundle, out_dir, compression=compression, model_format=model_format)
-    return save_bundle(result.best, out_dir, compression=compression, model_format=model_format)
+    missing = [p for p in [out_dir, *out_dir.parents] if not p.exists()]  # made by this run, deepest first
+    order = [n for n in result.bundles if n != result.selected] + [result.selected]
+    saved: dict[str, Path] = {}
+    try:
+        for name in order:  # the others first, never aliased; the selected one last, made `latest`
+            saved[name] = save_bundle(
+                result.bundles[name],
+                out_dir,
+                compression=compression,
+                model_format=model_format,
+                latest=name == result.selected,
+                check=lambda folder: _load_back(folder, out_dir),
+            )
+    except BaseException:  # one run, one outcome: the versions it saved before go too (no alias names them)
+        for folder in saved.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        for p in missing:
+            try:
+                p.rmdir()  # only if empty: another run may be saving into it meanwhile
+            except OSError:
+                break
+        raise
+    return saved
+
+
+def train_from_path(
+    config_file: str | Path,
+    train_data_file: str | Path,
+    out_dir: str | Path,  # the model root: versions go in it
+    *,
+    keep_candidates: bool = False,
+    seed: int | None = None,  # overrides the config's seed
+    default_seed: int = 0,  # the seed when the config has none
+    compression: int = 3,
+    model_format: str = "joblib",
+) -> Path:
+    "Train the config at `config_file` on `train_data_file`; save the best as a new version in `out_dir`; return its folder."
+    saved = train_versions(
+        config_file,
+        train_data_file,
+        out_dir,
+        keep_candidates=keep_candidates,
+        seed=seed,
+        default_seed=default_seed,
+        compression=compression,
+        model_format=model_format,
+    )
+    return list(saved.values())[-1]

@@ -203,7 +203,8 @@ def test_the_seed_reaches_every_estimator_that_takes_one(binary: pd.DataFrame) -
 
 
 def test_metrics_are_what_evaluate_gives_on_the_validation_rows(binary: pd.DataFrame) -> None:
-    bundle = train_from_data(BASE, binary)
+    # refit: false keeps the scored model, so its own predictions reproduce the figures (refit: tests/test_refit.py)
+    bundle = train_from_data(BASE | {"validation": {"refit": False}}, binary)
     _, val = split_positions(
         len(binary), 0.2, 0, binary["churned"].to_numpy()
     )  # the default validation split
@@ -213,7 +214,9 @@ def test_metrics_are_what_evaluate_gives_on_the_validation_rows(binary: pd.DataF
         {"customer_id": rows["customer_id"], "prediction": bundle.model.predict(X)}
     ).join(pd.DataFrame(bundle.model.predict_proba(X), columns=["proba_0", "proba_1"], index=rows.index))
     expected = evaluate_from_data(predictions, rows, "classification", "customer_id", "churned")
-    assert {k: v for k, v in bundle.metrics.items() if k not in ("candidates", "selection")} == expected
+    skip = ("candidates", "selection", "validation", "saved_model")
+    assert {k: v for k, v in bundle.metrics.items() if k not in skip} == expected
+    assert bundle.metrics["validation"]["rows"] == 60 and bundle.metrics["saved_model"]["fit_rows"] == 240
     assert bundle.metrics["rows"] == 60 and bundle.metadata["split"]["train_rows"] == 240
     assert bundle.golden is not None and set(bundle.golden["customer_id"]) <= set(rows["customer_id"])
 
@@ -403,6 +406,9 @@ def test_cli_seed_overrides_and_settings_seed_fills_in(tmp_path: Path, fixtures:
 def test_parse_config_fills_every_default() -> None:
     cfg = parse_config(BASE)
     d = cfg.to_dict()
-    assert d["validation"] == {"test_size": 0.2, "stratify": True} and d["select_by"] == "accuracy"
+    assert (
+        d["validation"] == {"test_size": 0.2, "stratify": True, "refit": True}
+        and d["select_by"] == "accuracy"
+    )
     assert d["preprocessing"]["one_hot"] is True and d["preprocessing"]["scale"] is True
     assert parse_config(d) == cfg  # the saved form parses back to the same config
