@@ -110,7 +110,9 @@ def test_a_pickle_in_place_of_a_recorded_skops_model_is_refused(saved, tmp_path:
     assert not marker.exists()
 
 
-def test_a_loader_that_allows_skops_only_refuses_a_joblib_bundle(saved, tmp_path: Path, cli, fixtures) -> None:
+def test_a_loader_that_allows_skops_only_refuses_a_joblib_bundle(
+    saved, tmp_path: Path, cli, fixtures
+) -> None:
     "allowed_formats=('skops',): a joblib bundle (even a consistent one) is refused before it is unpickled."
     v = _copy(saved["joblib"], tmp_path)
     marker = tmp_path / "ran.marker"
@@ -130,11 +132,52 @@ def test_a_loader_that_allows_skops_only_refuses_a_joblib_bundle(saved, tmp_path
     _one_line_exit_2(r, "integrity error", "model.joblib")
     (tmp_path / "settings.ini").write_text(SETTINGS + "allowed_formats = skops\n")
     out = tmp_path / "p.jsonl"
-    r = cli("predict", "--model-dir", str(v), "--input", str(fixtures / "binary.csv"), "--output", str(out), cwd=tmp_path)
+    r = cli(
+        "predict",
+        "--model-dir",
+        str(v),
+        "--input",
+        str(fixtures / "binary.csv"),
+        "--output",
+        str(out),
+        cwd=tmp_path,
+    )
     _one_line_exit_2(r, "model.joblib")
     assert not out.exists() and not marker.exists()
     r = cli("models", "verify", str(saved["skops"]), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+    # every other command that loads a model: evaluate, report (before a kernel starts), predict on Dask
+    data = str(fixtures / "binary.csv")
+    only = ("--allowed-format", "skops")
+    runs = {
+        "evaluate": (
+            "evaluate",
+            "--predictions",
+            data,
+            "--truth",
+            data,
+            "--model-dir",
+            str(v),
+            "--output",
+            "m.json",
+        ),
+        "report": ("report", "evaluate", "--model-dir", str(v), "--data", data, "--out-dir", "rep"),
+        "dask": (
+            "predict",
+            "--engine",
+            "dask",
+            "--model-dir",
+            str(v),
+            "--input",
+            data,
+            "--output",
+            "d.parquet",
+        ),
+    }
+    (tmp_path / "settings.ini").write_text(SETTINGS)
+    for args in runs.values():
+        _one_line_exit_2(cli(*args, *only, cwd=tmp_path), "model.joblib")
+    assert not {"m.json", "rep", "d"} & {p.name for p in tmp_path.iterdir()} and not marker.exists()
     (tmp_path / "settings.ini").write_text(SETTINGS + "allowed_formats = skops, pickle\n")
     _one_line_exit_2(cli("models", "verify", str(saved["skops"]), cwd=tmp_path), "allowed_formats")
 
@@ -263,7 +306,16 @@ def test_a_crafted_tree_through_the_command(forests, tmp_path: Path, cli, fixtur
     (tmp_path / "settings.ini").write_text(SETTINGS)
     _one_line_exit_2(cli("models", "verify", str(v), cwd=tmp_path), "integrity error", "model.skops", "tree")
     out = tmp_path / "p.jsonl"
-    r = cli("predict", "--model-dir", str(v), "--input", str(fixtures / "binary.csv"), "--output", str(out), cwd=tmp_path)
+    r = cli(
+        "predict",
+        "--model-dir",
+        str(v),
+        "--input",
+        str(fixtures / "binary.csv"),
+        "--output",
+        str(out),
+        cwd=tmp_path,
+    )
     _one_line_exit_2(r, "model.skops")
     assert not out.exists()
 
@@ -293,17 +345,24 @@ def _golden_gone(v: Path, how: str) -> None:
     elif how == "fewer rows":
         g.write_text("\n".join(lines[:3]) + "\n")
     elif how == "no expected columns":
-        rows = [{k: val for k, val in json.loads(line).items() if not k.startswith("expected_")} for line in lines]
+        rows = [
+            {k: val for k, val in json.loads(line).items() if not k.startswith("expected_")} for line in lines
+        ]
         g.write_text("".join(json.dumps(r) + "\n" for r in rows))
     elif how == "no proba columns":
-        rows = [{k: val for k, val in json.loads(line).items() if not k.startswith("expected_proba")} for line in lines]
+        rows = [
+            {k: val for k, val in json.loads(line).items() if not k.startswith("expected_proba")}
+            for line in lines
+        ]
         g.write_text("".join(json.dumps(r) + "\n" for r in rows))
     else:
         raise AssertionError(how)
     _rewrite_manifest(v)
 
 
-@pytest.mark.parametrize("how", ["deleted", "emptied", "fewer rows", "no expected columns", "no proba columns"])
+@pytest.mark.parametrize(
+    "how", ["deleted", "emptied", "fewer rows", "no expected columns", "no proba columns"]
+)
 def test_golden_rows_cannot_be_removed(saved, tmp_path: Path, how: str, cli) -> None:
     v = _copy(saved["joblib"], tmp_path)
     assert json.loads((v / "metadata.json").read_text())["golden_rows"] == 8
@@ -315,7 +374,9 @@ def test_golden_rows_cannot_be_removed(saved, tmp_path: Path, how: str, cli) -> 
     _one_line_exit_2(cli("models", "verify", str(v), cwd=tmp_path), "integrity error", "golden.jsonl")
 
 
-def test_a_swapped_model_without_golden_rows_no_longer_verifies(saved, tmp_path: Path, fixtures: Path, cli) -> None:
+def test_a_swapped_model_without_golden_rows_no_longer_verifies(
+    saved, tmp_path: Path, fixtures: Path, cli
+) -> None:
     "The attack in full: another model in place, golden.jsonl deleted, manifest rebuilt."
     v = _copy(saved["joblib"], tmp_path)
     other = _bundle(fixtures, DecisionTreeClassifier(max_depth=1, random_state=0)).model
