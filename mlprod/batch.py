@@ -297,7 +297,9 @@ def run_local(
         _PREDICTOR = None
 
 # %% ../nbs/14_batch.ipynb #af31bc64
-_WORKER_PREDICTORS: dict[tuple[str, str, tuple[str, ...]], Any] = {}  # per worker process: loaded once
+_WORKER_PREDICTORS: dict[
+    tuple[str, str, tuple[str, ...], tuple[str, ...]], Any
+] = {}  # per worker process: loaded once
 _THREADS_LIMITED = False  # per worker process: set to one thread (see `one_thread`) on its first file
 
 

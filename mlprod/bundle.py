@@ -1084,7 +1084,8 @@ def _tree_problem(tree: Any, n_features_in: Any, n_outputs_est: Any) -> str | No
     kids = np.concatenate([left[~leaf], right[~leaf]])  # (2 * n_internal,)
     bad = np.flatnonzero((kids < 1) | (kids >= n))
     if bad.size:
-        return f"a child index {kids[bad[0]]} out of range [1, {n})"
+        k = kids[bad[0]]
+        return "the root is a child (a cycle)" if k == 0 else f"a child index {k} out of range [1, {n})"
     parents = np.bincount(kids, minlength=n)  # (node_count,)
     bad = np.flatnonzero(parents[1:] != 1)
     if bad.size:

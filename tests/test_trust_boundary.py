@@ -320,16 +320,22 @@ def test_a_crafted_tree_through_the_command(forests, tmp_path: Path, cli, fixtur
     assert not out.exists()
 
 
-def test_the_default_settings_trust_tree_only_because_it_is_checked() -> None:
-    "settings.ini trusts Tree; the check above is what makes that safe (it holds whatever the settings say)."
-    import configparser
+def test_the_workspace_settings_let_no_crafted_tree_through(forests, tmp_path: Path) -> None:
+    "settings.ini trusts Tree (forests in skops are a real use): with exactly its trusted types, a crafted forest is refused."
+    from mlprod.cli import load_settings
 
-    from mlprod.bundle import check_skops_trees
-
-    p = configparser.ConfigParser()
-    p.read(Path(__file__).resolve().parent.parent / "settings.ini")
-    if "sklearn.tree._tree.Tree" in p["mlprod"]["trusted_types"]:
-        assert "every node" in (check_skops_trees.__doc__ or "")
+    s = load_settings(Path(__file__).resolve().parent.parent / "settings.ini")
+    trusted = s.list("trusted_types")
+    assert "sklearn.tree._tree.Tree" in trusted and s.list("allowed_formats") == ["joblib", "skops"]
+    v = _craft(forests["forest"], tmp_path, "cycle")
+    r = subprocess.run(
+        [sys.executable, "-c", LOAD_IN_A_CHILD, str(v), ",".join(trusted)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: val for k, val in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert r.returncode == 3 and "model.skops" in r.stdout and "cycle" in r.stdout, (r.returncode, r.stdout)
 
 
 # --- golden rows are required where they were saved ------------------------------------------------------
