@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -302,21 +302,33 @@ def run_local(
         _PREDICTOR = None
 
 # %% ../nbs/14_batch.ipynb #af31bc64
-_WORKER_PREDICTORS: dict[tuple[str, str, tuple[str, ...]], Any] = {}  # per worker process: loaded once
+_WORKER_PREDICTORS: dict[
+    tuple[str, str, tuple[str, ...], tuple[str, ...]], Any
+] = {}  # per worker process: loaded once
 _THREADS_LIMITED = False  # per worker process: set to one thread (see `one_thread`) on its first file
 
 
-def _worker_predictor(model_dir: str, version_skew: str, trusted_types: tuple[str, ...]) -> Any:
+def _worker_predictor(
+    model_dir: str,
+    version_skew: str,
+    trusted_types: tuple[str, ...],
+    allowed_formats: tuple[str, ...] = ("joblib", "skops"),
+) -> Any:
     "The predictor of this worker process: loaded and verified on first use, then reused for every file."
     import threading
 
-    key = (model_dir, version_skew, trusted_types)
-    lock = _WORKER_PREDICTORS.setdefault(("__lock__", "", ()), threading.Lock())
+    key = (model_dir, version_skew, trusted_types, allowed_formats)
+    lock = _WORKER_PREDICTORS.setdefault(("__lock__", "", (), ()), threading.Lock())
     with lock:
         if key not in _WORKER_PREDICTORS:
             from mlprod.predict import Predictor
 
-            predictor = Predictor.load(model_dir, version_skew=version_skew, trusted_types=trusted_types)
+            predictor = Predictor.load(
+                model_dir,
+                version_skew=version_skew,
+                trusted_types=trusted_types,
+                allowed_formats=allowed_formats,
+            )
             n_jobs = _n_jobs_params(predictor.model)  # one thread per Dask worker thread
             if n_jobs:
                 predictor.model.set_params(**dict.fromkeys(n_jobs, 1))
@@ -332,13 +344,14 @@ def _predict_file(
     chunk_rows: int,
     version_skew: str,
     trusted_types: tuple[str, ...],
+    allowed_formats: tuple[str, ...] = ("joblib", "skops"),
     own_worker: bool = False,  # a worker of the local cluster mlprod started (not of a shared cluster)
 ) -> int:
     "A Dask task: stream one input file through the model (chunk by chunk) into one partition; its rows."
     global _THREADS_LIMITED
     import multiprocessing as mp
 
-    predictor = _worker_predictor(model_dir, version_skew, trusted_types)
+    predictor = _worker_predictor(model_dir, version_skew, trusted_types, allowed_formats)
     if not _THREADS_LIMITED and mp.parent_process() is not None:  # a worker process: one thread, for good
         one_thread(predictor.model).__enter__()
         if own_worker:
@@ -384,6 +397,7 @@ def run_dask(
     workers: int | None = None,  # local cluster size (default: all cores)
     version_skew: str = "error",
     trusted_types: list[str] | tuple[str, ...] = (),
+    allowed_formats: Sequence[str] = ("joblib", "skops"),
     output_format: str = "parquet",  # parquet | csv | jsonl
     processes: bool = True,  # local cluster: worker processes (True) or threads in this process
     chunk_rows: int = 100_000,  # rows a worker reads at a time
@@ -405,7 +419,7 @@ def run_dask(
     if output_format not in ("parquet", "csv", "jsonl"):
         raise DataError(f"unknown output format {output_format!r}", expected="parquet, csv or jsonl")
     version = str(resolve_version(model_dir))
-    key = (version, version_skew, tuple(trusted_types))
+    key = (version, version_skew, tuple(trusted_types), tuple(allowed_formats))
     _worker_predictor(*key)  # loaded and verified here first; the forked local workers inherit it
     from mlprod.runtime import resume_gc
 
@@ -446,6 +460,7 @@ def run_dask(
                 chunk_rows=chunk_rows,
                 version_skew=version_skew,
                 trusted_types=tuple(trusted_types),
+                allowed_formats=tuple(allowed_formats),
                 own_worker=scheduler is None and processes,
                 pure=False,
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -21,10 +22,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['TRACKED', 'MODEL_FILES', 'EXPECTED', 'MANIFEST', 'ALIASES', 'BLOCK_BYTES', 'SKEW_POLICIES', 'STRICT', 'Bundle',
-           'model_outputs', 'library_versions', 'golden_rows', 'save_bundle', 'sweep_stale_temporaries', 'read_aliases',
-           'resolve_version', 'read_manifest', 'verify_files', 'check_versions', 'check_mlprod_version', 'load_bundle',
-           'list_versions', 'promote']
+__all__ = ['TRACKED', 'MODEL_FILES', 'FORMATS', 'EXPECTED', 'MANIFEST', 'ALIASES', 'BLOCK_BYTES', 'SKEW_POLICIES', 'STRICT',
+           'Bundle', 'model_outputs', 'library_versions', 'golden_rows', 'save_bundle', 'sweep_stale_temporaries',
+           'read_aliases', 'resolve_version', 'read_manifest', 'verify_files', 'model_file', 'check_versions',
+           'check_mlprod_version', 'check_skops_trees', 'load_bundle', 'list_versions', 'promote']
 
 # %% ../nbs/04_bundle.ipynb #936ed278
 @dataclass
@@ -112,6 +113,7 @@ def library_versions() -> dict[str, str]:
 
 # %% ../nbs/04_bundle.ipynb #801fa3ac
 MODEL_FILES = {"joblib": "model.joblib", "skops": "model.skops"}
+FORMATS = tuple(MODEL_FILES)  # the formats a loader allows unless told fewer
 EXPECTED = "expected_"  # prefix of the stored outputs in golden.jsonl
 MANIFEST = "manifest.json"
 ALIASES = "aliases.json"
@@ -257,6 +259,7 @@ def save_bundle(
             "git": git_state(),  # from mlprod.lineage
             "model_format": model_format,
             "compression": int(compression),
+            "golden_rows": 0 if bundle.golden is None else len(bundle.golden),  # loading requires as many
             "task": bundle.schema.task,
         }
         write_json(tmp / "metadata.json", metadata)
@@ -348,6 +351,8 @@ def resolve_version(path: str | Path) -> Path:
     if not path.is_dir():
         raise BundleError("not a folder", path=path, expected="a bundle version or a model root")
     if (path / MANIFEST).exists():
+        if path.is_symlink():
+            raise _linked_version(path)
         return path
     if any((path / f).exists() for f in [*MODEL_FILES.values(), "metadata.json", "schema.json"]):
         raise IntegrityError("manifest.json is missing from this bundle", path=path / MANIFEST)
@@ -355,15 +360,33 @@ def resolve_version(path: str | Path) -> Path:
     for alias in ("champion", "latest"):
         if alias in aliases:
             version = aliases[alias]
-            if "/" in version or "\\" in version or version in (".", ".."):
+            if not _plain_name(version):
                 raise BundleError(f"alias {alias!r} names {version!r}, not a version", path=path / ALIASES)
             target = path / version
+            if target.is_symlink():
+                raise _linked_version(target)
             if not (target / MANIFEST).exists():
                 raise BundleError(
                     f"alias {alias!r} points to a missing version {version!r}", path=path / ALIASES
                 )
             return target
     raise BundleError("not a bundle (no manifest.json) nor a model root (no aliases.json)", path=path)
+
+
+def _plain_name(version: str) -> bool:
+    "True for a name that can only be a folder of the root itself: no separator, no `.`/`..`, no NUL, not hidden."
+    return (
+        isinstance(version, str)
+        and bool(version)
+        and not version.startswith(".")
+        and not any(c in version for c in "/\\\0")
+    )
+
+
+def _linked_version(p: Path) -> IntegrityError:
+    return IntegrityError(
+        "version folder is a symbolic link; a version is a real folder of its model root", path=p
+    )
 
 # %% ../nbs/04_bundle.ipynb #d05d0502
 def _safe_member(folder: Path, rel: str, manifest_path: Path) -> Path:
@@ -605,7 +628,7 @@ def _verified_file(blocks: _Blocks) -> io.BufferedReader:
 
 
 def _verify(
-    folder: Path, spare_main: bool = False
+    folder: Path, spare_main: bool = False, allowed_formats: Sequence[str] = FORMATS
 ) -> tuple[dict[str, Any], dict[str, bytes], dict[str, _Blocks], str]:
     """Start checking every file of `folder` against its manifest.
 
@@ -613,7 +636,8 @@ def _verify(
     hashed on the hash pool's threads: one per core, or one fewer when `spare_main` (this thread has work of
     its own meanwhile: parsing and unpickling). Returns (manifest files, {relative path: bytes} of the small
     files, {relative path: `_Blocks`} of the large ones, model file name): a large file is verified only once
-    its `_Blocks.data()` (or `ready`) returned. Nothing may be unpickled but through a `_VerifiedReader`."""
+    its `_Blocks.data()` (or `ready`) returned. Nothing may be unpickled but through a `_VerifiedReader`.
+    The model file is the one `model_file` names: of the format metadata.json records, in `allowed_formats`."""
     files = read_manifest(folder)
     mpath = folder / MANIFEST
     for rel in files:
@@ -629,11 +653,6 @@ def _verify(
     for rel in sorted(files):
         if tree.get(rel) != "file":
             raise IntegrityError("file listed in the manifest is missing", path=folder / rel)
-    model_name = next((m for m in MODEL_FILES.values() if m in files), None)
-    if model_name is None:
-        raise IntegrityError(
-            "the manifest lists no model file", path=mpath, expected=" or ".join(MODEL_FILES.values())
-        )
     import hashlib
     import os
 
@@ -652,6 +671,7 @@ def _verify(
             if hashlib.sha256(data).hexdigest() != entry["sha256"]:
                 raise _changed(p)
             contents[rel] = data
+        model_name = model_file(folder, files, contents.get("metadata.json"), allowed_formats)
     except BaseException as e:
         for b in large.values():
             b.cancel()
@@ -687,13 +707,71 @@ def _hash_pool() -> tuple[Any, int]:
 
 
 def verify_files(
-    folder: str | Path, model_bytes: bool = True
+    folder: str | Path, model_bytes: bool = True, allowed_formats: Sequence[str] = FORMATS
 ) -> tuple[dict[str, Any], bytes | None, str | None]:
     "Check every file of a version against its manifest. Returns (manifest files, model bytes, model file name)."
-    files, contents, large, model_name = _verify(Path(folder))
+    files, contents, large, model_name = _verify(Path(folder), allowed_formats=allowed_formats)
     for b in large.values():
         b.ready(b.size)
     return files, _model_bytes(contents, large, model_name) if model_bytes else None, model_name
+
+# %% ../nbs/04_bundle.ipynb #a1f0c0d2
+def model_file(
+    folder: Path,
+    files: dict[str, Any],  # the manifest's files
+    metadata: bytes | None,  # metadata.json, the bytes that matched the manifest (None: not listed)
+    allowed_formats: Sequence[str] = FORMATS,
+) -> str:
+    """The name of the one model file of the version in `folder`, or `IntegrityError` naming the file at fault.
+
+    A bundle's format is fixed by what it records (metadata.json's `model_format`; a bundle that records none:
+    the format of its model file) and by what the loader allows (`allowed_formats`). A model file of another
+    format, or a second model file, is refused: nothing chooses which file to unpickle but this function, and
+    it runs before anything is unpickled."""
+    import json
+
+    allowed = tuple(allowed_formats)
+    unknown = [f for f in allowed if f not in MODEL_FILES]
+    if unknown or not allowed:
+        raise BundleError(
+            f"unknown model format {unknown[0]!r} in allowed_formats"
+            if unknown
+            else "allowed_formats is empty",
+            expected="one or more of " + ", ".join(MODEL_FILES),
+        )
+    listed = [fmt for fmt, name in MODEL_FILES.items() if name in files]  # joblib first
+    try:
+        recorded = json.loads(metadata).get("model_format") if metadata is not None else None
+    except (ValueError, AttributeError):
+        recorded = None  # metadata.json that does not parse is refused when it is read, before unpickling
+    if recorded is not None and recorded not in MODEL_FILES:
+        raise IntegrityError(
+            f"unknown model_format {recorded!r}",
+            path=folder / "metadata.json",
+            expected=" or ".join(MODEL_FILES),
+        )
+    if not listed:
+        raise IntegrityError(
+            "the manifest lists no model file",
+            path=folder / MANIFEST,
+            expected=" or ".join(MODEL_FILES.values()),
+        )
+    fmt = recorded or listed[-1]  # a bundle from before model_format was recorded: its (one) file's format
+    for other in listed:
+        if other != fmt:
+            raise IntegrityError(
+                f"a {other} model file, but metadata.json records model_format {fmt!r}"
+                + (" and the bundle has its own model file" if fmt in listed else "")
+                + "; a bundle holds one model file, of its recorded format",
+                path=folder / MODEL_FILES[other],
+            )
+    if fmt not in allowed:
+        raise IntegrityError(
+            f"a {fmt} model, and this loader does not allow that format (allowed_formats: {', '.join(allowed)})",
+            path=folder / MODEL_FILES[fmt],
+            expected="a bundle saved with --model-format " + " or ".join(allowed),
+        )
+    return MODEL_FILES[fmt]
 
 # %% ../nbs/04_bundle.ipynb #4fff6b4f
 SKEW_POLICIES = ("error", "warn", "ignore")
@@ -915,7 +993,9 @@ def _load_model(
                 path=path,
                 expected="only types in the trusted list (settings.ini: trusted_types)",
             )
-        return sio.loads(data, trusted=list(untrusted))
+        model = sio.loads(data, trusted=list(untrusted))
+        check_skops_trees(model, path)  # before anything predicts (the golden rows do, next)
+        return model
     import joblib
 
     def opened() -> Any:  # the model file from its first byte (blocks let go of are read and checked again)
@@ -938,6 +1018,137 @@ def _load_model(
     if isinstance(source, _Blocks):
         source.ready(source.size)  # every block matched, also any the unpickler had no need to read
     return model
+
+# %% ../nbs/04_bundle.ipynb #b2e0c0d2
+def check_skops_trees(model: Any, path: Path) -> int:
+    """Check every `sklearn.tree._tree.Tree` inside `model` (a skops model just loaded, not yet used) against
+    the invariants of a tree scikit-learn builds; `IntegrityError` naming `path` at the first broken one.
+    Returns the number of trees checked.
+
+    scikit-learn's predict walks a tree's nodes in C without bounds checks, and skops rebuilds a Tree from
+    whatever arrays the file holds: a crafted tree reads or writes out of bounds, or loops for ever. So each
+    tree, from its public `__getstate__()` arrays, must have:
+
+    - node_count >= 1, equal to the length of its node array and to its capacity;
+    - n_features >= 1 and, when the tree belongs to an estimator, equal to its `n_features_in_` (the width of
+      the input predict is given); n_outputs >= 1 and equal to the estimator's `n_outputs_`; one n_classes
+      entry per output, each >= 1, max_n_classes their maximum;
+    - a value array of shape (node_count, n_outputs, max_n_classes), all finite;
+    - for every node, both children -1 (TREE_LEAF: a leaf) or both in [1, node_count) (the root is nobody's
+      child);
+    - every node but the root the child of exactly one node, and every node reached from the root: no cycle,
+      nothing unreachable; max_depth equal to the depth so reached;
+    - a leaf's feature and threshold both -2 (TREE_UNDEFINED);
+    - an internal node's feature in [0, n_features) and a threshold that is a number below +inf, or +inf
+      itself (scikit-learn's split that sends every present value left and the missing ones right), never NaN
+      or -inf;
+    - missing_go_to_left 0 or 1."""
+    import sys
+
+    import numpy as np
+
+    tree_module = sys.modules.get("sklearn.tree._tree")
+    if tree_module is None:  # skops built no Tree, so none is inside
+        return 0
+    Tree = tree_module.Tree
+    trees: dict[int, Any] = {}  # id -> tree
+    width: dict[
+        int, tuple[Any, Any, str]
+    ] = {}  # id of a tree -> (n_features_in_, n_outputs_, owner) of its estimator
+    seen, todo = set(), [model]
+    while todo:  # every object reachable from the model: attributes, containers, object arrays
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, str | bytes | int | float | bool | type(None) | type):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, Tree):
+            trees[id(obj)] = obj
+        elif isinstance(obj, dict):
+            todo.extend(obj.values())
+        elif isinstance(obj, list | tuple | set | frozenset):
+            todo.extend(obj)
+        elif isinstance(obj, np.ndarray):
+            if obj.dtype == object:
+                todo.extend(obj.ravel().tolist())
+        elif hasattr(obj, "__dict__"):
+            attrs = vars(obj)
+            if isinstance(attrs.get("tree_"), Tree):
+                owner = type(obj).__name__
+                width[id(attrs["tree_"])] = (attrs.get("n_features_in_"), attrs.get("n_outputs_"), owner)
+            todo.extend(attrs.values())
+    for k, (key, tree) in enumerate(trees.items()):
+        n_in, n_out, owner = width.get(key, (None, None, "tree"))
+        problem = _tree_problem(tree, n_in, n_out)
+        if problem:
+            raise IntegrityError(
+                f"tree {k + 1} of {len(trees)} ({owner}): {problem}; a crafted or corrupt tree is never used",
+                path=path,
+            )
+    return len(trees)
+
+
+def _tree_problem(tree: Any, n_features_in: Any, n_outputs_est: Any) -> str | None:
+    "What breaks an invariant of `check_skops_trees` in `tree`, or None."
+    import numpy as np
+
+    n, capacity = int(tree.node_count), int(tree.capacity)
+    if n < 1 or n != capacity:
+        return f"node_count {n} but room for {capacity} nodes"
+    n_features, n_outputs, max_classes = int(tree.n_features), int(tree.n_outputs), int(tree.max_n_classes)
+    n_classes = np.asarray(tree.n_classes)  # (n_outputs,)
+    if n_features < 1 or (n_features_in is not None and n_features != n_features_in):
+        return f"n_features {n_features}, but the estimator takes {n_features_in} input columns"
+    if n_outputs < 1 or (n_outputs_est is not None and n_outputs != n_outputs_est):
+        return f"n_outputs {n_outputs}, but the estimator has {n_outputs_est}"
+    if n_classes.shape != (n_outputs,) or (n_classes < 1).any() or max_classes != n_classes.max():
+        return f"n_classes {n_classes.tolist()} do not fit n_outputs {n_outputs}, max_n_classes {max_classes}"
+    state = tree.__getstate__()
+    nodes, values = (
+        state["nodes"],
+        state["values"],
+    )  # (node_count,) structured; (node_count, n_outputs, max_n_classes)
+    if nodes.shape != (n,) or values.shape != (n, n_outputs, max_classes):
+        return f"node array {nodes.shape} / value array {values.shape} do not fit node_count {n}"
+    if not np.isfinite(values).all():
+        return "non-finite values"
+    left, right = nodes["left_child"], nodes["right_child"]  # (node_count,) each
+    feature, threshold = nodes["feature"], nodes["threshold"]  # (node_count,) each
+    leaf = left == -1  # (node_count,) bool
+    bad = np.flatnonzero(leaf != (right == -1))
+    if bad.size:
+        return f"node {bad[0]}: one child is the leaf marker -1 and the other is not"
+    kids = np.concatenate([left[~leaf], right[~leaf]])  # (2 * n_internal,)
+    bad = np.flatnonzero((kids < 1) | (kids >= n))
+    if bad.size:
+        k = kids[bad[0]]
+        return "the root is a child (a cycle)" if k == 0 else f"a child index {k} out of range [1, {n})"
+    parents = np.bincount(kids, minlength=n)  # (node_count,)
+    bad = np.flatnonzero(parents[1:] != 1)
+    if bad.size:
+        return f"node {bad[0] + 1} is the child of {parents[bad[0] + 1]} nodes (a cycle, or unreachable)"
+    frontier, reached, depth = np.array([0]), 1, 0
+    while True:  # each node has one parent and the root none: this visits each reachable node once
+        inner = frontier[~leaf[frontier]]
+        if not inner.size:
+            break
+        frontier = np.concatenate([left[inner], right[inner]])
+        reached, depth = reached + frontier.size, depth + 1
+    if reached != n:
+        return f"{n - reached} of {n} nodes are not reached from the root (a cycle)"
+    if int(state["max_depth"]) != depth:
+        return f"max_depth {state['max_depth']}, but the tree is {depth} deep"
+    bad = np.flatnonzero(leaf & ((feature != -2) | (threshold != -2)))
+    if bad.size:
+        return f"leaf {bad[0]}: feature {feature[bad[0]]}, threshold {threshold[bad[0]]} (expected -2, undefined)"
+    bad = np.flatnonzero(~leaf & ((feature < 0) | (feature >= n_features)))
+    if bad.size:
+        return f"node {bad[0]}: feature {feature[bad[0]]} out of range [0, {n_features})"
+    bad = np.flatnonzero(~leaf & (np.isnan(threshold) | (threshold == -np.inf)))
+    if bad.size:
+        return f"node {bad[0]}: threshold {threshold[bad[0]]} (expected a number, or +inf)"
+    if "missing_go_to_left" in (nodes.dtype.names or ()) and (nodes["missing_go_to_left"] > 1).any():
+        return "missing_go_to_left not 0 or 1"
+    return None
 
 # %% ../nbs/04_bundle.ipynb #5eeab2cd
 _GOLDEN_INPUTS_SHOWN = 12  # a golden mismatch names at most this many of the row's input values
@@ -986,6 +1197,41 @@ def _check_golden(bundle: Bundle, path: Path, X: pd.DataFrame | None = None) -> 
             )
 
 
+def _check_golden_count(recorded: Any, data: bytes | None, path: Path) -> None:
+    "golden.jsonl (`data`; None: absent) has at least the `recorded` rows metadata.json's `golden_rows` says were saved."
+    if recorded is None:
+        return  # a bundle saved before the count was recorded loads as it did
+    if not isinstance(recorded, int) or isinstance(recorded, bool) or recorded < 0:
+        raise IntegrityError(
+            f"golden_rows is {recorded!r}", path=path.parent / "metadata.json", expected="a count"
+        )
+    have = 0 if data is None else sum(1 for line in data.splitlines() if line.strip())
+    if have < recorded:
+        raise IntegrityError(
+            f"{'missing' if data is None else f'{have} rows'}: the model was saved with {recorded} golden rows, "
+            "which every load re-runs",
+            path=path,
+        )
+
+
+def _check_golden_columns(bundle: Bundle, path: Path) -> None:
+    "golden.jsonl holds an `expected_*` column for every output the model gives (prediction, proba_<class>)."
+    if not bundle.metadata.get("golden_rows"):
+        return
+    outputs = ["prediction"]
+    if bundle.schema.task == "classification" and hasattr(bundle.model, "predict_proba"):
+        classes = getattr(bundle.model, "classes_", None)
+        outputs += [f"proba_{c}" for c in (bundle.schema.classes or [] if classes is None else classes)]
+    columns = set(bundle.golden.columns) if bundle.golden is not None else set()
+    missing = [EXPECTED + o for o in outputs if EXPECTED + o not in columns]
+    if missing:
+        raise IntegrityError(
+            f"no column {', '.join(missing)}: the model was saved with {bundle.metadata['golden_rows']} golden "
+            "rows of its every output",
+            path=path,
+        )
+
+
 def _read_id_map(data: bytes) -> pd.DataFrame:
     "An ID map as text, exactly as written: IDs like '007' must not become 7."
     import io
@@ -1017,7 +1263,11 @@ def _read_metadata(folder: Path, contents: dict[str, bytes], version_skew: str) 
 
 
 def _read_parts(
-    folder: Path, files: dict[str, Any], contents: dict[str, bytes], check_golden: bool
+    folder: Path,
+    files: dict[str, Any],
+    contents: dict[str, bytes],
+    check_golden: bool,
+    golden_rows: Any = None,  # metadata.json's count (None: not recorded)
 ) -> dict[str, Any]:
     "Everything of a bundle but the model and its metadata, from the bytes the manifest vouched for."
     import json
@@ -1035,6 +1285,8 @@ def _read_parts(
     metrics = json.loads(_text(contents, "metrics.json", folder)) if "metrics.json" in files else {}
     id_maps = {Path(rel).stem: _read_id_map(contents[rel]) for rel in files if rel.startswith("id_maps/")}
     golden = None  # parsed from the bytes that were hashed, not read from the folder again
+    if check_golden:
+        _check_golden_count(golden_rows, contents.get("golden.jsonl"), folder / "golden.jsonl")
     if "golden.jsonl" in files:
         golden = read_jsonl_bytes(contents["golden.jsonl"], folder / "golden.jsonl")
     X_golden = None
@@ -1055,15 +1307,17 @@ def load_bundle(
     version_skew: str = "error",
     trusted_types: list[str] | tuple[str, ...] = (),
     check_golden: bool = True,
+    allowed_formats: Sequence[str] = FORMATS,  # ("skops",) across a trust boundary
 ) -> Bundle:
     "Load and verify a bundle: a version dir, or a model root (champion, else latest)."
     folder = resolve_version(path)
-    files, contents, large, model_name = _verify(folder, spare_main=True)  # this thread unpickles meanwhile
+    # this thread unpickles meanwhile; the model file is the one `model_file` names
+    files, contents, large, model_name = _verify(folder, spare_main=True, allowed_formats=allowed_formats)
     try:
         contents.update((rel, b.data()) for rel, b in large.items() if rel != model_name)
         # versions pass before anything is unpickled; the rest is parsed while the first blocks are hashed
         metadata = _read_metadata(folder, contents, version_skew)
-        parts = _read_parts(folder, files, contents, check_golden)
+        parts = _read_parts(folder, files, contents, check_golden, metadata.get("golden_rows"))
         source = large.get(model_name) or contents[model_name]
         model = _load_model(source, model_name, trusted_types, folder / model_name)
     except BaseException as e:
@@ -1085,6 +1339,8 @@ def load_bundle(
         folder,
         folder.name,
     )
+    if check_golden:
+        _check_golden_columns(bundle, folder / "golden.jsonl")
     if parts["X"] is not None:
         _check_golden(bundle, folder / "golden.jsonl", parts["X"])
     return bundle
@@ -1102,9 +1358,11 @@ def list_versions(model_root: str | Path) -> list[dict[str, Any]]:
     for alias, v in aliases.items():
         by_version.setdefault(v, []).append(alias)
     rows = []
-    for d in sorted(
-        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).exists()
-    ):
+    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    for p in entries:
+        if p.is_symlink() and p.is_dir():
+            raise _linked_version(p)
+    for d in (p for p in entries if p.is_dir() and (p / MANIFEST).exists()):
         meta, metrics = {}, {}
         try:
             meta = json.loads((d / "metadata.json").read_text(encoding="utf-8"))
@@ -1126,11 +1384,13 @@ def list_versions(model_root: str | Path) -> list[dict[str, Any]]:
 
 
 def promote(model_root: str | Path, version: str, alias: str = "champion") -> dict[str, str]:
-    "Point `alias` at `version` (which must exist under `model_root`); returns the new aliases."
+    "Point `alias` at `version`, a version folder of `model_root` named by its plain name; returns the new aliases."
     root = Path(model_root)
     if not alias or not alias.replace("-", "").replace("_", "").isalnum():
         raise BundleError(f"bad alias name {alias!r}", expected="letters, digits, - and _")
-    if "/" in version or version.startswith(".") or not (root / version / MANIFEST).exists():
+    if _plain_name(version) and (root / version).is_symlink():
+        raise _linked_version(root / version)
+    if not _plain_name(version) or not (root / version / MANIFEST).exists():
         known = ", ".join(r["version"] for r in list_versions(root)[-5:]) or "none"
         raise BundleError(
             f"no version {version!r} in this model root", path=root, expected=f"one of: {known}"

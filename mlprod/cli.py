@@ -17,11 +17,12 @@ from . import __version__
 from .errors import ConfigError, MlprodError
 
 # %% auto #0
-__all__ = ['SETTINGS_SPEC', 'app', 'data_app', 'SkewOption', 'TrustOption', 'models_app', 'report_app', 'ReportOutOption',
-           'ReportDataOption', 'TitleOption', 'TimeoutOption', 'Settings', 'find_settings', 'load_settings',
-           'MlprodGroup', 'main', 'settings_cmd', 'data_fixtures_cmd', 'data_split_cmd', 'data_iris_cmd', 'train_cmd',
-           'predict_cmd', 'evaluate_cmd', 'models_list_cmd', 'models_show_cmd', 'models_verify_cmd',
-           'models_promote_cmd', 'data_fetch_cmd', 'lineage_cmd', 'report_evaluate_cmd', 'report_compare_cmd']
+__all__ = ['SETTINGS_SPEC', 'app', 'data_app', 'SkewOption', 'TrustOption', 'FormatOption', 'models_app', 'report_app',
+           'ReportOutOption', 'ReportDataOption', 'TitleOption', 'TimeoutOption', 'Settings', 'find_settings',
+           'load_settings', 'MlprodGroup', 'main', 'settings_cmd', 'data_fixtures_cmd', 'data_split_cmd',
+           'data_iris_cmd', 'train_cmd', 'predict_cmd', 'evaluate_cmd', 'models_list_cmd', 'models_show_cmd',
+           'models_verify_cmd', 'models_promote_cmd', 'data_fetch_cmd', 'lineage_cmd', 'report_evaluate_cmd',
+           'report_compare_cmd']
 
 # %% ../nbs/90_cli.ipynb #f1a25eef
 # key: (built-in default, kind, help)
@@ -40,6 +41,11 @@ SETTINGS_SPEC: dict[str, tuple[str, str, str]] = {
     "compression": ("3", "int:0-9", "joblib compression level for saved models"),
     "model_format": ("joblib", "choice:joblib,skops", "how the fitted model is stored in a bundle"),
     "trusted_types": ("", "list", "extra types trusted when loading a skops model (comma-separated)"),
+    "allowed_formats": (
+        "joblib, skops",
+        "choices:joblib,skops",
+        "the model formats a loading command accepts (comma-separated; skops alone across a trust boundary)",
+    ),
     "chunk_rows": ("100000", "int:1-", "rows per chunk when streaming a file"),
 }
 
@@ -80,7 +86,18 @@ def _relpath(p: Path) -> str:
 
 
 def _check_value(key: str, value: str, kind: str, file: Path) -> None:
-    if kind.startswith("choice:"):
+    if kind.startswith("choices:"):  # a comma-separated list of one or more of the choices
+        choices = kind.split(":", 1)[1].split(",")
+        given = [v.strip() for v in value.split(",") if v.strip()]
+        bad = [v for v in given if v not in choices]
+        if bad or not given:
+            raise ConfigError(
+                f"invalid value {value!r}",
+                path=file,
+                column=key,
+                expected="one or more of " + ", ".join(choices) + ", comma-separated",
+            )
+    elif kind.startswith("choice:"):
         choices = kind.split(":", 1)[1].split(",")
         if value not in choices:
             raise ConfigError(
@@ -332,11 +349,27 @@ TrustOption = Annotated[
 ]
 
 
-def _load_options(ctx: typer.Context, version_skew: str | None, trusted: list[str] | None) -> dict[str, Any]:
+FormatOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allowed-format",
+        help="A model format to accept: joblib or skops (repeatable; default: settings' allowed_formats; "
+        "skops alone across a trust boundary)",
+    ),
+]
+
+
+def _load_options(
+    ctx: typer.Context,
+    version_skew: str | None,
+    trusted: list[str] | None,
+    formats: list[str] | None = None,
+) -> dict[str, Any]:
     s = _settings(ctx)
     return {
         "version_skew": version_skew or s.get("version_skew"),
         "trusted_types": list(trusted) if trusted else s.list("trusted_types"),
+        "allowed_formats": list(formats) if formats else s.list("allowed_formats"),
     }
 
 
@@ -443,6 +476,7 @@ def predict_cmd(
     ] = None,
     version_skew: SkewOption = None,
     trusted_type: TrustOption = None,
+    allowed_format: FormatOption = None,
     workers: Annotated[
         int | None,
         typer.Option("--workers", min=1, help="Processes predicting in parallel (default: all cores)."),
@@ -463,7 +497,7 @@ def predict_cmd(
 ) -> None:
     "Predict every row of a table with a saved model; write id, prediction [, proba_<class>...]."
     s = _settings(ctx)
-    load = _load_options(ctx, version_skew, trusted_type)
+    load = _load_options(ctx, version_skew, trusted_type, allowed_format)
     if engine == "dask":
         from mlprod.batch import run_dask
 
@@ -540,6 +574,7 @@ def evaluate_cmd(
     ] = None,
     version_skew: SkewOption = None,
     trusted_type: TrustOption = None,
+    allowed_format: FormatOption = None,
     engine: Annotated[
         str,
         typer.Option(
@@ -550,7 +585,7 @@ def evaluate_cmd(
     "Score predictions against the truth; write metrics.json."
     from mlprod.evaluate import evaluate_from_path
 
-    load = _load_options(ctx, version_skew, trusted_type) if model_dir is not None else {}
+    load = _load_options(ctx, version_skew, trusted_type, allowed_format) if model_dir is not None else {}
     metrics = evaluate_from_path(
         predictions,
         truth,
@@ -703,11 +738,12 @@ def models_verify_cmd(
     path: Annotated[Path, typer.Argument(help="A version, or a model root (champion, else latest).")],
     version_skew: SkewOption = None,
     trusted_type: TrustOption = None,
+    allowed_format: FormatOption = None,
 ) -> None:
     "Verify a bundle: manifest, library versions, golden predictions. Exit 0, or 2 with the reason."
     from mlprod.bundle import load_bundle
 
-    b = load_bundle(path, **_load_options(ctx, version_skew, trusted_type))
+    b = load_bundle(path, **_load_options(ctx, version_skew, trusted_type, allowed_format))
     n_files = len(list(b.path.rglob("*"))) if b.path else 0
     n_golden = 0 if b.golden is None else len(b.golden)
     typer.echo(
@@ -853,6 +889,7 @@ def report_evaluate_cmd(
     timeout: TimeoutOption = None,
     version_skew: SkewOption = None,
     trusted_type: TrustOption = None,
+    allowed_format: FormatOption = None,
 ) -> None:
     "The evaluation report of one model on a data table: model card, metrics, plots, metrics.json."
     from mlprod.report import evaluate_report
@@ -864,7 +901,7 @@ def report_evaluate_cmd(
         title=title,
         timeout=timeout,
         templates=_report_templates(ctx),
-        **_load_options(ctx, version_skew, trusted_type),
+        **_load_options(ctx, version_skew, trusted_type, allowed_format),
     )
     _report_written(out_dir)
 
@@ -886,6 +923,7 @@ def report_compare_cmd(
     timeout: TimeoutOption = None,
     version_skew: SkewOption = None,
     trusted_type: TrustOption = None,
+    allowed_format: FormatOption = None,
 ) -> None:
     "The comparison of two or more models on the same data: metrics side by side, plots overlaid, the winner."
     from mlprod.report import compare_report
@@ -897,6 +935,6 @@ def report_compare_cmd(
         title=title,
         timeout=timeout,
         templates=_report_templates(ctx),
-        **_load_options(ctx, version_skew, trusted_type),
+        **_load_options(ctx, version_skew, trusted_type, allowed_format),
     )
     _report_written(out_dir)

@@ -426,6 +426,7 @@ def evaluate_from_path(
     model_dir: str | Path | None = None,  # take task / id_col / target_col from this model's schema
     version_skew: str = "error",
     trusted_types: tuple[str, ...] | list[str] = (),
+    allowed_formats: Sequence[str] = ("joblib", "skops"),
     engine: str = "pandas",  # pandas | sql (the metrics SQL can compute, by sql/evaluate_<task>.sql on DuckDB)
     k_values: Sequence[int] | None = None,  # recommend: default the model config's, else 5 and 10
 ) -> dict[str, Any]:
@@ -442,7 +443,12 @@ def evaluate_from_path(
     if model_dir is not None:
         from mlprod.bundle import load_bundle
 
-        bundle = load_bundle(model_dir, version_skew=version_skew, trusted_types=tuple(trusted_types))
+        bundle = load_bundle(
+            model_dir,
+            version_skew=version_skew,
+            trusted_types=tuple(trusted_types),
+            allowed_formats=tuple(allowed_formats),
+        )
         schema, model_path = bundle.schema, bundle.path
         task = task or schema.task
         # A recommender's rows are identified by its one feature, the user column.

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,11 +48,16 @@ class Predictor:
         path: str | Path,  # a version folder, or a model root (its champion, else latest)
         version_skew: str = "error",  # error | warn | ignore: another Python / scikit-learn than at save
         trusted_types: list[str] | tuple[str, ...] = (),  # extra types to trust in a skops model
+        allowed_formats: Sequence[str] = ("joblib", "skops"),  # ("skops",) across a trust boundary
     ) -> Predictor:
         "Load and verify the bundle at `path` (manifest, library versions, golden predictions)."
         from mlprod.bundle import load_bundle
 
-        return cls(load_bundle(path, version_skew=version_skew, trusted_types=trusted_types))
+        return cls(
+            load_bundle(
+                path, version_skew=version_skew, trusted_types=trusted_types, allowed_formats=allowed_formats
+            )
+        )
 
     @property
     def task(self) -> str:
@@ -265,6 +270,7 @@ def predict_from_path(
     chunk_rows: int = 100_000,
     version_skew: str = "error",
     trusted_types: list[str] | tuple[str, ...] = (),
+    allowed_formats: Sequence[str] = ("joblib", "skops"),
     on_chunk: Callable[[int], None] | None = None,  # called with the rows done so far, after each chunk
     workers: int
     | None = None,  # processes predicting chunks in parallel (default: all cores); same output for any
@@ -285,7 +291,9 @@ def predict_from_path(
         raise DataError("the output would overwrite the input", path=output_file, expected="another file")
     if chunk_rows < 1:
         raise DataError(f"chunk_rows {chunk_rows} is out of range", expected="an integer >= 1")
-    predictor = Predictor.load(model_dir, version_skew=version_skew, trusted_types=trusted_types)
+    predictor = Predictor.load(
+        model_dir, version_skew=version_skew, trusted_types=trusted_types, allowed_formats=allowed_formats
+    )
     check_table(input_file)  # a missing, empty or unreadable input fails before anything is created
     with staged_output(
         output_file

@@ -134,12 +134,18 @@ def score(
     source: str | Path | None = None,  # the file `df` came from, for error messages
     version_skew: str = "error",
     trusted_types: Sequence[str] = (),
+    allowed_formats: Sequence[str] = ("joblib", "skops"),
 ) -> Scored:
     "Load the model at `model_dir`, predict `df` (with probabilities) and score it against `df`'s target."
     from mlprod.evaluate import evaluate_from_data
     from mlprod.predict import Predictor
 
-    predictor = Predictor.load(model_dir, version_skew=version_skew, trusted_types=tuple(trusted_types))
+    predictor = Predictor.load(
+        model_dir,
+        version_skew=version_skew,
+        trusted_types=tuple(trusted_types),
+        allowed_formats=tuple(allowed_formats),
+    )
     schema = predictor.schema
     check_data(schema, df, source)
     name = predictor.bundle.name or Path(model_dir).name
@@ -211,13 +217,22 @@ def score_all(
     source: str | Path | None = None,
     version_skew: str = "error",
     trusted_types: Sequence[str] = (),
+    allowed_formats: Sequence[str] = ("joblib", "skops"),
 ) -> list[Scored]:
     "Score every model of a comparison on `df`; they must share task, id column and target."
     if len(model_dirs) < 1:
         raise ReportError("no model to report on", expected="at least one model folder")
     labels = model_labels(model_dirs)
     runs = [
-        score(d, df, lab, source=source, version_skew=version_skew, trusted_types=trusted_types)
+        score(
+            d,
+            df,
+            lab,
+            source=source,
+            version_skew=version_skew,
+            trusted_types=trusted_types,
+            allowed_formats=allowed_formats,
+        )
         for d, lab in zip(model_dirs, labels, strict=True)
     ]
     check_comparable(labels, [r.predictor.schema for r in runs], [r.model_dir for r in runs])
@@ -1641,6 +1656,7 @@ def _check_inputs(
     out_dir: str | Path,
     version_skew: str = "error",
     trusted_types: Sequence[str] = (),
+    allowed_formats: Sequence[str] = ("joblib", "skops"),
 ) -> list[Path]:
     """Refuse bad input before a kernel starts, with the input's own error kind: the output folder, each model
     (loaded and verified as the report will), the data (read, and checked against each model's schema as
@@ -1650,7 +1666,10 @@ def _check_inputs(
 
     _check_out_dir(Path(out_dir), [*model_dirs, data])
     bundles = [
-        load_bundle(d, version_skew=version_skew, trusted_types=tuple(trusted_types)) for d in model_dirs
+        load_bundle(
+            d, version_skew=version_skew, trusted_types=tuple(trusted_types), allowed_formats=allowed_formats
+        )
+        for d in model_dirs
     ]
     versions = [b.path or Path(d) for b, d in zip(bundles, model_dirs, strict=True)]
     if len(bundles) > 1:
@@ -1659,6 +1678,12 @@ def _check_inputs(
     for b in bundles:
         check_data(b.schema, df, data)
     return versions
+
+
+def _formats_param(allowed_formats: Sequence[str]) -> dict[str, list[str]]:
+    "The report notebook's `allowed_formats` parameter, given only when it allows fewer than every format."
+    allowed = list(allowed_formats)
+    return {} if set(allowed) >= {"joblib", "skops"} else {"allowed_formats": allowed}
 
 
 def evaluate_report(
@@ -1670,17 +1695,19 @@ def evaluate_report(
     timeout: int | None = None,
     version_skew: str = "error",
     trusted_types: Sequence[str] = (),
+    allowed_formats: Sequence[str] = ("joblib", "skops"),
     templates: str | Path | None = None,
     progress: bool | None = None,
 ) -> Path:
     "The evaluation report of one model on `data`: report.ipynb, report.html, metrics.json in `out_dir`."
-    (version,) = _check_inputs([model_dir], data, out_dir, version_skew, trusted_types)
+    (version,) = _check_inputs([model_dir], data, out_dir, version_skew, trusted_types, allowed_formats)
     params = {
         "model_dir": Path(model_dir),
         "data": Path(data),
         "title": title or "",
         "version_skew": version_skew,
         "trusted_types": list(trusted_types),
+        **_formats_param(allowed_formats),
     }
     inputs = [{"path": version, "role": "model"}, {"path": data, "role": "data"}]
     return run_report(
@@ -1697,6 +1724,7 @@ def compare_report(
     timeout: int | None = None,
     version_skew: str = "error",
     trusted_types: Sequence[str] = (),
+    allowed_formats: Sequence[str] = ("joblib", "skops"),
     templates: str | Path | None = None,
     progress: bool | None = None,
 ) -> Path:
@@ -1706,13 +1734,14 @@ def compare_report(
             f"a comparison needs two or more models, got {len(model_dirs)}",
             expected="--model-dir A --model-dir B",
         )
-    versions = _check_inputs(model_dirs, data, out_dir, version_skew, trusted_types)
+    versions = _check_inputs(model_dirs, data, out_dir, version_skew, trusted_types, allowed_formats)
     params = {
         "model_dirs": [Path(d) for d in model_dirs],
         "data": Path(data),
         "title": title or "",
         "version_skew": version_skew,
         "trusted_types": list(trusted_types),
+        **_formats_param(allowed_formats),
     }
     inputs = [*({"path": v, "role": "model"} for v in versions), {"path": data, "role": "data"}]
     return run_report(
