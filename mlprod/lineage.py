@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import LineageError
+from .errors import DataError, LineageError
 from .io import sha256_file, write_json
 
 SUFFIX = ".lineage.json"
@@ -79,7 +79,7 @@ def _made_by(path: Path) -> str | None:
     "The step whose lineage record lies beside `path` (None: no record, a source file mlprod did not make)."
     try:
         record = read_lineage(path)
-    except LineageError:  # a record that does not parse still says mlprod made the file
+    except (LineageError, DataError):  # a record that does not parse still says mlprod made the file
         return "an unknown step"
     return None if record is None else str(record.get("step") or "an unknown step")
 
@@ -147,18 +147,42 @@ def write_lineage(
     return write_json(lineage_file(written), record)
 
 
+def _shape_error(lf: Path, what: str, expected: str) -> DataError:
+    return DataError(f"lineage record is {what}", path=lf, expected=expected)
+
+
+def _check_record(record: Any, lf: Path) -> dict[str, Any]:
+    "`record` (parsed from `lf`) when it has the shape of a lineage record; else a DataError naming `lf`."
+    if not isinstance(record, dict):
+        raise _shape_error(lf, f"a JSON {type(record).__name__}", "a JSON object")
+    if record.get("format") != 1:
+        raise LineageError("not a lineage record", path=lf, expected="format 1")
+    for key, kind in (("step", str), ("output", dict), ("inputs", list)):
+        if key not in record:
+            raise _shape_error(lf, f"missing the key '{key}'", f"'{key}': a {kind.__name__}")
+        if not isinstance(record[key], kind):
+            got = type(record[key]).__name__
+            raise _shape_error(lf, f"'{key}' of type {got}", f"'{key}': a {kind.__name__}")
+    for i, ref in enumerate(record["inputs"]):
+        if not isinstance(ref, dict) or not isinstance(ref.get("path"), str) or not ref["path"]:
+            raise _shape_error(lf, f"input {i} without a path", "each input an object with a 'path' string")
+    return record
+
+
 def read_lineage(path: str | Path) -> dict[str, Any] | None:
-    "The lineage record beside `path`, or None when there is none."
+    "The lineage record beside `path`, or None when there is none; a record of the wrong shape is a DataError."
     lf = lineage_file(path)
     if not lf.is_file():
         return None
     try:
-        record = json.loads(lf.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LineageError(f"lineage record does not parse ({e})", path=lf) from None
-    if not isinstance(record, dict) or record.get("format") != 1:
-        raise LineageError("not a lineage record", path=lf, expected="format 1")
-    return record
+        text = lf.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _shape_error(lf, f"not UTF-8 (byte {e.start})", "UTF-8 JSON") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"lineage record does not parse ({e.msg})", path=lf, line=e.lineno) from None
+    return _check_record(record, lf)
 
 # %% ../nbs/06_lineage.ipynb #40c2a5c7
 @contextmanager
@@ -273,19 +297,51 @@ def sweep_temporaries(output: str | Path) -> list[Path]:
     return removed
 
 # %% ../nbs/06_lineage.ipynb #6f48e91b
-def chain(path: str | Path, _seen: frozenset[str] = frozenset()) -> dict[str, Any] | None:
-    "The record of `path` with each input's chain nested under 'upstream' (None when there is no record)."
+def _cycle(lf: Path, back_to: Path) -> DataError:
+    if lineage_file(back_to) == lf:
+        return DataError("lineage record names its own file as an input", path=lf, expected="no cycle")
+    return DataError(f"lineage records form a cycle back to {back_to.name}", path=lf, expected="no cycle")
+
+
+def chain(path: str | Path) -> dict[str, Any] | None:
+    """The record of `path` (None when there is none) with the graph behind it: each input that has a record
+    gets 'upstream': that record's id (its path relative to `path`'s folder), and 'records' maps each id to its
+    record, stored once however many records name it. A cycle of records is a DataError naming a record file."""
     path = Path(path)
-    key = str(path.resolve())
-    record = read_lineage(path)
-    if record is None or key in _seen:
-        return record
-    base = path.parent
-    for ref in record.get("inputs", []):
-        up = chain(base / ref["path"], _seen | {key})
-        if up is not None:
-            ref["upstream"] = up
-    return record
+    top = read_lineage(path)
+    if top is None:
+        return None
+    records: dict[str, dict[str, Any]] = {}
+    ids: dict[str, str] = {}  # resolved path -> id, for every record read
+    on_path: set[str] = set()  # the records on the walk's current path: one met again is a cycle
+    root = path.resolve().parent
+    top_key = str(path.resolve())
+    on_path.add(top_key)
+    stack: list[tuple[Path, str, dict[str, Any], int]] = [(path, top_key, top, 0)]
+    while stack:
+        here, key, record, i = stack.pop()
+        if i == len(record["inputs"]):
+            on_path.discard(key)
+            continue
+        stack.append((here, key, record, i + 1))
+        ref = record["inputs"][i]
+        child = here.parent / ref["path"]
+        ckey = str(child.resolve())
+        if ckey in on_path:
+            raise _cycle(lineage_file(here), child)
+        if ckey in ids:
+            ref["upstream"] = ids[ckey]
+            continue
+        up = read_lineage(child)
+        if up is None:
+            continue
+        ids[ckey] = ref["upstream"] = relative_to(child, root)
+        records[ids[ckey]] = up
+        on_path.add(ckey)
+        stack.append((child, ckey, up, 0))
+    if records:
+        top["records"] = records
+    return top
 
 
 @dataclass
@@ -301,8 +357,19 @@ class Link:
 
     @property
     def problems(self) -> list[Link]:
-        own = [self] if self.status in ("changed", "missing") else []  # a source, or "no record": not a fault
-        return own + [p for c in self.children for p in c.problems]
+        "The changed and missing links, each once (a source, or 'no record': not a fault)."
+        found: list[Link] = []
+        seen: set[int] = set()
+        todo = [self]
+        while todo:
+            link = todo.pop()
+            if id(link) in seen:
+                continue
+            seen.add(id(link))
+            if link.status in ("changed", "missing"):
+                found.append(link)
+            todo += reversed(link.children)
+        return found
 
 
 def _shown(p: Path) -> str:
@@ -312,7 +379,7 @@ def _shown(p: Path) -> str:
         return p.as_posix()
 
 
-def _model_link(folder: Path, role: str, seen: frozenset[str]) -> Link:
+def _model_link(folder: Path, role: str, seen: frozenset[str], memo: dict[str, Link] | None = None) -> Link:
     meta_file = folder / "metadata.json"
     try:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
@@ -325,7 +392,8 @@ def _model_link(folder: Path, role: str, seen: frozenset[str]) -> Link:
         p = folder / d["bundle_path"] if "bundle_path" in d else Path(d["path"])
         said = "made_by" in d or len(data) == 1
         made_by = d.get("made_by", upstream.get("step") if isinstance(upstream, dict) else None)
-        link.children.append(_trace(p, "training data", d.get("sha256"), seen, said, made_by))
+        inner = seen | {str(folder.resolve())}  # a record naming this model again is a cycle
+        link.children.append(_trace(p, "training data", d.get("sha256"), inner, said, made_by, memo))
     return link
 
 
@@ -354,9 +422,11 @@ def _trace(
     seen: frozenset[str],
     said: bool = False,  # whether the reference says if the file had a record when it was read
     made_by: str | None = None,  # the step of that record; None: it had none (a source)
+    memo: dict[str, Link]
+    | None = None,  # the links traced so far, by resolved path: each record is read once
 ) -> Link:
     if path.is_dir() and (path / "metadata.json").exists():
-        return _model_link(path, role, seen)
+        return _model_link(path, role, seen, memo)
     link = Link(_shown(path), role)
     if not path.exists():
         link.status, link.detail = "missing", "file not found"
@@ -367,7 +437,12 @@ def _trace(
             link.status = "changed"
             link.detail = f"sha256 is {actual[:12]}..., the record says {expected[:12]}...: the file changed"
     key = str(path.resolve())
-    if key in seen:
+    memo = {} if memo is None else memo
+    if key in memo:  # traced before by another reference: share its step and upstream links
+        done = memo[key]
+        if link.status == "ok":
+            link.status, link.detail = done.status, done.detail
+        link.step, link.children = done.step, done.children
         return link
     record = read_lineage(path)
     if record is None:
@@ -382,15 +457,18 @@ def _trace(
         commit = (git.get("commit") or "")[:10]
         link.detail = f"{record.get('created_at')}" + (f", commit {commit}" if commit else "")
         link.detail += " (dirty tree)" if git.get("dirty") else ""
-    for ref in record.get("inputs", []):
+    for ref in record["inputs"]:
         child = path.parent / ref["path"]
+        if str(child.resolve()) in seen | {key}:  # a record on the current path again
+            raise _cycle(lineage_file(path), child)
         if ref.get("role") == "model" or (child.is_dir() and (child / "metadata.json").exists()):
-            link.children.append(_model_link(child, ref.get("role", "model"), seen | {key}))
+            link.children.append(_model_link(child, ref.get("role", "model"), seen | {key}, memo))
         else:
             said, made_by = "made_by" in ref, ref.get("made_by")
             link.children.append(
-                _trace(child, ref.get("role", "input"), ref.get("sha256"), seen | {key}, said, made_by)
+                _trace(child, ref.get("role", "input"), ref.get("sha256"), seen | {key}, said, made_by, memo)
             )
+    memo[key] = link
     return link
 
 
@@ -401,7 +479,7 @@ def trace(path: str | Path) -> Link:
         raise LineageError("file not found", path=path)
     if read_lineage(path) is None and not (path.is_dir() and (path / "metadata.json").exists()):
         raise LineageError("no lineage record beside this file", path=path, expected=f"{path.name}{SUFFIX}")
-    return _trace(path, "target", None, frozenset())
+    return _trace(path, "target", None, frozenset(), memo={})
 
 
 def render(link: Link, prefix: str = "", _shown_before: set[str] | None = None) -> list[str]:
@@ -426,22 +504,35 @@ def render(link: Link, prefix: str = "", _shown_before: set[str] | None = None) 
 
 
 def chain_summary(record: dict[str, Any] | None) -> list[str]:
-    "A stored chain (as `chain` nests it, e.g. in a model's metadata.json) as lines, sources first."
+    """A stored chain (as `chain` returns it, e.g. in a model's metadata.json) as lines, sources first, each record
+    once. Also reads the nested chains of earlier mlprod versions ('upstream': the input's record itself)."""
     if not record:
         return []
+    records = record.get("records") or {}
     lines: list[str] = []
-    for ref in record.get("inputs", []):
-        lines += chain_summary(ref.get("upstream"))
-        if "upstream" not in ref:
-            where = ref.get("repo_path") or ref["path"]
-            lines.append(f"{ref['role']}: {where} (sha256 {str(ref.get('sha256', ''))[:12]})")
-    git = record.get("git") or {}
-    commit = (git.get("commit") or "")[:10]
-    out = record.get("output", {})
-    lines.append(
-        f"-> {record.get('step')}: {out.get('path')} (sha256 {str(out.get('sha256', ''))[:12]}"
-        + (f", {out['rows']} rows" if "rows" in out else "")
-        + (f", commit {commit}{' dirty' if git.get('dirty') else ''}" if commit else "")
-        + ")"
-    )
+    done: set[str] = set()
+
+    def walk(rec: dict[str, Any]) -> None:
+        for ref in rec.get("inputs", []):
+            up = ref.get("upstream")
+            if isinstance(up, str) and isinstance(records.get(up), dict):
+                if up not in done:
+                    done.add(up)
+                    walk(records[up])
+            elif isinstance(up, dict):  # an earlier mlprod's nested chain
+                walk(up)
+            else:
+                where = ref.get("repo_path") or ref.get("path")
+                lines.append(f"{ref.get('role')}: {where} (sha256 {str(ref.get('sha256', ''))[:12]})")
+        git = rec.get("git") or {}
+        commit = (git.get("commit") or "")[:10]
+        out = rec.get("output", {})
+        lines.append(
+            f"-> {rec.get('step')}: {out.get('path')} (sha256 {str(out.get('sha256', ''))[:12]}"
+            + (f", {out['rows']} rows" if "rows" in out else "")
+            + (f", commit {commit}{' dirty' if git.get('dirty') else ''}" if commit else "")
+            + ")"
+        )
+
+    walk(record)
     return list(dict.fromkeys(lines))  # a shared upstream once
