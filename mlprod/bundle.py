@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['TRACKED', 'MODEL_FILES', 'FORMATS', 'EXPECTED', 'MANIFEST', 'ALIASES', 'BLOCK_BYTES', 'SKEW_POLICIES', 'STRICT',
            'Bundle', 'model_outputs', 'library_versions', 'golden_rows', 'save_bundle', 'sweep_stale_temporaries',
-           'read_aliases', 'resolve_version', 'read_manifest', 'verify_files', 'model_file', 'check_versions',
-           'check_mlprod_version', 'check_skops_trees', 'load_bundle', 'list_versions', 'promote']
+           'read_aliases', 'resolve_version', 'model_holding', 'refuse_inside_model', 'read_manifest', 'verify_files',
+           'model_file', 'check_versions', 'check_mlprod_version', 'check_skops_trees', 'load_bundle', 'list_versions',
+           'promote']
 
 # %% ../nbs/04_bundle.ipynb #936ed278
 @dataclass
@@ -386,6 +387,37 @@ def _plain_name(version: str) -> bool:
 def _linked_version(p: Path) -> IntegrityError:
     return IntegrityError(
         "version folder is a symbolic link; a version is a real folder of its model root", path=p
+    )
+
+# %% ../nbs/04_bundle.ipynb #a1c0de02
+def model_holding(path: str | Path) -> Path | None:
+    """The version folder or model root that a file at `path` would lie inside: the nearest folder above it
+    (symbolic links resolved) holding a `manifest.json` (a version) or an `aliases.json` (a model root); else None."""
+    import os
+
+    here = Path(os.path.realpath(Path(path).parent))
+    for folder in (here, *here.parents):
+        if (folder / MANIFEST).is_file() or (folder / ALIASES).is_file():
+            return folder
+    return None
+
+
+def refuse_inside_model(path: str | Path, what: str = "the output") -> None:
+    "Raise `BundleError` if `path` would be written inside a model root or a version folder (`model_holding`)."
+    import os
+
+    folder = model_holding(path)
+    if folder is None:
+        return
+    kind = "version folder" if (folder / MANIFEST).is_file() else "root"
+    try:
+        shown = Path(os.path.relpath(folder)).as_posix()
+    except ValueError:  # another drive (Windows)
+        shown = folder.name
+    raise BundleError(
+        f"{what} is inside the model {kind} {shown}",
+        path=path,
+        expected="a path outside every model root: only train and promote write there",
     )
 
 # %% ../nbs/04_bundle.ipynb #d05d0502

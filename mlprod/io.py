@@ -399,6 +399,14 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[RawChunk]:
 
     try:
         pf = pq.ParquetFile(path)
+        names = pf.schema_arrow.names
+        twice = next((n for n in names if names.count(n) > 1), None)
+        if twice is not None:  # pandas would make a frame of it, and every writer then writes it wrong
+            raise DataError(
+                f"column {twice!r} appears {names.count(twice)} times",
+                path=path,
+                expected="each column name once",
+            )
         if pf.metadata.num_rows == 0:
             yield RawChunk(path, "parquet", None, 0, table=pf.schema_arrow.empty_table())
             return

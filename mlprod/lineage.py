@@ -222,9 +222,11 @@ def staged_output(output: str | Path) -> Iterator[Path]:
     `output` are swept first; the hidden folder is removed at the end, committed or not."""
     import shutil
 
+    from mlprod.bundle import refuse_inside_model
     from mlprod.io import AtomicFile
 
     output = Path(output)
+    refuse_inside_model(output)  # a model root or a version folder is written by train and promote only
     stage = AtomicFile(
         output
     ).tmp  # refuses a folder; creates the output's folder (or says why not); a fresh name

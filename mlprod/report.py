@@ -1402,6 +1402,9 @@ def _check_out_dir(
     "Refuse an output folder the report cannot replace, before anything runs or is written; its real path."
     if out_dir.exists() and not out_dir.is_dir():
         raise ReportError("the output folder is a file", path=_shown(out_dir), expected="a folder")
+    from mlprod.bundle import refuse_inside_model
+
+    refuse_inside_model(out_dir / "report.ipynb", "the report folder")
     real = Path(os.path.realpath(out_dir))  # a symbolic link to a folder: the report goes where it points
     cwd = Path.cwd().resolve()
     if cwd == real or cwd.is_relative_to(real):

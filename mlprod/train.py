@@ -1028,10 +1028,14 @@ def _relative(path: str | Path) -> str:
 
 def _check_model_root(out_dir: Path) -> None:
     "Fail now if versions cannot be written into `out_dir` (a file, or a folder this user cannot write)."
+    from mlprod.bundle import MANIFEST, refuse_inside_model
     from mlprod.errors import BundleError
 
     if out_dir.exists() and not out_dir.is_dir():
         raise BundleError("model root is a file", path=out_dir, expected="a folder")
+    if (out_dir / MANIFEST).exists():
+        raise BundleError("the model root is inside the model: it is a version folder", path=out_dir)
+    refuse_inside_model(out_dir, "the model root")  # a root inside a version or another root: never
     existing = next(p for p in [out_dir, *out_dir.absolute().parents] if p.exists())
     if not existing.is_dir():
         raise BundleError("cannot create the model root: a file is in the way", path=existing)
