@@ -1086,6 +1086,7 @@ def train_versions(
     import shutil
 
     from mlprod.bundle import save_bundle
+    from mlprod.errors import BundleError
     from mlprod.io import read_table, sha256_file
     from mlprod.lineage import chain
 
@@ -1124,7 +1125,9 @@ def train_versions(
                 latest=name == result.selected,
                 check=lambda folder: _load_back(folder, out_dir),
             )
-    except BaseException:  # one run, one outcome: the versions it saved before go too (no alias names them)
+    except (
+        BaseException
+    ) as e:  # one run, one outcome: the versions it saved before go too (no alias names them)
         for folder in saved.values():
             shutil.rmtree(folder, ignore_errors=True)
         for p in missing:
@@ -1132,6 +1135,12 @@ def train_versions(
                 p.rmdir()  # only if empty: another run may be saving into it meanwhile
             except OSError:
                 break
+        if isinstance(e, OSError) and not isinstance(e, PermissionError):  # e.g. the disk is full (ENOSPC)
+            raise BundleError(
+                f"cannot save the run's versions ({e.strerror or e}); none of them was kept",
+                path=out_dir,
+                expected="room for every version the run saves",
+            ) from None
         raise
     return saved
 
