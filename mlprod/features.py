@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from mlprod.schema import Schema
 
 # %% auto #0
-__all__ = ['PREPROCESSING_DEFAULTS', 'ColumnProduct', 'ColumnRatio', 'import_object', 'make_object', 'FrameAdapter',
-           'build_pipeline', 'model_features']
+__all__ = ['CLASS_KINDS', 'PREPROCESSING_DEFAULTS', 'ColumnProduct', 'ColumnRatio', 'import_object', 'make_object',
+           'FrameAdapter', 'build_pipeline', 'model_features']
 
 # %% ../nbs/03_features.ipynb #8410aae2
 def _names_with(X: pd.DataFrame, name: str) -> list[str]:
@@ -85,26 +85,78 @@ class ColumnRatio(TransformerMixin, BaseEstimator):
         return np.asarray(self.feature_names_out_, dtype=object)  # (n_features_in + 1,)
 
 # %% ../nbs/03_features.ipynb #aba7ad1b
-def import_object(path: str, key: str) -> Any:
-    "Import `package.module.Name`; a bad path is a ConfigError naming `key`."
+CLASS_KINDS: dict[
+    str, tuple[str, ...]
+] = {  # what a config's `class:` may be: kind -> the methods it must have
+    "estimator": ("fit", "predict"),
+    "transformer": ("fit", "transform"),
+    "recommender": ("fit", "predict", "recommend"),
+}
+_KIND_EXAMPLES = {
+    "estimator": "sklearn.ensemble.RandomForestClassifier",
+    "transformer": "sklearn.preprocessing.StandardScaler",
+    "recommender": "mlprod.recsys.ItemKNNRecommender",
+}
+
+
+def _kind_expected(kind: str | None) -> str:
+    "What a `class:` of `kind` must be, for an error's `expected`."
+    if kind is None:
+        return "a class, by import path"
+    article = "an" if kind[0] in "aeiou" else "a"
+    methods = CLASS_KINDS[kind]
+    listed = ", ".join(methods[:-1]) + " and " + methods[-1]
+    return f"{article} {kind} class (with {listed}), e.g. {_KIND_EXAMPLES[kind]}"
+
+
+def _not_a_class(obj: Any) -> str:
+    "What `obj` (not a type) is, in a few words: 'a function', 'a module', 'a dict instance'."
+    import types
+
+    if isinstance(obj, types.ModuleType):
+        return "a module"
+    if callable(obj) and isinstance(
+        obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.BuiltinMethodType)
+    ):
+        return "a function"
+    return f"a {type(obj).__name__} instance"
+
+
+def import_object(path: str, key: str, kind: str | None = None) -> type:
+    """Import the class `package.module.Name`, of `kind` (a key of CLASS_KINDS) if given; nothing is called.
+    A bad path, anything but a class, or a class without the kind's methods is a ConfigError naming `key`."""
+    if kind is not None and kind not in CLASS_KINDS:
+        raise ValueError(f"unknown kind {kind!r}: one of {', '.join(CLASS_KINDS)}")
+    expected = _kind_expected(kind)
     module_name, _, attr = str(path).rpartition(".")
     if not module_name:
         raise ConfigError(f"{path!r} is not an import path", column=key, expected="package.module.ClassName")
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise ConfigError(f"cannot import module {module_name!r} ({e})", column=key) from None
+        raise ConfigError(
+            f"cannot import module {module_name!r} ({e})", column=key, expected=expected
+        ) from None
     try:
-        return getattr(module, attr)
+        obj = getattr(module, attr)
     except AttributeError:
-        raise ConfigError(f"module {module_name!r} has no {attr!r}", column=key) from None
+        raise ConfigError(f"module {module_name!r} has no {attr!r}", column=key, expected=expected) from None
+    if not isinstance(obj, type):  # a function, builtin, module or instance: never called
+        raise ConfigError(f"{path} is {_not_a_class(obj)}, not a class", column=key, expected=expected)
+    lacking = [m for m in CLASS_KINDS.get(kind or "", ()) if not callable(getattr(obj, m, None))]
+    if lacking:
+        raise ConfigError(
+            f"{path} is not {expected.split(' (')[0]} (it has no {' or '.join(lacking)} method)",
+            column=key,
+            expected=expected,
+        )
+    return obj
 
 
-def make_object(path: str, params: dict[str, Any] | None, key: str) -> Any:
-    "Instantiate `path` with `params`; a bad path or parameter is a ConfigError naming `key`."
-    cls = import_object(path, key)
-    if not callable(cls):
-        raise ConfigError(f"{path!r} is not a class", column=key)
+def make_object(path: str, params: dict[str, Any] | None, key: str, kind: str = "estimator") -> Any:
+    """Instantiate the class `path` of `kind` with `params`, only once `import_object` has checked it; a bad path,
+    class or parameter is a ConfigError naming `key`."""
+    cls = import_object(path, key, kind)
     try:
         return cls(**(params or {}))
     except TypeError as e:
@@ -295,12 +347,7 @@ def _custom_step(spec: Any, i: int) -> tuple[str, Any]:
         raise ConfigError(
             "each transformer needs a 'class'", column=key, expected="{class: import.path, params: {...}}"
         )
-    t = make_object(spec["class"], spec.get("params"), key)
-    lacking = [m for m in ("fit", "transform") if not callable(getattr(t, m, None))]
-    if lacking:
-        raise ConfigError(
-            f"{spec['class']} has no {' or '.join(lacking)} method", column=key, expected="a transformer"
-        )
+    t = make_object(spec["class"], spec.get("params"), key, "transformer")  # checked before it is made
     own = type(t).__module__.split(".")[0] == "mlprod"
     return f"custom{i}_{type(t).__name__}", t if own else FrameAdapter(t, key)
 

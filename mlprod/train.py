@@ -281,20 +281,11 @@ def _candidate(
     cls_path = chk.typed(raw["class"], f"{key}.class", str, "an import path")
     params = chk.typed(raw.get("params") or {}, f"{key}.params", dict, "a mapping of parameter: value")
     try:
-        cls = import_object(cls_path, f"{key}.class")
-        if not isinstance(cls, type) or not (hasattr(cls, "fit") and hasattr(cls, "predict")):
+        # a class of the expected kind, checked before anything is instantiated or called
+        cls = import_object(cls_path, f"{key}.class", "recommender" if task == "recommend" else "estimator")
+        if task != "recommend" and hasattr(cls, "recommend"):
             raise chk.error(
-                f"{cls_path} is not an estimator class", f"{key}.class", "a class with fit and predict"
-            )
-        recommender = hasattr(cls, "recommend")
-        if recommender != (task == "recommend"):
-            what = "a recommender" if recommender else "not a recommender (it has no recommend method)"
-            raise chk.error(
-                f"{cls_path} is {what}, the task is {task}",
-                f"{key}.class",
-                "a class with fit and recommend, e.g. mlprod.recsys.ItemKNNRecommender"
-                if task == "recommend"
-                else f"an estimator for {task}",
+                f"{cls_path} is a recommender, the task is {task}", f"{key}.class", f"an estimator for {task}"
             )
         if columns is not None:  # the config's interaction columns become the recommender's parameters
             params = dict(params)
@@ -308,7 +299,9 @@ def _candidate(
                     )
                 if name in takes and name not in params and (value is not None or name != "weight_col"):
                     params[name] = value
-        est = make_object(cls_path, params, f"{key}.params")
+        est = make_object(
+            cls_path, params, f"{key}.params", "recommender" if task == "recommend" else "estimator"
+        )
     except ConfigError as e:
         raise chk.relocate(e) from None
     check_params = getattr(est, "_check_params", None)  # mlprod.recsys: ConfigError naming the parameter
@@ -486,8 +479,8 @@ def _table_columns(chk: _Check, raw: dict[str, Any]) -> tuple[Any, ...]:
             chk.typed(t.get("params") or {}, f"{key}.params", dict, "a mapping of parameter: value")
             try:
                 make_object(
-                    t["class"], t.get("params"), key
-                )  # imports and instantiates it: a typo fails here
+                    t["class"], t.get("params"), key, "transformer"
+                )  # checked, then made: a typo fails here
             except ConfigError as e:
                 raise chk.relocate(e) from None
         prep |= given
@@ -1097,6 +1090,7 @@ def train_versions(
     import shutil
 
     from mlprod.bundle import save_bundle
+    from mlprod.errors import BundleError
     from mlprod.io import read_table, sha256_file
     from mlprod.lineage import chain
 
@@ -1135,7 +1129,9 @@ def train_versions(
                 latest=name == result.selected,
                 check=lambda folder: _load_back(folder, out_dir),
             )
-    except BaseException:  # one run, one outcome: the versions it saved before go too (no alias names them)
+    except (
+        BaseException
+    ) as e:  # one run, one outcome: the versions it saved before go too (no alias names them)
         for folder in saved.values():
             shutil.rmtree(folder, ignore_errors=True)
         for p in missing:
@@ -1143,6 +1139,12 @@ def train_versions(
                 p.rmdir()  # only if empty: another run may be saving into it meanwhile
             except OSError:
                 break
+        if isinstance(e, OSError) and not isinstance(e, PermissionError):  # e.g. the disk is full (ENOSPC)
+            raise BundleError(
+                f"cannot save the run's versions ({e.strerror or e}); none of them was kept",
+                path=out_dir,
+                expected="room for every version the run saves",
+            ) from None
         raise
     return saved
 
