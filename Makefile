@@ -11,7 +11,7 @@ STAMP := $(VENV)/.mlprod-installed
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: demo test check lint nbtest pytest bench lab export lock hooks wheel-check clean-env
+.PHONY: demo test test-slow check lint nbtest pytest bench lab export lock hooks wheel-check clean-env
 
 ## Set-up ---------------------------------------------------------------------------------------
 
@@ -58,6 +58,11 @@ demo: $(STAMP)
 
 test: $(STAMP) check pytest
 
+# Tests marked slow (a wheel built and installed alone, a Dask cluster, 40 kills of a parent with workers): CI runs
+# them after `make test` (.ci/run); `make test` stays a few minutes on a 2-core machine.
+test-slow: $(STAMP)
+	$(BIN)/pytest -n 2 --dist loadfile -m slow
+
 check: $(STAMP) ## sync check, lint, format check, notebook tests
 	$(BIN)/python scripts/check_sync.py
 	$(BIN)/ruff check .
@@ -65,7 +70,7 @@ check: $(STAMP) ## sync check, lint, format check, notebook tests
 	$(BIN)/nbdev-test --n-workers 2
 
 pytest: $(STAMP) ## two workers; a test module stays on one worker (its module-scoped fixtures are built once)
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow"
 
 ## Daily ------------------------------------------------------------------------------------------
 
