@@ -17,7 +17,7 @@ from .io import RawChunk, TableWriter, check_table, encode_rows, iter_chunks, pa
 
 # %% auto #0
 __all__ = ['Result', 'predict_chunk', 'id_columns', 'one_thread', 'count_rows', 'progress_enabled', 'Progress', 'default_workers',
-           'worker_cap', 'run_local', 'input_files', 'run_dask']
+           'run_local', 'input_files', 'run_dask']
 
 # %% ../nbs/14_batch.ipynb #8b54f47d
 _PREDICTOR: Any = None  # the Predictor of the running local job (inherited by forked workers)
@@ -77,37 +77,12 @@ def one_thread(model: Any) -> Iterator[None]:
 
 
 def _worker_init() -> None:
-    "In each forked worker: dies with the parent; one thread (see `one_thread`), for good; Ctrl-C is the parent's."
+    "In each forked worker: one thread (see `one_thread`), for good; Ctrl-C is the parent's to handle."
     import signal
 
-    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (see `_on_sigterm`)
     one_thread(_PREDICTOR.model).__enter__()  # never left: the worker's copy of the model keeps n_jobs=1
     _keep_freed_memory()
-
-
-_PARENT_PID = 0  # the pid of the process that forks the workers (set before the fork)
-
-
-def _die_with_parent() -> None:
-    "In a worker process: the kernel kills it (SIGKILL) as soon as its parent dies, however the parent dies."
-    # A parent killed by SIGKILL or the OOM killer runs no cleanup: without this its workers live on, re-parented
-    # to PID 1, holding their memory and the caller's stderr pipe open (the caller never sees EOF). The standard
-    # library has no prctl and no dependency of mlprod wraps it, so ctypes it is: PR_SET_PDEATHSIG (1), Linux only.
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl(1, 9, 0, 0, 0)
-        except (OSError, AttributeError):  # another C library: the pool's own checks remain
-            pass
-    if (
-        os.getppid() != _PARENT_PID
-    ):  # the parent died before the death signal was armed: nothing would send it
-        os._exit(1)
 
 
 def _keep_freed_memory() -> None:
@@ -214,39 +189,6 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def _mem_available() -> int | None:
-    "Bytes of memory available for new work (MemAvailable of /proc/meminfo), None where unknown."
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _rss() -> int:
-    "Bytes resident in this process now: about what each forked worker grows to (the model, the libraries)."
-    try:
-        with open("/proc/self/statm", encoding="ascii") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def worker_cap(requested: int) -> tuple[int, str]:
-    "The workers to fork for `requested`: at most one per core, and as many as the available memory holds; why."
-    cores = default_workers()
-    n, why = requested, ""
-    if n > cores:
-        n, why = cores, f"{cores} cores"
-    avail, rss = _mem_available(), _rss()
-    if n > 1 and avail is not None and rss > 0 and n * rss > avail:
-        n, why = max(1, avail // rss), f"{avail >> 20} MiB available, ~{rss >> 20} MiB per worker"
-    return n, why
-
-
 def _submitted(chunks: Iterator[RawChunk], pool: Any, workers: int, args: tuple[Any, ...]) -> Iterator[Any]:
     "Submit each chunk to `pool`, at most 2 x workers in flight; yield (chunk, future) in input order."
     pending: deque[Any] = deque()
@@ -266,73 +208,9 @@ def _stop(pool: Any) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
     for p in procs:
         if p.is_alive():
-            p.kill()  # a worker holds nothing to clean up: its results go nowhere now
+            p.terminate()
     for p in procs:
         p.join()
-    # The pool's manager thread notices the dead workers and ends; the interpreter's exit waits for it, so wait
-    # here (bounded) and, should it still be stuck, take it off that exit list: exit must never hang.
-    thread = getattr(pool, "_executor_manager_thread", None)
-    if thread is not None:
-        thread.join(timeout=5)
-        if thread.is_alive():
-            from concurrent.futures import process
-
-            process._threads_wakeups.pop(thread, None)
-
-
-class _Terminated(MlprodError):
-    "SIGTERM arrived (a scheduler's stop): the run ends like a failed one, with the exit status of SIGTERM."
-
-    exit_code = 128 + 15
-    kind = "terminated"
-
-
-_TERM: dict[str, Any] = {"pids": [], "seen": False}  # the running local job's workers; SIGTERM arrived
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    "SIGTERM during a run: the workers killed now; `_Terminated` raised now, or at the next chunk (see below)."
-    import signal
-    import sysconfig
-
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the cleanup that follows is not interrupted again
-    _TERM["seen"] = True
-    for pid in _TERM["pids"]:
-        try:
-            os.kill(pid, signal.SIGKILL)  # the pool breaks: a wait for a result ends at once
-        except OSError:
-            pass
-    # An exception raised inside the pool's or a queue's code could leave one of their locks held and hang the
-    # cleanup: there, the run loop raises it instead, as soon as the wait returns.
-    if frame is None or not frame.f_code.co_filename.startswith(sysconfig.get_paths()["stdlib"]):
-        raise _Terminated("stopped by SIGTERM; nothing was written")
-
-
-def _check_term() -> None:
-    "Raise `_Terminated` if SIGTERM arrived while it could not be raised at once."
-    if _TERM["seen"]:
-        raise _Terminated("stopped by SIGTERM; nothing was written")
-
-
-@contextmanager
-def _sigterm_ends_run() -> Iterator[None]:
-    "Within: SIGTERM raises `_Terminated` (only in the main thread, and only over the default action)."
-    import signal
-    import threading
-
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL
-    ):
-        yield
-        return
-    _TERM.update(pids=[], seen=False)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        _TERM.update(pids=[], seen=False)
 
 
 def _fork_pool(workers: int) -> Any:
@@ -340,8 +218,6 @@ def _fork_pool(workers: int) -> Any:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    global _PARENT_PID
-    _PARENT_PID = os.getpid()
     # Forked before any reading: every worker inherits the verified model, nothing else.
     pool = ProcessPoolExecutor(workers, mp.get_context("fork"), initializer=_worker_init)
     pool.submit(int)  # no need to wait for it: the parent locates the first chunks while the workers start
@@ -361,17 +237,13 @@ def run_local(
 ) -> int:
     "Predict `input_file` into `output_file` (atomically), in input order; returns the rows written."
     global _PREDICTOR
-    import sys
     from concurrent.futures.process import BrokenProcessPool
 
     input_file, output_file = Path(input_file), Path(output_file)
     fmt, _ = table_format(output_file)
-    asked = default_workers() if workers is None else int(workers)
-    if asked < 1:
-        raise DataError(f"workers {asked} is out of range", expected="an integer >= 1")
-    workers, why = worker_cap(asked)
-    if why:
-        print(f"mlprod: --workers {asked} capped to {workers} ({why})", file=sys.stderr)
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise DataError(f"workers {workers} is out of range", expected="an integer >= 1")
     check_table(input_file)  # a missing, empty or unreadable input fails before any process starts
     from mlprod.runtime import resume_gc
 
@@ -381,20 +253,18 @@ def run_local(
     progress = Progress(count_rows(input_file) if progress_enabled(quiet) else None, quiet)
     pool = None
     try:
-        with _sigterm_ends_run(), one_thread(predictor.model), TableWriter(output_file) as writer:
+        with one_thread(predictor.model), TableWriter(output_file) as writer:
             # The same chunks for any number of workers (so the same bytes out); the last ones smaller, so that
             # the workers finish together.
             chunks = iter_chunks(input_file, chunk_rows, digest, taper=True, ids=id_columns(predictor))
             if workers > 1:
                 pool = _fork_pool(workers)
-                _TERM["pids"] = list(getattr(pool, "_processes", None) or {})
                 items = _submitted(chunks, pool, workers, args)
             else:
                 items = ((c, None) for c in chunks)
             header = ""
             try:  # a dead worker breaks the pool: seen when a result is awaited, or at the next submit
                 for chunk, future in items:
-                    _check_term()
                     if future is None:
                         result = predict_chunk(chunk, writer.rows, *args)
                     else:
@@ -408,8 +278,6 @@ def run_local(
                     if result is None:
                         continue
                     payload, rows, header = result
-                    # A failed write (the disk full) raises its OSError here: the `finally` below ends the workers
-                    # at once, and the writer removes its temporary.
                     if fmt == "parquet":
                         writer.write(payload)
                     else:
@@ -418,14 +286,12 @@ def run_local(
                     if on_chunk is not None:
                         on_chunk(writer.rows)
             except BrokenProcessPool:
-                _check_term()  # the workers were killed because of SIGTERM
                 raise MlprodError(
                     f"a worker process died while predicting rows {writer.rows + 1} and after "
                     "(killed, or out of memory?)",
                     path=input_file,
                     expected="fewer --workers or a smaller --chunk-rows if memory is short",
                 ) from None
-            _check_term()
             if writer.rows == 0:
                 raise DataError("no rows", path=input_file, expected="at least one row after the header")
         return writer.rows

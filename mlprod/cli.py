@@ -526,26 +526,16 @@ def predict_cmd(
 
     if output is None:
         output = s.path("predictions") / f"{_stem(input_file)}.jsonl"
-    try:
-        path = predict_from_path(
-            model_dir,
-            input_file,
-            output,
-            proba=proba,
-            chunk_rows=s.int("chunk_rows") if chunk_rows is None else chunk_rows,
-            workers=workers,
-            quiet=quiet,
-            **load,
-        )
-    except OSError as e:  # the disk filled up (or a size limit) while writing: nothing of the output is left
-        import errno
-
-        from mlprod.errors import DataError
-
-        if e.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-            raise
-        why = "no space left on the device" if e.errno == errno.ENOSPC else e.strerror
-        raise DataError(f"cannot write the output: {why}; nothing was written", path=output) from None
+    path = predict_from_path(
+        model_dir,
+        input_file,
+        output,
+        proba=proba,
+        chunk_rows=s.int("chunk_rows") if chunk_rows is None else chunk_rows,
+        workers=workers,
+        quiet=quiet,
+        **load,
+    )
     typer.echo(f"wrote {path}")
 
 # %% ../nbs/90_cli.ipynb #6bc9ef3f
