@@ -58,7 +58,7 @@ demo: $(STAMP)
 
 test: $(STAMP) check pytest
 
-# Tests marked slow (a wheel built and installed alone, a Dask cluster, 40 kills of a parent with workers): CI runs
+# Tests marked slow (a wheel built and installed alone, a Dask cluster): CI runs
 # them after `make test` (.ci/run); `make test` stays a few minutes on a 2-core machine.
 test-slow: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile -m slow
