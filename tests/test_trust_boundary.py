@@ -286,7 +286,8 @@ def test_a_genuine_skops_tree_model_loads_and_predicts(forests, kind: str, fixtu
 
 
 @pytest.mark.parametrize("how", CRAFTS)
-@pytest.mark.parametrize("kind", ["tree", "forest"])
+# Every craft on a single tree in `make test`; on a forest's trees too in `make test-slow` (a child process each).
+@pytest.mark.parametrize("kind", ["tree", pytest.param("forest", marks=pytest.mark.slow)])
 def test_a_crafted_tree_is_refused_before_it_predicts(forests, kind: str, how: str, tmp_path: Path) -> None:
     v = _craft(forests[kind], tmp_path, how)
     r = subprocess.run(
