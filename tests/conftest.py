@@ -11,6 +11,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 BIN = Path(sys.executable).parent
+# A small classifier config on tests/fixtures/binary.csv: a model trained in a second, for tests about what
+# surrounds a model (output folders, reports), not about the model.
+CHURN_CONFIG = {
+    "name": "churn",
+    "task": "classification",
+    "target": "churned",
+    "id_col": "customer_id",
+    "preprocessing": {"scale": True},
+    "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 2000}},
+    "seed": 0,
+}
 
 
 @pytest.fixture

@@ -22,17 +22,8 @@ from mlprod.query import fetch
 from mlprod.report import evaluate_report
 from mlprod.train import train_from_path
 
+from conftest import CHURN_CONFIG as CONFIG
 from conftest import FIXTURES, run_cli
-
-CONFIG = {
-    "name": "churn",
-    "task": "classification",
-    "target": "churned",
-    "id_col": "customer_id",
-    "preprocessing": {"scale": True},
-    "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 2000}},
-    "seed": 0,
-}
 
 
 @pytest.fixture(scope="module")

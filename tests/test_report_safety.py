@@ -16,17 +16,9 @@ from mlprod.errors import ReportError
 from mlprod.report import evaluate_report
 from mlprod.train import train_from_path
 
+from conftest import CHURN_CONFIG as CONFIG
 from conftest import FIXTURES, run_cli
 
-CONFIG = {
-    "name": "churn",
-    "task": "classification",
-    "target": "churned",
-    "id_col": "customer_id",
-    "preprocessing": {"scale": True},
-    "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 2000}},
-    "seed": 0,
-}
 REPORT_MARKER = ".mlprod-report"  # what `mlprod report` writes into every report folder it makes
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
