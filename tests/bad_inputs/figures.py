@@ -114,6 +114,15 @@ def lines() -> list[str]:
             f"crashes: {_COUNTS['crash.kills']} SIGKILLs ({ops}), nothing lost, every next run succeeded "
             f"({_TIMES['crash']:.1f} s)"
         )
+    if _COUNTS.get("hostile.runs"):
+        classes = _by_key("hostile.runs")
+        per = ", ".join(
+            f"{k[0]} {len({c for cls, c in _SEEN['hostile.cases'] if cls == k[0]})}" for k in sorted(classes)
+        )
+        out.append(
+            f"hostile conditions: {len(_SEEN['hostile.cases'])} cases in {len(classes)} classes ({per}), "
+            f"{_COUNTS['hostile.runs']} runs passed (each: no traceback, no hang, no crash, nothing lost)"
+        )
     if _COUNTS.get("concurrency.trials"):
         out.append(
             f"concurrency: {_COUNTS['concurrency.trials']} trials of two processes at once "
@@ -132,6 +141,19 @@ def count_by(name: str, key: str, n: int = 1) -> None:
     def change() -> None:
         _COUNTS[name] += n
         _PER_KEY[name][(key,)] += n
+
+    _do(change)
+
+
+def hostile(cls: str, case: str, runs: int = 1) -> None:
+    """Record `runs` passed runs of the hostile case `case` (a distinct input or condition) of the class `cls`
+    (crash, orphans, hangs, memory, tracebacks, lineage: the classes of README's hostile-conditions figures).
+    Call it inside a test decorated with `passed_only`, after the asserts, so that only passing runs count."""
+
+    def change() -> None:
+        _COUNTS["hostile.runs"] += runs
+        _PER_KEY["hostile.runs"][(cls,)] += runs
+        _SEEN["hostile.cases"].add((cls, case))
 
     _do(change)
 
