@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from bad_inputs import figures
 from typer.testing import CliRunner
 
 from mlprod.cli import app
@@ -61,6 +62,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
+@figures.passed_only
 def test_a_graph_of_30_records_is_walked_once(graph: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(graph)
     last = graph / f"d{N - 1}.csv"
@@ -84,8 +86,10 @@ def test_a_graph_of_30_records_is_walked_once(graph: Path, monkeypatch: pytest.M
     assert summary[-1].startswith(f"-> merge: d{N - 1}.csv")
     assert sum(line.startswith("-> merge") for line in summary) == N - 2
     assert {"data: d0.csv", "data: d1.csv"} <= {line.split(" (")[0] for line in summary}
+    figures.hostile("lineage", "a graph of 30 records, each naming the previous two", runs=3)
 
 
+@figures.passed_only
 def test_training_on_the_graph_stores_each_record_once(graph: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(graph)
     (graph / "churn.yaml").write_text(CONFIG)
@@ -108,6 +112,7 @@ def test_training_on_the_graph_stores_each_record_once(graph: Path, monkeypatch:
     assert f"-> merge: d{N - 1}.csv" in shown.stdout and "data: d0.csv" in shown.stdout
     assert walked.exit_code == 0, walked.output
     assert "d0.csv" in walked.stdout
+    figures.hostile("lineage", "training on a graph of 30 records", runs=3)
 
 
 def test_an_old_nested_chain_in_metadata_still_reads() -> None:
@@ -164,6 +169,7 @@ def bad(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
     return tmp_path / "a.csv", request.param
 
 
+@figures.passed_only
 def test_a_record_of_the_wrong_shape_is_a_data_error(bad: tuple[Path, str]) -> None:
     target, case = bad
     for walk in (chain, trace):
@@ -172,8 +178,10 @@ def test_a_record_of_the_wrong_shape_is_a_data_error(bad: tuple[Path, str]) -> N
         assert SUFFIX in str(e.value) and "\n" not in str(e.value), (case, str(e.value))
     if case in ("a cycle", "naming itself"):
         assert "cycle" in str(e.value) or "itself" in str(e.value)
+    figures.hostile("lineage", f"a lineage record: {case}", runs=2)
 
 
+@figures.passed_only
 def test_the_command_says_one_line_for_a_record_of_the_wrong_shape(
     bad: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -189,3 +197,4 @@ def test_the_command_says_one_line_for_a_record_of_the_wrong_shape(
         r.stderr,
     )
     assert "Traceback" not in r.output
+    figures.hostile("lineage", f"a lineage record: {case}")
