@@ -166,7 +166,8 @@ def _one_line(e: BaseException) -> str:
 
 
 class MlprodGroup(TyperGroup):
-    "The top-level group: turns an MlprodError raised by any command into one line on stderr and exit 2."
+    """The top-level group: turns an MlprodError raised by any command into one line on stderr and exit 2; an
+    OSError no guard turned into one (a bug to report) is one line too, never a traceback."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -176,6 +177,10 @@ class MlprodGroup(TyperGroup):
             raise typer.Exit(e.exit_code) from None
         except PermissionError as e:
             typer.echo(f"mlprod: permission denied: {_one_line(e)}", err=True)
+            raise typer.Exit(2) from None
+        # the machine's failure that no guard named (each writer's own guard says more): still one line
+        except OSError as e:
+            typer.echo(f"mlprod: system error: {_one_line(e)}", err=True)
             raise typer.Exit(2) from None
 
 

@@ -5,11 +5,14 @@
 # %% ../nbs/00_errors.ipynb #dfc2fa7c
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MlprodError', 'DataError', 'SchemaError', 'ConfigError', 'BundleError', 'IntegrityError', 'VersionSkewError',
-           'UntrustedTypeError', 'ReportError', 'QueryError', 'LineageError', 'VersionSkewWarning']
+__all__ = ['WRITE_FAILURES', 'MlprodError', 'DataError', 'SchemaError', 'ConfigError', 'BundleError', 'IntegrityError',
+           'VersionSkewError', 'UntrustedTypeError', 'ReportError', 'QueryError', 'LineageError', 'VersionSkewWarning',
+           'OutputError', 'output_error']
 
 # %% ../nbs/00_errors.ipynb #07f4e6c1
 class MlprodError(Exception):
@@ -104,3 +107,23 @@ class LineageError(MlprodError):
 
 class VersionSkewWarning(UserWarning):
     """A bundle was saved with other library versions; the policy let it load."""
+
+# %% ../nbs/00_errors.ipynb #fbc1c8ed
+WRITE_FAILURES: frozenset[int] = frozenset(
+    {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO}
+)  # the machine refused a write: not a fault of the input
+
+
+class OutputError(MlprodError):
+    """An output cannot be written: the disk is full, a file size limit, a read-only or failing file system."""
+
+    kind = "output error"
+
+
+def output_error(e: OSError, output: str | Path) -> OutputError | None:
+    "The `OutputError` for `output` when `e` is a refused write (`WRITE_FAILURES`); None for any other OSError."
+    if e.errno not in WRITE_FAILURES:
+        return None
+    return OutputError(
+        f"cannot write: {e.strerror or os.strerror(e.errno)}; nothing was written", path=output
+    )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError, LineageError
+from .errors import DataError, LineageError, output_error
 from .io import sha256_file, write_json
 
 SUFFIX = ".lineage.json"
@@ -219,7 +219,9 @@ def commit_with_lineage(staged: str | Path, output: str | Path) -> Path:
 def staged_output(output: str | Path) -> Iterator[Path]:
     """Where to write `output` (and, with `write_lineage(..., staged=)`, its record) before `commit_with_lineage`
     moves both into place: `<hidden folder beside output>/<output's name>`. Temporaries that killed runs left for
-    `output` are swept first; the hidden folder is removed at the end, committed or not."""
+    `output` are swept first; the hidden folder is removed at the end, committed or not. A write the machine
+    refuses on the way (a full disk, a file size limit: `errors.WRITE_FAILURES`) is an `OutputError` naming
+    `output`, raised after the hidden folder is gone: whatever wrote there, nothing of this run is left."""
     import shutil
 
     from mlprod.bundle import refuse_inside_model
@@ -234,6 +236,12 @@ def staged_output(output: str | Path) -> Iterator[Path]:
     stage.mkdir()
     try:
         yield stage / output.name
+    except OSError as e:
+        shutil.rmtree(stage, ignore_errors=True)
+        refused = output_error(e, output)
+        if refused is None:
+            raise
+        raise refused from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
