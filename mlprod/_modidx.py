@@ -74,6 +74,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'mlprod.bundle._read_parts': ('bundle.html#_read_parts', 'mlprod/bundle.py'),
                                'mlprod.bundle._safe_member': ('bundle.html#_safe_member', 'mlprod/bundle.py'),
                                'mlprod.bundle._serialise_model': ('bundle.html#_serialise_model', 'mlprod/bundle.py'),
+                               'mlprod.bundle._shallow_yaml': ('bundle.html#_shallow_yaml', 'mlprod/bundle.py'),
                                'mlprod.bundle._tree': ('bundle.html#_tree', 'mlprod/bundle.py'),
                                'mlprod.bundle._tree_problem': ('bundle.html#_tree_problem', 'mlprod/bundle.py'),
                                'mlprod.bundle._unpickle_joblib': ('bundle.html#_unpickle_joblib', 'mlprod/bundle.py'),

@@ -182,6 +182,8 @@ def read_lineage(path: str | Path) -> dict[str, Any] | None:
         record = json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(f"lineage record does not parse ({e.msg})", path=lf, line=e.lineno) from None
+    except RecursionError:
+        raise _shape_error(lf, "nested too deeply to read", "a lineage record") from None
     return _check_record(record, lf)
 
 # %% ../nbs/06_lineage.ipynb #40c2a5c7
