@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -17,16 +17,15 @@ from .lineage import git_state, owner_alive
 from .schema import Schema
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     import pandas as pd
 
 # %% auto #0
 __all__ = ['TRACKED', 'MODEL_FILES', 'FORMATS', 'EXPECTED', 'MANIFEST', 'ALIASES', 'BLOCK_BYTES', 'SKEW_POLICIES', 'STRICT',
-           'Bundle', 'model_outputs', 'library_versions', 'golden_rows', 'save_bundle', 'sweep_stale_temporaries',
-           'read_aliases', 'resolve_version', 'model_holding', 'refuse_inside_model', 'read_manifest', 'verify_files',
-           'model_file', 'check_versions', 'check_mlprod_version', 'check_skops_trees', 'load_bundle', 'list_versions',
-           'promote']
+           'TEXT', 'FLAG', 'WHOLE', 'COUNT', 'ANY_OBJECT', 'ANY_LIST', 'BUNDLE_SHAPES', 'YAML_DEPTH', 'Bundle',
+           'model_outputs', 'library_versions', 'golden_rows', 'save_bundle', 'sweep_stale_temporaries', 'read_aliases',
+           'resolve_version', 'model_holding', 'refuse_inside_model', 'read_manifest', 'verify_files', 'model_file',
+           'check_versions', 'check_mlprod_version', 'check_skops_trees', 'Shape', 'obj', 'each', 'shape_error',
+           'read_bundle_file', 'load_bundle', 'list_versions', 'promote', 'read_version']
 
 # %% ../nbs/04_bundle.ipynb #936ed278
 @dataclass
@@ -154,6 +153,12 @@ def _serialise_model(model: Any, model_format: str, compression: int, root: Path
         file.close()
         if isinstance(e, MlprodError) or not isinstance(e, Exception):
             raise
+        if isinstance(e, OSError) and e.errno is not None:  # the temporary folder is full (ENOSPC, EFBIG)
+            raise BundleError(
+                f"cannot write the model to a temporary file ({e.strerror})",
+                path=root,
+                expected="room in the temporary folder",
+            ) from None
         other = " (or the joblib format: --model-format joblib)" if model_format == "skops" else ""
         raise BundleError(
             f"cannot save the model in the {model_format} format ({type(e).__name__}: {e})",
@@ -208,7 +213,9 @@ def save_bundle(
     check: Callable[[Path], Any] | None = None,  # run on the complete version before it is renamed into place
 ) -> Path:
     """Write `bundle` as a new immutable version under `model_root`; move the `latest` alias to it. Returns the
-    version dir. `check(folder)`, if given, sees the finished version first: if it raises, nothing is kept."""
+    version dir. `check(folder)`, if given, sees the finished version first: if it raises, nothing is kept.
+    A write that fails (a full disk, a file size limit, a name too long) is a BundleError naming the model root
+    and the cause; then neither the version nor a temporary is left, and aliases.json is as it was."""
     import datetime as dt
     import hashlib
     import json
@@ -274,14 +281,33 @@ def save_bundle(
         if check is not None:
             check(tmp)  # e.g. load it back; no alias, no reader, can see it yet
         os.rename(tmp, final)  # atomic on one file system; fails rather than replace a non-empty folder
-    except BaseException:
+    except BaseException as e:
         model_file.close()
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, MlprodError):
+            raise _cannot_save(e, root, "the version was not kept") from None
         raise
     if latest:  # only a complete (and checked) version is ever named by an alias
-        _update_aliases(root, lambda a: {**a, "latest": max(version, a.get("latest", version))})
+        try:
+            _update_aliases(root, lambda a: {**a, "latest": max(version, a.get("latest", version))})
+        except BaseException as e:  # no alias names it: a version nobody asked for is not left behind
+            shutil.rmtree(final, ignore_errors=True)
+            if isinstance(e, OSError) and not isinstance(e, MlprodError):
+                raise _cannot_save(
+                    e, root, "aliases.json is unchanged and the version was not kept"
+                ) from None
+            raise
     bundle.path, bundle.version = final, version
     return final
+
+
+def _cannot_save(e: OSError, root: Path, outcome: str) -> BundleError:
+    "The one-line error of a save that an OSError stopped (ENOSPC, EFBIG, ENAMETOOLONG, EACCES, ...)."
+    return BundleError(
+        f"cannot save a version ({e.strerror or e}); {outcome}",
+        path=root,
+        expected="a writable model root with room for the version",
+    )
 
 # %% ../nbs/04_bundle.ipynb #02a47608
 def sweep_stale_temporaries(root: Path) -> list[Path]:
@@ -312,7 +338,7 @@ def read_aliases(root: str | Path) -> dict[str, str]:
         return {}
     try:
         aliases = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise BundleError(
             f"aliases file does not parse ({e})", path=path, expected="a JSON object of alias -> version"
         ) from None
@@ -478,7 +504,7 @@ def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
         files = manifest["files"]
         assert manifest.get("format") == 1 and isinstance(files, dict)
         assert all(_valid_entry(v) for v in files.values())
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AssertionError):
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AssertionError, RecursionError):
         raise IntegrityError(
             "manifest.json is malformed", path=mpath, expected="format 1 with a 'files' table"
         ) from None
@@ -773,10 +799,11 @@ def model_file(
         )
     listed = [fmt for fmt, name in MODEL_FILES.items() if name in files]  # joblib first
     try:
-        recorded = json.loads(metadata).get("model_format") if metadata is not None else None
-    except (ValueError, AttributeError):
-        recorded = None  # metadata.json that does not parse is refused when it is read, before unpickling
-    if recorded is not None and recorded not in MODEL_FILES:
+        parsed = json.loads(metadata) if metadata is not None else None
+    except (ValueError, RecursionError):
+        parsed = None  # metadata.json that does not parse is refused when it is read, before unpickling
+    recorded = parsed.get("model_format") if isinstance(parsed, dict) else None
+    if recorded is not None and (not isinstance(recorded, str) or recorded not in MODEL_FILES):
         raise IntegrityError(
             f"unknown model_format {recorded!r}",
             path=folder / "metadata.json",
@@ -1182,6 +1209,223 @@ def _tree_problem(tree: Any, n_features_in: Any, n_outputs_est: Any) -> str | No
         return "missing_go_to_left not 0 or 1"
     return None
 
+# %% ../nbs/04_bundle.ipynb #ab8e38e7
+@dataclass(frozen=True)
+class Shape:
+    """The declared shape of a JSON (or YAML) value: what it must be (`what`, as an error says it) and how to tell
+    (`test`); for an object, the `keys` checked when present (`required`: those that must be), for a list every
+    item, for an object without `keys` every value (`each`)."""
+
+    what: str
+    test: Callable[[Any], bool]
+    keys: dict[str, Shape] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
+    each: Shape | None = None
+
+    def or_null(self) -> Shape:
+        return Shape(
+            f"{self.what} or null", lambda v: v is None or self.test(v), self.keys, self.required, self.each
+        )
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+TEXT = Shape("a string", lambda v: isinstance(v, str))
+FLAG = Shape("true or false", lambda v: isinstance(v, bool))
+WHOLE = Shape("a whole number", _is_int)
+COUNT = Shape("a count (a whole number >= 0)", lambda v: _is_int(v) and v >= 0)
+ANY_OBJECT = Shape("an object", lambda v: isinstance(v, dict))
+ANY_LIST = Shape("a list", lambda v: isinstance(v, list))
+
+
+def obj(what: str = "an object", *, required: tuple[str, ...] = (), **keys: Shape) -> Shape:
+    "An object whose `keys`, when present, have their shapes."
+    return Shape(what, lambda v: isinstance(v, dict), keys, required)
+
+
+def each(item: Shape, what: str, container: type = list) -> Shape:
+    "A list (or, with `container=dict`, an object) each of whose items (values) is `item`."
+    return Shape(what, lambda v: isinstance(v, container), each=item)
+
+
+def _got(v: Any) -> str:
+    "What a JSON value is, as an error says it: 'a string', 'a list', 'null'."
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return f"{str(v).lower()} (a boolean)"
+    if isinstance(v, int | float):
+        return f"a number ({v!r})"
+    return {str: "a string", list: "a list", dict: "an object"}.get(type(v), type(v).__name__)
+
+
+def shape_error(value: Any, shape: Shape, key: str = "") -> str | None:
+    "Where `value` first breaks `shape`, in words (\"key 'versions' must be ..., got a string\"); None if nowhere."
+    todo = [(value, shape, key)]
+    while todo:
+        v, s, k = todo.pop()
+        if not s.test(v):
+            where = f"key '{k}'" if k else "the file"
+            return f"{where} must {'be' if k else 'hold'} {s.what}, got {_got(v)}"
+        if isinstance(v, dict):
+            for name in s.required:
+                if name not in v:
+                    return f"key '{k + '.' if k else ''}{name}' is missing (expected {s.keys[name].what})"
+            if s.each is not None:
+                todo += [(x, s.each, f"{k}.{n}" if k else str(n)) for n, x in reversed(v.items())]
+            todo += [(v[n], sub, f"{k}.{n}" if k else n) for n, sub in reversed(s.keys.items()) if n in v]
+        elif isinstance(v, list) and s.each is not None:
+            todo += [(x, s.each, f"{k}[{i}]") for i, x in reversed(list(enumerate(v)))]
+    return None
+
+
+_DATA_REF = obj(
+    "an object of the file's path, rows and sha256",
+    required=("path",),
+    path=TEXT,
+    bundle_path=TEXT,
+    rows=COUNT.or_null(),
+    sha256=TEXT,
+    made_by=TEXT.or_null(),
+)
+_RECORD = obj(  # a lineage record, as mlprod.lineage.chain stores it
+    "a lineage record (an object)",
+    step=TEXT.or_null(),
+    git=ANY_OBJECT.or_null(),
+    output=ANY_OBJECT,
+    inputs=each(ANY_OBJECT, "a list of objects"),
+)
+BUNDLE_SHAPES: dict[str, Shape] = {
+    "metadata.json": obj(
+        "an object",
+        name=TEXT.or_null(),
+        created_at=TEXT.or_null(),
+        mlprod_version=TEXT,
+        versions=each(TEXT, "an object of library -> version", dict),
+        git=obj("an object", commit=TEXT.or_null(), dirty=FLAG.or_null()).or_null(),
+        model_format=TEXT.or_null(),
+        compression=WHOLE.or_null(),
+        golden_rows=COUNT.or_null(),
+        task=TEXT,
+        candidate=TEXT.or_null(),
+        selected=FLAG.or_null(),
+        seed=WHOLE.or_null(),
+        split=ANY_OBJECT,
+        hyperparameters=ANY_OBJECT.or_null(),
+        training_data=each(_DATA_REF, "a list of objects (path, rows, sha256)"),
+        config_file=_DATA_REF,
+        lineage=Shape(
+            "a lineage record (an object) or null",
+            lambda v: v is None or isinstance(v, dict),
+            {**_RECORD.keys, "records": each(_RECORD, "an object of id -> lineage record", dict)},
+        ),
+    ),
+    "metrics.json": obj(
+        "an object",
+        selection=obj("an object", select_by=TEXT, higher_is_better=FLAG, selected=TEXT.or_null()),
+        candidates=each(ANY_OBJECT, "an object of candidate -> metrics", dict),
+        validation=ANY_OBJECT,
+        saved_model=ANY_OBJECT,
+    ),
+    "schema.json": obj(
+        "an object",
+        task=TEXT,
+        target=TEXT.or_null(),
+        id_col=TEXT.or_null(),
+        features=each(obj("an object", name=TEXT, kind=TEXT), "a list of objects (name, kind)"),
+        classes=ANY_LIST.or_null(),
+        model_features=each(TEXT, "a list of column names").or_null(),
+    ),
+    "config.yaml": obj("a mapping (the model config)"),
+}
+
+
+YAML_DEPTH = 100  # a config.yaml nested deeper is refused before it is composed
+
+
+def _shallow_yaml(text: str, path: Path) -> str:
+    """`text`, once its YAML is known to nest at most YAML_DEPTH levels: libyaml composes nested nodes by
+    recursion in C, so `- - - ...` 100,000 levels deep ends the process (a segmentation fault), not in an error.
+    Each level needs one of `[{-?:`; with fewer, nothing is parsed twice. Else the events (a loop in C) are
+    counted, stopping at the first level too deep."""
+    import yaml
+
+    if sum(text.count(c) for c in "[{-?:") <= YAML_DEPTH:
+        return text
+    depth = 0
+    for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > YAML_DEPTH:
+                mark = event.start_mark
+                raise BundleError(
+                    f"{path.name} nests deeper than {YAML_DEPTH} levels",
+                    path=path,
+                    line=None if mark is None else mark.line + 1,
+                    expected="a model config",
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return text
+
+
+def read_bundle_file(
+    folder: Path,
+    name: str,  # a file of BUNDLE_SHAPES: metadata.json, metrics.json, schema.json, config.yaml
+    contents: Mapping[str, bytes] | None = None,  # the bytes the manifest vouched for; None: read the folder
+    required: bool = True,  # False: a missing file is None
+) -> Any:
+    """The file `name` of the version in `folder`, parsed and checked against its declared shape. Missing, not
+    readable, not UTF-8, not JSON (YAML) or of the wrong shape: one BundleError naming the file (and the key)."""
+    import json
+
+    import yaml
+
+    path = folder / name
+    if contents is not None:
+        data = contents.get(name)
+    else:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            data = None
+        except PermissionError:
+            raise BundleError("permission denied: cannot read the file", path=path) from None
+        except OSError as e:
+            raise BundleError(f"cannot read the file ({e.strerror})", path=path) from None
+    if data is None:
+        if not required:
+            return None
+        raise BundleError(f"{name} is missing from this bundle", path=path, expected="every version has one")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BundleError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=path) from None
+    try:
+        if name.endswith(".yaml"):
+            value = yaml.load(_shallow_yaml(text, path), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        else:
+            value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BundleError(
+            f"{name} does not parse ({e.msg})", path=path, line=e.lineno, expected="JSON"
+        ) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise BundleError(
+            f"{name} does not parse as YAML ({getattr(e, 'problem', None) or type(e).__name__})",
+            path=path,
+            line=None if mark is None else mark.line + 1,
+        ) from None
+    except RecursionError:
+        raise BundleError(f"{name} is nested too deeply to read", path=path) from None
+    problem = shape_error(value, BUNDLE_SHAPES[name])
+    if problem is not None:
+        raise BundleError(problem, path=path)
+    return value
+
 # %% ../nbs/04_bundle.ipynb #5eeab2cd
 _GOLDEN_INPUTS_SHOWN = 12  # a golden mismatch names at most this many of the row's input values
 
@@ -1273,22 +1517,10 @@ def _read_id_map(data: bytes) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)  # (n_ids, 2)
 
 
-def _text(contents: dict[str, bytes], rel: str, folder: Path) -> str:
-    try:
-        return contents[rel].decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise BundleError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=folder / rel) from None
-
-
 def _read_metadata(folder: Path, contents: dict[str, bytes], version_skew: str) -> dict[str, Any]:
     "metadata.json, from the bytes the manifest vouched for, once the recorded versions pass `version_skew`."
-    import json
-
     meta_path = folder / "metadata.json"
-    try:
-        metadata = json.loads(_text(contents, "metadata.json", folder))
-    except (KeyError, json.JSONDecodeError) as e:
-        raise BundleError(f"metadata does not parse ({e})", path=meta_path) from None
+    metadata = read_bundle_file(folder, "metadata.json", contents)
     check_mlprod_version(metadata.get("mlprod_version"), meta_path)
     check_versions(metadata.get("versions", {}), version_skew, meta_path)
     return metadata
@@ -1302,19 +1534,12 @@ def _read_parts(
     golden_rows: Any = None,  # metadata.json's count (None: not recorded)
 ) -> dict[str, Any]:
     "Everything of a bundle but the model and its metadata, from the bytes the manifest vouched for."
-    import json
-
-    import yaml
-
     from mlprod.io import read_jsonl_bytes
     from mlprod.schema import validate
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where it is built in
-    config = (
-        yaml.load(_text(contents, "config.yaml", folder), Loader=loader) if "config.yaml" in files else {}
-    )
-    schema = Schema.from_json(_text(contents, "schema.json", folder), folder / "schema.json")
-    metrics = json.loads(_text(contents, "metrics.json", folder)) if "metrics.json" in files else {}
+    config = read_bundle_file(folder, "config.yaml", contents, required=False) or {}
+    schema = Schema.from_dict(read_bundle_file(folder, "schema.json", contents), folder / "schema.json")
+    metrics = read_bundle_file(folder, "metrics.json", contents, required=False) or {}
     id_maps = {Path(rel).stem: _read_id_map(contents[rel]) for rel in files if rel.startswith("id_maps/")}
     golden = None  # parsed from the bytes that were hashed, not read from the folder again
     if check_golden:
@@ -1380,8 +1605,6 @@ def load_bundle(
 # %% ../nbs/04_bundle.ipynb #d1b20d51
 def list_versions(model_root: str | Path) -> list[dict[str, Any]]:
     "The versions under `model_root`, oldest first: version, created_at, task, candidate, selected, metrics, aliases."
-    import json
-
     root = Path(model_root)
     if not root.is_dir():
         raise BundleError("no such model root", path=root)
@@ -1395,12 +1618,9 @@ def list_versions(model_root: str | Path) -> list[dict[str, Any]]:
         if p.is_symlink() and p.is_dir():
             raise _linked_version(p)
     for d in (p for p in entries if p.is_dir() and (p / MANIFEST).exists()):
-        meta, metrics = {}, {}
-        try:
-            meta = json.loads((d / "metadata.json").read_text(encoding="utf-8"))
-            metrics = json.loads((d / "metrics.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            pass  # `models verify` says what is wrong with it; listing still shows it
+        # of the wrong shape, not UTF-8 or not JSON: a BundleError naming the version's file and the key
+        meta = read_bundle_file(d, "metadata.json", required=False) or {}
+        metrics = read_bundle_file(d, "metrics.json", required=False) or {}
         rows.append(
             {
                 "version": d.name,
@@ -1429,3 +1649,28 @@ def promote(model_root: str | Path, version: str, alias: str = "champion") -> di
         )
     verify_files(root / version, model_bytes=False)  # a version that fails its manifest is never promoted
     return _update_aliases(root, lambda a: {**a, alias: version})
+
+# %% ../nbs/04_bundle.ipynb #e21d2a8c
+def read_version(path: str | Path) -> dict[str, Any]:
+    """What `mlprod models show` shows of a version (or a model root's champion, else latest), nothing unpickled:
+    its folder, metadata, metrics ({} without metrics.json) and config text (None without config.yaml), each read
+    by `read_bundle_file` from the bytes that matched the manifest."""
+    folder = resolve_version(path)
+    files, contents, large, _ = _verify(folder)
+    try:
+        for b in large.values():
+            b.ready(b.size)  # every file matches its manifest, the model too, before anything is shown
+        shown = ("metadata.json", "metrics.json", "config.yaml")
+        contents = {**contents, **{rel: large[rel].data() for rel in shown if rel in large}}
+    finally:
+        for b in large.values():
+            b.cancel()
+    metadata = read_bundle_file(folder, "metadata.json", contents)
+    metrics = read_bundle_file(folder, "metrics.json", contents, required=False) or {}
+    has_config = read_bundle_file(folder, "config.yaml", contents, required=False) is not None
+    return {
+        "folder": folder,
+        "metadata": metadata,
+        "metrics": metrics,
+        "config": contents["config.yaml"].decode("utf-8") if has_config else None,
+    }

@@ -636,18 +636,6 @@ def _candidate(row: dict[str, Any]) -> str:
     return f"{row['candidate']}{' (selected)' if row.get('selected') else ''}"
 
 
-def _read_json(path: Path) -> Any:
-    "A bundle's JSON file; one that does not parse is a BundleError naming it."
-    import json
-
-    from mlprod.errors import BundleError
-
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{path.name} does not parse ({e})", path=path, expected="JSON") from None
-
-
 @models_app.command("list")
 def models_list_cmd(
     model_root: Annotated[Path, typer.Argument(help="A model root: the folder that holds the versions.")],
@@ -684,11 +672,11 @@ def models_show_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from mlprod.bundle import list_versions, resolve_version, verify_files
+    from mlprod.bundle import list_versions, read_version
 
-    folder = resolve_version(path)
-    verify_files(folder, model_bytes=False)  # show only what the manifest vouches for; nothing is unpickled
-    meta, metrics = (_read_json(folder / name) for name in ("metadata.json", "metrics.json"))
+    # only what the manifest vouches for, each file of its declared shape; nothing is unpickled
+    shown = read_version(path)
+    folder, meta, metrics = shown["folder"], shown["metadata"], shown["metrics"]
     console = Console(width=160)
     about = Table(title=f"model {meta.get('name')} version {folder.name}", show_header=False)
     about.add_column("key", style="bold")
@@ -703,8 +691,7 @@ def models_show_cmd(
         ("model file", f"{meta.get('model_format')} (compression {meta.get('compression')})"),
     ]:
         about.add_row(k, str(v))
-    config = (folder / "config.yaml").read_text(encoding="utf-8")
-    about.add_row("config", config.strip())
+    about.add_row("config", "(no config.yaml)" if shown["config"] is None else shown["config"].strip())
     console.print(about)
     mt = Table(title="metrics (holdout, at train time)")
     mt.add_column("metric")

@@ -182,6 +182,8 @@ def read_lineage(path: str | Path) -> dict[str, Any] | None:
         record = json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(f"lineage record does not parse ({e.msg})", path=lf, line=e.lineno) from None
+    except RecursionError:
+        raise _shape_error(lf, "nested too deeply to read", "a lineage record") from None
     return _check_record(record, lf)
 
 # %% ../nbs/06_lineage.ipynb #40c2a5c7
@@ -307,6 +309,9 @@ def sweep_temporaries(output: str | Path) -> list[Path]:
     return removed
 
 # %% ../nbs/06_lineage.ipynb #6f48e91b
+_INDENT_MAX = 4 * 32  # `render` indents a link 4 spaces more than the one that read it, at most 32 times
+
+
 def _cycle(lf: Path, back_to: Path) -> DataError:
     if lineage_file(back_to) == lf:
         return DataError("lineage record names its own file as an input", path=lf, expected="no cycle")
@@ -389,24 +394,6 @@ def _shown(p: Path) -> str:
         return p.as_posix()
 
 
-def _model_link(folder: Path, role: str, seen: frozenset[str], memo: dict[str, Link] | None = None) -> Link:
-    meta_file = folder / "metadata.json"
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return Link(_shown(folder), role, "train", "missing", "no readable metadata.json")
-    link = Link(_shown(folder), role, "train", "model", f"version {folder.name}, {meta.get('created_at')}")
-    data = meta.get("training_data", [])
-    upstream = meta.get("lineage")  # the record behind the one training file when it was trained on, if any
-    for d in data:
-        p = folder / d["bundle_path"] if "bundle_path" in d else Path(d["path"])
-        said = "made_by" in d or len(data) == 1
-        made_by = d.get("made_by", upstream.get("step") if isinstance(upstream, dict) else None)
-        inner = seen | {str(folder.resolve())}  # a record naming this model again is a cycle
-        link.children.append(_trace(p, "training data", d.get("sha256"), inner, said, made_by, memo))
-    return link
-
-
 def _no_record(link: Link, name: str, role: str, said: bool, made_by: str | None) -> None:
     "What a file without a lineage record is: a lost link, a source, or (when its reference does not say) either."
     if link.status != "ok":  # changed: that says more than the missing record
@@ -425,39 +412,71 @@ def _no_record(link: Link, name: str, role: str, said: bool, made_by: str | None
         link.detail = f"no {name}{SUFFIX}: a source file, or a record that was lost"
 
 
-def _trace(
+@dataclass
+class _Frame:
+    "A link of `trace` whose inputs are being followed: `todo` yields them one at a time, in order."
+
+    link: Link
+    key: str  # the resolved path: on the walk's current path while the frame is open
+    todo: Iterator[tuple[Any, ...]]
+    memo_key: str | None  # a record's key, stored in the memo once all its inputs are traced; None: a model
+
+
+def _model_link(folder: Path, role: str, on_path: set[str]) -> tuple[Link, _Frame | None]:
+    "A model version's link and the frame that follows its recorded training data."
+    from mlprod.bundle import read_bundle_file
+
+    if not (folder / "metadata.json").is_file():
+        return Link(_shown(folder), role, "train", "missing", "no readable metadata.json"), None
+    meta = read_bundle_file(
+        folder, "metadata.json"
+    )  # of the wrong shape: a BundleError naming it and the key
+    link = Link(_shown(folder), role, "train", "model", f"version {folder.name}, {meta.get('created_at')}")
+    data = meta.get("training_data", [])
+    upstream = meta.get("lineage")  # the record behind the one training file when it was trained on, if any
+
+    def todo() -> Iterator[tuple[Any, ...]]:
+        for d in data:
+            p = folder / d["bundle_path"] if "bundle_path" in d else Path(d["path"])
+            said = "made_by" in d or len(data) == 1
+            made_by = d.get("made_by", upstream.get("step") if isinstance(upstream, dict) else None)
+            yield ("file", p, "training data", d.get("sha256"), said, made_by)
+
+    return link, _Frame(link, str(folder.resolve()), todo(), None)
+
+
+def _file_link(
     path: Path,
     role: str,
     expected: str | None,
-    seen: frozenset[str],
+    on_path: set[str],  # the resolved paths of the links being followed: one met again is a cycle
+    memo: dict[str, Link],  # the links traced so far, by resolved path: each record is read once
     said: bool = False,  # whether the reference says if the file had a record when it was read
     made_by: str | None = None,  # the step of that record; None: it had none (a source)
-    memo: dict[str, Link]
-    | None = None,  # the links traced so far, by resolved path: each record is read once
-) -> Link:
+) -> tuple[Link, _Frame | None]:
+    "A file's link, checked against the disk, and the frame that follows its record's inputs (None: nothing to follow)."
     if path.is_dir() and (path / "metadata.json").exists():
-        return _model_link(path, role, seen, memo)
+        return _model_link(path, role, on_path)
     link = Link(_shown(path), role)
     if not path.exists():
         link.status, link.detail = "missing", "file not found"
-        return link
+        return link, None
     if expected and path.is_file():
         actual = sha256_file(path)
         if actual != expected:
             link.status = "changed"
             link.detail = f"sha256 is {actual[:12]}..., the record says {expected[:12]}...: the file changed"
     key = str(path.resolve())
-    memo = {} if memo is None else memo
     if key in memo:  # traced before by another reference: share its step and upstream links
         done = memo[key]
         if link.status == "ok":
             link.status, link.detail = done.status, done.detail
         link.step, link.children = done.step, done.children
-        return link
+        return link, None
     record = read_lineage(path)
     if record is None:
         _no_record(link, path.name, role, said, made_by)
-        return link
+        return link, None
     link.step = record.get("step")
     git = record.get("git") or {}
     if record.get("output", {}).get("sha256") and link.status == "ok" and path.is_file():
@@ -467,19 +486,55 @@ def _trace(
         commit = (git.get("commit") or "")[:10]
         link.detail = f"{record.get('created_at')}" + (f", commit {commit}" if commit else "")
         link.detail += " (dirty tree)" if git.get("dirty") else ""
-    for ref in record["inputs"]:
-        child = path.parent / ref["path"]
-        if str(child.resolve()) in seen | {key}:  # a record on the current path again
-            raise _cycle(lineage_file(path), child)
-        if ref.get("role") == "model" or (child.is_dir() and (child / "metadata.json").exists()):
-            link.children.append(_model_link(child, ref.get("role", "model"), seen | {key}, memo))
+
+    def todo() -> Iterator[tuple[Any, ...]]:
+        for ref in record["inputs"]:
+            child = path.parent / ref["path"]
+            if str(child.resolve()) in on_path:  # a record on the current path again
+                raise _cycle(lineage_file(path), child)
+            if ref.get("role") == "model" or (child.is_dir() and (child / "metadata.json").exists()):
+                yield ("model", child, ref.get("role", "model"))
+            else:
+                yield (
+                    "file",
+                    child,
+                    ref.get("role", "input"),
+                    ref.get("sha256"),
+                    "made_by" in ref,
+                    ref.get("made_by"),
+                )
+
+    return link, _Frame(link, key, todo(), key)
+
+
+def _trace(path: Path, role: str) -> Link:
+    """The chain behind `path`, walked depth first with a stack of its own (not Python's): a chain of any depth,
+    in the order of each record's inputs; each record is read once and a cycle is a DataError."""
+    on_path: set[str] = set()
+    memo: dict[str, Link] = {}
+    top, frame = _file_link(path, role, None, on_path, memo)
+    stack = [] if frame is None else [frame]
+    if frame is not None:
+        on_path.add(frame.key)
+    while stack:
+        here = stack[-1]
+        spec = next(here.todo, None)
+        if spec is None:  # every input followed
+            stack.pop()
+            on_path.discard(here.key)
+            if here.memo_key is not None:
+                memo[here.memo_key] = here.link
+            continue
+        if spec[0] == "model":
+            link, frame = _model_link(spec[1], spec[2], on_path)
         else:
-            said, made_by = "made_by" in ref, ref.get("made_by")
-            link.children.append(
-                _trace(child, ref.get("role", "input"), ref.get("sha256"), seen | {key}, said, made_by, memo)
-            )
-    memo[key] = link
-    return link
+            _, p, r, sha, said, made_by = spec
+            link, frame = _file_link(p, r, sha, on_path, memo, said, made_by)
+        here.link.children.append(link)
+        if frame is not None:
+            on_path.add(frame.key)
+            stack.append(frame)
+    return top
 
 
 def trace(path: str | Path) -> Link:
@@ -489,7 +544,7 @@ def trace(path: str | Path) -> Link:
         raise LineageError("file not found", path=path)
     if read_lineage(path) is None and not (path.is_dir() and (path / "metadata.json").exists()):
         raise LineageError("no lineage record beside this file", path=path, expected=f"{path.name}{SUFFIX}")
-    return _trace(path, "target", None, frozenset(), memo={})
+    return _trace(path, "target")
 
 
 def render(link: Link, prefix: str = "", _shown_before: set[str] | None = None) -> list[str]:
@@ -502,14 +557,21 @@ def render(link: Link, prefix: str = "", _shown_before: set[str] | None = None) 
         "missing": "MISSING",
         "source": "source file (no record: not made by mlprod)",
         "no record": "no record",
-    }[link.status]
-    step = f" [{link.step}]" if link.step else ""
-    if link.children and link.path in shown:
-        return [f"{prefix}{link.role}: {link.path}{step}  {mark}  (its chain is shown above)"]
-    shown.add(link.path)
-    lines = [f"{prefix}{link.role}: {link.path}{step}  {mark}  {link.detail}".rstrip()]
-    for c in link.children:
-        lines += render(c, prefix + "    ", shown)
+    }
+    lines: list[str] = []
+    todo = [(link, prefix)]  # depth first, in order, with a stack of its own: a chain of any depth
+    while todo:
+        here, pre = todo.pop()
+        step = f" [{here.step}]" if here.step else ""
+        if here.children and here.path in shown:
+            lines.append(
+                f"{pre}{here.role}: {here.path}{step}  {mark[here.status]}  (its chain is shown above)"
+            )
+            continue
+        shown.add(here.path)
+        lines.append(f"{pre}{here.role}: {here.path}{step}  {mark[here.status]}  {here.detail}".rstrip())
+        deeper = pre + "    " if len(pre) < _INDENT_MAX else pre  # deeper links stay at the widest indent
+        todo += [(c, deeper) for c in reversed(here.children)]
     return lines
 
 
@@ -522,18 +584,24 @@ def chain_summary(record: dict[str, Any] | None) -> list[str]:
     lines: list[str] = []
     done: set[str] = set()
 
-    def walk(rec: dict[str, Any]) -> None:
-        for ref in rec.get("inputs", []):
+    stack: list[tuple[dict[str, Any], int]] = [(record, 0)]  # a record and its next input: any depth
+    while stack:
+        rec, i = stack.pop()
+        inputs = [ref for ref in rec.get("inputs") or [] if isinstance(ref, dict)]
+        if i < len(inputs):  # its inputs first, each chain before the record that read it
+            stack.append((rec, i + 1))
+            ref = inputs[i]
             up = ref.get("upstream")
             if isinstance(up, str) and isinstance(records.get(up), dict):
                 if up not in done:
                     done.add(up)
-                    walk(records[up])
+                    stack.append((records[up], 0))
             elif isinstance(up, dict):  # an earlier mlprod's nested chain
-                walk(up)
+                stack.append((up, 0))
             else:
                 where = ref.get("repo_path") or ref.get("path")
                 lines.append(f"{ref.get('role')}: {where} (sha256 {str(ref.get('sha256', ''))[:12]})")
+            continue
         git = rec.get("git") or {}
         commit = (git.get("commit") or "")[:10]
         out = rec.get("output", {})
@@ -543,6 +611,4 @@ def chain_summary(record: dict[str, Any] | None) -> list[str]:
             + (f", commit {commit}{' dirty' if git.get('dirty') else ''}" if commit else "")
             + ")"
         )
-
-    walk(record)
     return list(dict.fromkeys(lines))  # a shared upstream once

@@ -1603,8 +1603,14 @@ def run_notebook(
             raise ReportError(
                 f"cannot put the report in place ({e.strerror})", path=_shown(out_dir)
             ) from None
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(stage, ignore_errors=True)
+        if isinstance(e, OSError):  # a full disk (ENOSPC), a file size limit (EFBIG): here, or in the scratch
+            raise ReportError(
+                f"cannot write the report ({e.strerror or e}); the earlier report, if any, is unchanged",
+                path=_shown(out_dir),
+                expected="room on the disk for the report",
+            ) from None
         raise
     if failure is not None:
         raise ReportError(

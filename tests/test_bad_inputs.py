@@ -241,11 +241,10 @@ def plan(slot: str, made: Made, ws: Workspace, folder: Path, ok: bool) -> Run:
                 ("models", "promote"),
             )
         if role == "show":
-            return Run(
-                ["models", "show", path],
-                lambda: bundle.verify_files(bundle.resolve_version(path), model_bytes=False),
-                ("models", "show"),
-            )
+            return Run(["models", "show", path], lambda: bundle.read_version(path), ("models", "show"))
+        if role == "list":  # the model root of the version
+            root = _rel(made.extra["root"], ws.dir)
+            return Run(["models", "list", root], lambda: bundle.list_versions(root), ("models", "list"))
         return Run(
             [*settings, "models", "verify", path],
             (lambda: cli.load_settings(Path(bad))) if settings else (lambda: bundle.load_bundle(path)),

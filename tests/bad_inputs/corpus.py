@@ -12,6 +12,7 @@ A case names its *role*, the kind of input it is; each role is read by several *
     sql          a SQL file                             fetch.sql
     bundle       a model version or model root          predict.model evaluate.model report.model
                                                        models.verify models.show models.promote
+                                                       models.list (the version's model root)
     output       where a command writes                 train.out predict.out evaluate.out split.out
                                                        report.out fetch.out
 
@@ -73,6 +74,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "models.verify",
         "models.show",
         "models.promote",
+        "models.list",
     ),
     "output": ("train.out", "predict.out", "evaluate.out", "split.out", "report.out", "fetch.out"),
 }
@@ -212,6 +214,14 @@ def _edit_json(name: str, **changes: Any) -> Callable[[Path], None]:
 
 def _write(name: str, text: str) -> Callable[[Path], None]:
     return lambda version: (version / name).write_text(text)
+
+
+def _write_bytes(name: str, data: bytes) -> Callable[[Path], None]:
+    return lambda version: (version / name).write_bytes(data)
+
+
+def _remove(name: str) -> Callable[[Path], None]:
+    return lambda version: (version / name).unlink()
 
 
 def _flip_model_byte(version: Path) -> None:
@@ -720,7 +730,6 @@ CASES += [
         _version_case(_write("metadata.json", "{not json\n")),
         (BundleError, "does not parse"),
         show=(BundleError, "metadata.json does not parse"),
-        **{"models.show@python": OK},  # the library's part of `show` is the manifest check, which passes
     ),
     _bundle(
         "bundle_broken_schema",
@@ -781,6 +790,153 @@ CASES += [
         show=(BundleError, "permission denied"),
         promote=(BundleError, "permission denied"),
         nobody=True,
+    ),
+    # valid JSON (or YAML) of the wrong shape, bytes that are not UTF-8, files that are not there: every reader
+    # (loading, models show, models list) says which file, which key and what it must be
+    _bundle(
+        "bundle_metadata_a_list",
+        _version_case(_write("metadata.json", "[1, 2]\n")),
+        (BundleError, "metadata.json: the file must hold an object, got a list"),
+        show=(BundleError, "metadata.json: the file must hold an object, got a list"),
+        **{"models.list": (BundleError, "metadata.json: the file must hold an object, got a list")},
+    ),
+    _bundle(
+        "bundle_metadata_null",
+        _version_case(_write("metadata.json", "null\n")),
+        (BundleError, "metadata.json: the file must hold an object, got null"),
+        show=(BundleError, "metadata.json: the file must hold an object, got null"),
+        **{"models.list": (BundleError, "metadata.json: the file must hold an object, got null")},
+    ),
+    _bundle(
+        "bundle_versions_a_string",
+        _version_case(_edit_json("metadata.json", versions="scikit-learn 1.5")),
+        (BundleError, "metadata.json: key 'versions' must be an object of library -> version, got a string"),
+        show=(BundleError, "key 'versions' must be an object of library -> version, got a string"),
+        **{"models.list": (BundleError, "key 'versions' must be an object of library -> version")},
+    ),
+    _bundle(
+        "bundle_golden_rows_a_string",
+        _version_case(_edit_json("metadata.json", golden_rows="8")),
+        (BundleError, "metadata.json: key 'golden_rows' must be a count (a whole number >= 0) or null"),
+        show=(BundleError, "key 'golden_rows' must be a count"),
+        **{"models.list": (BundleError, "key 'golden_rows' must be a count")},
+    ),
+    _bundle(
+        "bundle_golden_rows_negative",
+        _version_case(_edit_json("metadata.json", golden_rows=-3)),
+        (BundleError, "key 'golden_rows' must be a count (a whole number >= 0) or null, got a number (-3)"),
+        show=(BundleError, "key 'golden_rows' must be a count"),
+        **{"models.list": (BundleError, "key 'golden_rows' must be a count")},
+    ),
+    _bundle(
+        "bundle_training_data_not_objects",
+        _version_case(_edit_json("metadata.json", training_data=["data.csv"])),
+        (BundleError, "key 'training_data[0]' must be an object of the file's path, rows and sha256"),
+        show=(BundleError, "key 'training_data[0]' must be an object"),
+        **{"models.list": (BundleError, "key 'training_data[0]' must be an object")},
+    ),
+    _bundle(
+        "bundle_model_format_a_list",
+        _version_case(_edit_json("metadata.json", model_format=["joblib"])),
+        (IntegrityError, "metadata.json: unknown model_format ['joblib']"),
+        show=(IntegrityError, "metadata.json: unknown model_format ['joblib']"),
+        promote=(IntegrityError, "metadata.json: unknown model_format ['joblib']"),
+        **{"models.list": (BundleError, "key 'model_format' must be a string or null, got a list")},
+    ),
+    _bundle(
+        "bundle_metadata_not_utf8",
+        _version_case(_write_bytes("metadata.json", b'{"name": "caf\xe9"}\n')),
+        (BundleError, "metadata.json: not UTF-8 text"),
+        show=(BundleError, "metadata.json: not UTF-8 text"),
+        **{"models.list": (BundleError, "metadata.json: not UTF-8 text")},
+    ),
+    _bundle(
+        "bundle_metadata_nested_deep",
+        _version_case(_write("metadata.json", "[" * 100_000)),
+        (BundleError, "metadata.json: metadata.json is nested too deeply to read"),
+        show=(BundleError, "metadata.json is nested too deeply to read"),
+        **{"models.list": (BundleError, "metadata.json is nested too deeply to read")},
+    ),
+    _bundle(
+        "bundle_metrics_a_list",
+        _version_case(_write("metrics.json", "[0.9]\n")),
+        (BundleError, "metrics.json: the file must hold an object, got a list"),
+        show=(BundleError, "metrics.json: the file must hold an object, got a list"),
+        **{"models.list": (BundleError, "metrics.json: the file must hold an object, got a list")},
+    ),
+    _bundle(
+        "bundle_selection_a_string",
+        _version_case(_edit_json("metrics.json", selection="accuracy")),
+        (BundleError, "metrics.json: key 'selection' must be an object, got a string"),
+        show=(BundleError, "metrics.json: key 'selection' must be an object, got a string"),
+        **{"models.list": (BundleError, "metrics.json: key 'selection' must be an object, got a string")},
+    ),
+    _bundle(
+        "bundle_schema_a_list",
+        _version_case(_write("schema.json", "[1]\n")),
+        (BundleError, "schema.json: the file must hold an object, got a list"),
+        **{"models.list": OK},  # listing reads no schema
+    ),
+    _bundle(
+        "bundle_schema_features_a_string",
+        _version_case(_edit_json("schema.json", features="age, income")),
+        (BundleError, "schema.json: key 'features' must be a list of objects (name, kind), got a string"),
+    ),
+    _bundle(
+        "bundle_no_schema",
+        _version_case(_remove("schema.json")),
+        (BundleError, "schema.json: schema.json is missing from this bundle"),
+    ),
+    _bundle(
+        "bundle_config_not_utf8",
+        _version_case(_write_bytes("config.yaml", b"name: caf\xe9\n")),
+        (BundleError, "config.yaml: not UTF-8 text"),
+        show=(BundleError, "config.yaml: not UTF-8 text"),
+        **{"models.list": OK},  # listing reads no config
+    ),
+    _bundle(
+        "bundle_config_not_yaml",
+        _version_case(_write("config.yaml", "name: [churn\n")),
+        (BundleError, "config.yaml does not parse as YAML"),
+        show=(BundleError, "config.yaml does not parse as YAML"),
+    ),
+    _bundle(
+        "bundle_config_a_list",
+        _version_case(_write("config.yaml", "- name\n- churn\n")),
+        (BundleError, "config.yaml: the file must hold a mapping (the model config), got a list"),
+        show=(BundleError, "config.yaml: the file must hold a mapping (the model config), got a list"),
+    ),
+    _bundle(
+        "bundle_config_nested_deep",
+        _version_case(_write("config.yaml", "- " * 100_000 + "1\n")),
+        (BundleError, "config.yaml nests deeper than 100 levels"),
+        show=(BundleError, "config.yaml nests deeper than 100 levels"),
+    ),
+    Case(  # optional files: a version without them loads, shows and lists
+        "bundle_no_config_no_metrics",
+        "bundle",
+        _version_case(lambda v: (_remove("config.yaml")(v), _remove("metrics.json")(v))),
+        dict.fromkeys(("predict.model", "models.verify", "models.show", "models.list", "models.promote"), OK),
+    ),
+    _bundle(
+        "bundle_golden_lines_not_objects",
+        _version_case(_write("golden.jsonl", "[1, 2]\n[3, 4]\n")),
+        (IntegrityError, "golden.jsonl"),
+    ),
+    _bundle(
+        "aliases_value_a_number",
+        _root_case('{"latest": 20260101}\n'),
+        (BundleError, "aliases.json: aliases file is not an object of alias -> version"),
+        show=(BundleError, "aliases.json: aliases file is not an object of alias -> version"),
+        promote=(BundleError, "aliases.json: aliases file is not an object of alias -> version"),
+        **{"models.list": (BundleError, "aliases.json: aliases file is not an object of alias -> version")},
+    ),
+    _bundle(
+        "bundle_manifest_nested_deep",
+        _version_case(_write("manifest.json", "[" * 100_000), manifest=False),
+        (IntegrityError, "manifest.json is malformed"),
+        show=(IntegrityError, "manifest.json is malformed"),
+        promote=(IntegrityError, "manifest.json is malformed"),
     ),
     # outputs
     Case(
