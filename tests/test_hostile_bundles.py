@@ -312,7 +312,7 @@ def test_save_bundle_turns_an_os_error_into_one_bundle_error_and_leaves_nothing(
     msg = str(e.value)
     assert "\n" not in msg and str(root) in msg and os.strerror(code) in msg, msg
     assert _state(root) == before  # no version, no temporary, aliases.json byte for byte
-    figures.hostile("orphans", f"save_bundle {errno.errorcode[code]} at {where}")
+    figures.hostile("hangs", f"save_bundle {errno.errorcode[code]} at {where}")
 
 
 # --- train and report evaluate on a full disk ---------------------------------------------------------------
@@ -418,7 +418,7 @@ def test_train_meeting_enospc_fails_in_one_line_and_keeps_the_earlier_versions(
     err = _one_line(r, "bundle error")
     assert os.strerror(errno.ENOSPC) in err and "models/churn" in err, err
     assert _state(root) == before
-    figures.hostile("orphans", f"train ENOSPC at {file}")
+    figures.hostile("hangs", f"train ENOSPC at {file}")
 
 
 @pytest.fixture
@@ -501,7 +501,7 @@ def test_report_meeting_enospc_fails_in_one_line(workspace: Path, monkeypatch: p
     err = _one_line(_cli(*REPORT), "report error")
     assert os.strerror(errno.ENOSPC) in err and "reports/churn" in err, err
     assert _state(workspace / "reports") == before
-    figures.hostile("orphans", "report evaluate ENOSPC")
+    figures.hostile("hangs", "report evaluate ENOSPC")
 
 
 # --- lineage thousands of records deep ----------------------------------------------------------------------
