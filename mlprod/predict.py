@@ -206,7 +206,7 @@ class Predictor:
             f"{where}: {value!r} {why}",
             path=source,
             column=column,
-            expected="feature values this model can take (within +-3.4e38 for a tree model)",
+            expected="feature values this model can take",
         )
 
     def _predict_array(self, arr: Any, proba: bool) -> pd.DataFrame:

@@ -882,8 +882,7 @@ def _unfit_data(
     return DataError(
         f"{where}: {value!r} {why}",
         column=column,
-        expected=f"feature values {'candidate ' + repr(cand.name) if cand else 'the model'} can take "
-        "(within +-3.4e38 for a tree model)",
+        expected=f"feature values {'candidate ' + repr(cand.name) if cand else 'the model'} can take",
     )
 
 

@@ -208,6 +208,44 @@ def test_float64_models_take_large_values(forest: Path, tmp_path: Path) -> None:
     assert len(out.read_text().splitlines()) == 60
 
 
+@figures.passed_only
+def test_missing_value_for_a_model_without_imputation(forest: Path, tmp_path: Path) -> None:
+    "impute_numeric: none and a logistic regression, which cannot take NaN: a missing age is named, not a traceback."
+    from mlprod.io import read_table, write_table
+    from mlprod.predict import Predictor, predict_from_path
+    from mlprod.train import train_from_path
+
+    cfg = FOREST | {
+        "name": "churn_no_impute",
+        "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}},
+        "preprocessing": {"impute_numeric": "none", "scale": True},
+    }
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    full = read_table(forest / "data.csv")
+    full = full.dropna(subset=["age", "income", "tenure_months", "score"])  # (n_rows, 8): no value missing
+    write_table(full, tmp_path / "full.csv")
+    root = train_from_path(tmp_path / "cfg.yaml", tmp_path / "full.csv", tmp_path / "models")
+    inp = _with_value(tmp_path / "full.csv", tmp_path / "gap.csv", "", row=3, column="age")
+    ident = str(full["customer_id"].iloc[2])
+    (tmp_path / "old.jsonl").write_text(OLD)
+    before = _snapshot(tmp_path)
+    with pytest.raises(DataError) as info:
+        predict_from_path(root, inp, tmp_path / "old.jsonl", workers=1)
+    msg = str(info.value)
+    assert str(inp) in msg and "column 'age'" in msg and "row 3" in msg and repr(ident) in msg, msg
+    with pytest.raises(DataError, match="column 'age'"):
+        Predictor.load(root).predict_one(read_table(inp).iloc[2].to_dict())
+    r = _cli(
+        "predict", "--model-dir", str(root), "--input", str(inp), "--output", str(tmp_path / "old.jsonl")
+    )
+    _one_line(r, "data error", str(inp), "column 'age'", "row 3")
+    assert _snapshot(tmp_path) == before
+    with pytest.raises(DataError) as info:  # training on it: the data file is named, not the config
+        train_from_path(tmp_path / "cfg.yaml", inp, tmp_path / "models")
+    assert str(inp) in str(info.value) and "column 'age'" in str(info.value), info.value
+    figures.hostile("tracebacks", "a missing value for a model without imputation", runs=4)
+
+
 # --- probabilities out of range in a predictions file ----------------------------------------------------
 
 
