@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['CLASSIFICATION_METRICS', 'REGRESSION_METRICS', 'RANKING_METRICS', 'DEFAULT_K_VALUES', 'LOWER_IS_BETTER',
            'PROBA_PREFIX', 'TASKS', 'metric_names', 'higher_is_better', 'classification_metrics', 'regression_metrics',
-           'check_ids', 'id_keys', 'proba_columns', 'evaluate_from_data', 'ranking_evaluation', 'recommend_options',
-           'evaluate_from_path']
+           'check_ids', 'id_keys', 'proba_columns', 'check_probabilities', 'evaluate_from_data', 'ranking_evaluation',
+           'recommend_options', 'evaluate_from_path']
 
 # %% ../nbs/12_evaluate.ipynb #280846ef
 CLASSIFICATION_METRICS = (
@@ -198,6 +198,40 @@ def proba_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if isinstance(c, str) and c.startswith(PROBA_PREFIX)]
 
 
+def check_probabilities(
+    predictions: pd.DataFrame,  # (n_rows, >= 1 + n_classes): the predictions table, in the file's order
+    probas: list[str],  # its proba_<class> columns
+    id_col: str,
+    source: str | Path | None = None,
+) -> None:
+    """Every proba_<class> value a number in [0, 1]: else a DataError naming the column, the first bad row (by the
+    file's count) and its id; text, a missing value, NaN, an infinity, 1.5 or -0.2 are each refused."""
+    import numpy as np
+    import pandas as pd
+
+    for col in probas:
+        raw = predictions[col]  # (n_rows,)
+        p = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64")  # (n_rows,) text -> NaN
+        with np.errstate(invalid="ignore"):
+            bad = ~((p >= 0) & (p <= 1))  # (n_rows,) NaN compares false: refused too
+        if not bad.any():
+            continue
+        i = int(np.flatnonzero(bad)[0])
+        value = raw.iloc[i]
+        value = value.item() if hasattr(value, "item") else value  # 1.5, not np.float64(1.5)
+        if pd.isna(value):
+            what = "a missing value"
+        elif np.isnan(p[i]):
+            what = f"{value!r} is not a number"
+        else:
+            what = f"{float(p[i])!r} is not a probability"
+        ident = _plain(predictions[id_col].iloc[i]) if id_col in predictions.columns else None
+        where = f"row {i + 1}" + (f" (id {ident!r})" if ident is not None else "")
+        raise DataError(
+            f"{where}: {what}", path=source, column=col, expected="a probability in [0, 1] in every row"
+        )
+
+
 def _probabilities(joined: pd.DataFrame, probas: list[str], source: str | Path | None) -> np.ndarray:
     "The proba_<class> columns as floats: (n_rows, n_classes); text or a missing value is a DataError."
     import numpy as np
@@ -260,6 +294,7 @@ def evaluate_from_data(
     pid, tid = id_keys(p[id_col]), id_keys(t[id_col])  # (n_pred,), (n_truth,) text
     check_ids(pid, predictions_source, "predictions")
     check_ids(tid, truth_source, "truth")
+    check_probabilities(p, probas, id_col, predictions_source)  # in the file's order: its rows are the file's
     no_pred = tid[~tid.isin(pid)]
     if len(no_pred):
         raise DataError(

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from mlprod.schema import Schema
 
 # %% auto #0
-__all__ = ['CLASS_KINDS', 'PREPROCESSING_DEFAULTS', 'ColumnProduct', 'ColumnRatio', 'import_object', 'make_object',
-           'FrameAdapter', 'build_pipeline', 'model_features']
+__all__ = ['CLASS_KINDS', 'PREPROCESSING_DEFAULTS', 'FLOAT32_MAX', 'ColumnProduct', 'ColumnRatio', 'import_object', 'make_object',
+           'FrameAdapter', 'build_pipeline', 'model_features', 'unfit_value']
 
 # %% ../nbs/03_features.ipynb #8410aae2
 def _names_with(X: pd.DataFrame, name: str) -> list[str]:
@@ -401,3 +401,61 @@ def model_features(model: Any) -> list[str] | None:
         return [str(c) for c in model[:-1].get_feature_names_out()]
     except (AttributeError, TypeError, ValueError):  # e.g. a step without names, in a bundle of older code
         return None
+
+# %% ../nbs/03_features.ipynb #f32a0002
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max: beyond it float32 holds only infinity
+
+
+def _estimator_input(model: Any, X: pd.DataFrame) -> tuple[Any, list[str]]:
+    "What the estimator of `model` is given for `X`: (n_rows, n_model_features) float64, and its column names."
+    import numpy as np
+
+    steps = getattr(model, "steps", None)
+    Xt = model[:-1].transform(X) if steps and len(steps) > 1 else X
+    names = [str(c) for c in getattr(Xt, "columns", [])] or (model_features(model) or [])
+    if hasattr(Xt, "toarray"):  # a sparse matrix
+        Xt = Xt.toarray()
+    return np.asarray(Xt, dtype="float64"), names  # (n_rows, n_model_features)
+
+
+def unfit_value(
+    model: Any,  # a fitted Pipeline (preprocessing + estimator), or an estimator
+    X: pd.DataFrame,  # validated features: (n_rows, n_features)
+    error: Exception | None = None,  # what the estimator raised on X: only its kind of refusal is looked for
+) -> tuple[int, str, Any, str] | None:
+    """(row position in X, column, value, why) of the first value the estimator cannot take (an infinity or a missing
+    value after the preprocessing, or a value beyond float32 range); None if there is none or `error` is another."""
+    import numpy as np
+
+    text = str(error) if error is not None else "Input X contains"
+    if "Input X contains" not in text and "float32" not in text:
+        return None
+    try:
+        A, names = _estimator_input(model, X)  # (n_rows, n_model_features)
+    except (ValueError, TypeError):  # a frame that does not even transform: not this kind of refusal
+        return None
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(A) | (np.abs(A) > FLOAT32_MAX if "float32" in text else False)  # (n_rows, n_cols)
+    rows = np.flatnonzero(bad.any(axis=1))
+    if len(rows) == 0:
+        return None
+    pos = int(rows[0])
+    for name in X.columns:  # the input column that holds the value, where one does
+        v = X[name].iloc[pos]
+        if isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
+            v = float(v)
+            if np.isinf(v) or (abs(v) > FLOAT32_MAX and "float32" in text):
+                return pos, str(name), v, _why(v, text)
+    j = int(np.flatnonzero(bad[pos])[0])
+    name = names[j] if j < len(names) else f"feature {j}"
+    return pos, name, float(A[pos, j]), _why(float(A[pos, j]), text)
+
+
+def _why(v: float, text: str) -> str:
+    import math
+
+    if math.isnan(v):
+        return "is a missing value after the preprocessing, which this model cannot take"
+    if math.isinf(v):
+        return "is infinite after the preprocessing, which this model cannot take"
+    return "is beyond the float32 range of this model (its estimator computes in float32: |x| <= 3.4e+38)"

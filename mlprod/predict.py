@@ -105,7 +105,11 @@ class Predictor:
                 {n: pd.Series([], dtype=object if n == "prediction" else "float64") for n in names}
             )
         else:
-            out = model_outputs(self.model, self.schema, X, proba=proba)  # (n_rows, 1 [+ n_classes])
+            try:
+                out = model_outputs(self.model, self.schema, X, proba=proba)  # (n_rows, 1 [+ n_classes])
+            except ValueError as e:  # the estimator refused a value: which row, which column
+                ids = df[self.id_col].array if self.id_col is not None else None
+                raise self._unfit(e, X, ids, source, row_offset) from None
         if self.id_col is not None:
             out.insert(0, self.id_col, df[self.id_col].array)
         return out
@@ -173,12 +177,37 @@ class Predictor:
         out: dict[str, Any] = {}
         if self.id_col is not None and self.id_col in record:
             out[self.id_col] = record[self.id_col]
-        pred = self.model.predict(X)[0]
-        out["prediction"] = pred.item() if hasattr(pred, "item") else pred
-        if proba and self._can_proba:
-            p = self.model.predict_proba(X)[0]  # (n_classes,)
-            out |= dict(zip(self._proba_names, p.tolist(), strict=True))
+        try:
+            pred = self.model.predict(X)[0]
+            out["prediction"] = pred.item() if hasattr(pred, "item") else pred
+            if proba and self._can_proba:
+                p = self.model.predict_proba(X)[0]  # (n_classes,)
+                out |= dict(zip(self._proba_names, p.tolist(), strict=True))
+        except ValueError as e:
+            ids = [record[self.id_col]] if self.id_col is not None and self.id_col in record else None
+            raise self._unfit(e, X, ids, None, 0) from None
         return out
+
+    def _unfit(
+        self, e: ValueError, X: pd.DataFrame, ids: Any, source: str | Path | None, row_offset: int
+    ) -> Exception:
+        """The error for a ValueError the estimator raised on `X` (n_rows, n_features): a DataError naming the row
+        (its id) and the column when a value is one it cannot take (`mlprod.features.unfit_value`), else `e`."""
+        from mlprod.features import unfit_value
+
+        found = unfit_value(self.model, X, e)
+        if found is None:
+            return e
+        pos, column, value, why = found
+        ident = ids[pos] if ids is not None else None
+        ident = ident.item() if hasattr(ident, "item") else ident
+        where = f"row {row_offset + pos + 1}" + (f" (id {ident!r})" if ident is not None else "")
+        return DataError(
+            f"{where}: {value!r} {why}",
+            path=source,
+            column=column,
+            expected="feature values this model can take",
+        )
 
     def _predict_array(self, arr: Any, proba: bool) -> pd.DataFrame:
         "`predict` on an array (n_rows, n_features) of the schema's features in order: (n_rows, 1 [+ n_classes]), no id."

@@ -322,6 +322,67 @@ def _refuse_output_in_inputs(output: Path, inputs: list[dict[str, Any]]) -> None
                 )
 
 
+def _check_params(params: dict[str, Any], sql_file: str | Path) -> None:
+    "A NaN or an infinity (`nan`, `inf`, `1e999` on the command line) is no value to filter on: refused, named."
+    import math
+
+    for name, value in params.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise QueryError(
+                f"parameter {name!r}: {value!r} is not a finite number",
+                path=sql_file,
+                expected="a finite number, or text (a SQL filter on NaN or an infinity is almost always a mistake)",
+            )
+
+
+# DuckDB types that a writer cannot hold faithfully, by output format; anywhere inside a LIST, STRUCT, MAP too
+_NEVER = {
+    "INTERVAL",
+    "BIT",
+    "UNION",
+}  # pandas / Arrow have no faithful form of them in any of the three formats
+_UNWRITABLE = {
+    "csv": _NEVER | {"BLOB", "LIST", "ARRAY", "STRUCT", "MAP"},  # text cells: no bytes, no nesting
+    "jsonl": _NEVER | {"BLOB", "MAP"},  # JSON text has no bytes; a map would be a list of pairs
+    "parquet": _NEVER | {"MAP"},  # pyarrow cannot convert DuckDB's maps
+}
+
+
+def _type_refused(t: Any, fmt: str) -> bool:
+    "Whether the DuckDB type `t` (a DuckDBPyType), or one nested in it, cannot be written to `fmt`."
+    if t.id.upper() in _UNWRITABLE[fmt]:
+        return True
+    try:
+        children = t.children
+    except Exception:  # a type without children (DuckDB raises for scalar types)
+        return False
+    return any(_type_refused(child, fmt) for _, child in children if hasattr(child, "id"))
+
+
+def _check_types(rel: Any, output: Path, sql_file: str | Path) -> None:
+    "Refuse, before a row is written, a result column of a type the output's format cannot hold faithfully."
+    fmt = table_format(output)[0]
+    for name, t in zip(rel.columns, rel.types, strict=True):
+        if _type_refused(t, fmt):
+            raise QueryError(
+                f"the result has a column of type {t}, which a {fmt} file cannot hold",
+                path=sql_file,
+                column=name,
+                expected="a CAST in the SQL (e.g. to VARCHAR)"
+                + ("" if fmt == "parquet" else ", or a Parquet output")
+                + ("" if fmt != "csv" else " / JSON Lines output for lists and structs"),
+            )
+
+
+def _writing(output: Path, e: OSError) -> DataError:
+    "A write that failed (a full disk, a file size limit): one line naming the output."
+    return DataError(
+        f"cannot write the output ({e.strerror or e})",
+        path=output,
+        expected="room on the disk and a file size within the limits",
+    )
+
+
 def fetch(
     sql_file: str | Path,
     output: str | Path,
@@ -343,17 +404,43 @@ def fetch(
     if database is not None:
         inputs.append({"path": database, "role": "database"})
     _refuse_output_in_inputs(output, inputs)  # before anything runs or is staged
-    with staged_output(output) as staged:  # the table and its record land together (mlprod.lineage)
-        with run_query(sql_file, tables, database, params) as rel, TableWriter(staged) as w:
-            reader = rel.to_arrow_reader(batch_rows)
-            for batch in reader:
-                w.write(batch.to_pandas())  # (<= batch_rows, n_columns)
-            if w.rows == 0:
-                w.write(reader.schema.empty_table().to_pandas())  # header only: the query matched nothing
-        engine = {"name": "duckdb", "version": duckdb.__version__}
-        write_lineage(output, "fetch", inputs, params=params, rows=w.rows, engine=engine, staged=staged)
-        commit_with_lineage(staged, output)
+    _check_params(params or {}, sql_file)
+    try:
+        with staged_output(output) as staged:  # the table and its record land together (mlprod.lineage)
+            with run_query(sql_file, tables, database, params) as rel:
+                _check_types(rel, output, sql_file)
+                with TableWriter(staged) as w:
+                    reader = rel.to_arrow_reader(batch_rows)
+                    while (batch := _next_batch(reader, sql_file, tables)) is not None:
+                        w.write(batch.to_pandas())  # (<= batch_rows, n_columns)
+                    if w.rows == 0:
+                        w.write(reader.schema.empty_table().to_pandas())  # header only: nothing matched
+            engine = {"name": "duckdb", "version": duckdb.__version__}
+            write_lineage(output, "fetch", inputs, params=params, rows=w.rows, engine=engine, staged=staged)
+            commit_with_lineage(staged, output)
+    except (
+        OSError
+    ) as e:  # the disk is full, a file size limit: the staged files are gone, the output as it was
+        raise _writing(output, e) from None
     return output
+
+
+def _next_batch(reader: Any, sql_file: str | Path, tables: dict[str, str | Path] | None) -> Any:
+    """The reader's next Arrow batch, or None at the end. A query fails while it streams (a cast, a division by
+    zero in a later row): DuckDB's error reaches here through Arrow as an OSError, and is the SQL file's error."""
+    import pyarrow as pa
+
+    try:
+        return reader.read_next_batch()
+    except StopIteration:
+        return None
+    except (OSError, pa.ArrowException) as e:
+        start = None
+        try:
+            start = _statements(read_sql(sql_file), sql_file)[-1].line
+        except QueryError:
+            pass
+        raise _query_error(e, sql_file, tables, start) from None
 
 # %% ../nbs/07_query.ipynb #970c515e
 def _quote(ident: str) -> str:
@@ -451,6 +538,37 @@ LIMIT 20
 """
 
 
+def _check_probabilities(con: Any, predictions: Path, id_col: str) -> None:
+    """The predictions' proba_<class> columns hold probabilities, as the pandas engine requires
+    (`mlprod.evaluate.check_probabilities`): the first row that does not (text, missing, NaN, an infinity, outside
+    [0, 1]) is a DataError naming the column, the row (by the file's count) and its id. No metric here uses them,
+    but both engines refuse the same files."""
+    import math
+
+    names = [r[0] for r in con.execute("DESCRIBE _pred_file").fetchall()]
+    for col in (n for n in names if str(n).startswith("proba_")):
+        found = con.execute(
+            f"SELECT n, id, v, TRY_CAST(v AS DOUBLE) FROM (SELECT row_number() OVER () AS n, {_quote(id_col)} AS id,"
+            f" {_quote(col)} AS v FROM _pred_file) WHERE NOT coalesce(TRY_CAST(v AS DOUBLE) BETWEEN 0 AND 1, false)"
+            " ORDER BY n LIMIT 1"
+        ).fetchone()
+        if found is None:
+            continue
+        row, ident, raw, value = found
+        if raw is None or (value is not None and math.isnan(value)):
+            what = "a missing value"
+        elif value is None:
+            what = f"{raw!r} is not a number"
+        else:
+            what = f"{float(value)!r} is not a probability"
+        raise DataError(
+            f"row {row} (id {ident!r}): {what}",
+            path=predictions,
+            column=col,
+            expected="a probability in [0, 1] in every row",
+        )
+
+
 def evaluate_sql(
     predictions: str | Path,
     truth: str | Path,
@@ -485,6 +603,8 @@ def evaluate_sql(
             in_predictions = what.endswith(("in the predictions", "of the predictions without a truth"))
             in_predictions = in_predictions or what.startswith("a row of the predictions")
             raise DataError(f"{what}: {ids}", path=predictions if in_predictions else truth, column=id_col)
+        if task == "classification":
+            _check_probabilities(con, Path(predictions), id_col)
         params = {"k_values": [int(k) for k in k_values]} if recommend else None
         with run_query(sql_file, con=con, params=params) as rel:
             rows = rel.fetchall()  # [(metric, label, predicted, value)]

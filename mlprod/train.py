@@ -864,7 +864,37 @@ def _prepare_interactions(
     return Prepared(schema, (train,), users, held, golden, split, refit_data, validation=validation)
 
 
-def _fit(cfg: TrainConfig, chk: _Check, schema: Schema, cand: Candidate, data: tuple[Any, ...]) -> Any:
+def _unfit_data(
+    e: ValueError, model: Any, X: pd.DataFrame, ids: pd.Series | None, cand: Candidate | None
+) -> DataError | None:
+    """A DataError naming the row (by the training file's count, and its id) and the column of `X` (n_rows, n_features)
+    when the estimator raised `e` on a value it cannot take (`mlprod.features.unfit_value`); else None."""
+    from mlprod.features import unfit_value
+
+    found = unfit_value(model, X, e)
+    if found is None:
+        return None
+    pos, column, value, why = found
+    row = int(X.index[pos])  # the row's position in the training file (the frame's index is that position)
+    ident = ids.loc[row] if ids is not None else None
+    ident = ident.item() if hasattr(ident, "item") else ident  # 'c0004' or 7, not np.int64(7)
+    where = f"row {row + 1}" + (f" (id {ident!r})" if ident is not None else "")
+    return DataError(
+        f"{where}: {value!r} {why}",
+        column=column,
+        expected=f"feature values {'candidate ' + repr(cand.name) if cand else 'the model'} can take",
+    )
+
+
+def _fit(
+    cfg: TrainConfig,
+    chk: _Check,
+    schema: Schema,
+    cand: Candidate,
+    data: tuple[Any, ...],
+    ids: pd.Series
+    | None = None,  # the training data's id column (n_rows,), to name a row the estimator refused
+) -> Any:
     "A new model of candidate `cand`, fitted on `data`: a pipeline (preprocessing + estimator), or a recommender."
     from mlprod.features import build_pipeline
 
@@ -883,17 +913,35 @@ def _fit(cfg: TrainConfig, chk: _Check, schema: Schema, cand: Candidate, data: t
     except ConfigError as e:  # a custom transformer refused at fit (mlprod.features.FrameAdapter)
         raise chk.relocate(e, "preprocessing") from None
     except ValueError as e:  # sklearn's parameter and input checks
+        refused = _unfit_data(
+            e, model, data[0], ids, cand
+        )  # the data is at fault (1e39 in a forest), not the config
+        if refused is not None:
+            raise refused from None
         raise chk.error(
             f"candidate {cand.name!r} cannot be fitted: {' '.join(str(e).split())}", cand.key
         ) from None
 
 
-def _score(cfg: TrainConfig, model: Any, prep: Prepared) -> dict[str, Any]:
+def _outputs(model: Any, prep: Prepared, X: pd.DataFrame, cand: Candidate | None) -> pd.DataFrame:
+    "The model's outputs on validation rows `X`: (n_rows, 1 + n_classes); a value it cannot take is a DataError."
+    from mlprod.bundle import model_outputs
+
+    try:
+        return model_outputs(model, prep.schema, X, proba=True)
+    except ValueError as e:
+        ids = prep.truth.iloc[:, 0]  # the id column of the validation rows, indexed by their positions
+        refused = _unfit_data(e, model, X, ids, cand)
+        if refused is None:
+            raise
+        raise refused from None
+
+
+def _score(cfg: TrainConfig, model: Any, prep: Prepared, cand: Candidate | None = None) -> dict[str, Any]:
     """The validation metrics of a fitted model, by `mlprod.evaluate`: what `mlprod evaluate` gives on them.
     With cv, `model` fits a new model on the fit data it is given, and the figures are of the out-of-fold rows."""
     import pandas as pd
 
-    from mlprod.bundle import model_outputs
     from mlprod.evaluate import evaluate_from_data, recommend_options
 
     if cfg.task == "recommend":
@@ -901,10 +949,10 @@ def _score(cfg: TrainConfig, model: Any, prep: Prepared) -> dict[str, Any]:
         options = recommend_options(model) | {"k_values": cfg.k_values}
         return evaluate_from_data(recs, prep.truth, cfg.task, cfg.user_col, cfg.item_col, **options)
     if prep.folds is None:
-        out = model_outputs(model, prep.schema, prep.X_val, proba=True)  # (n_val, 1 + n_classes)
+        out = _outputs(model, prep, prep.X_val, cand)  # (n_val, 1 + n_classes)
     else:  # cv: `model` is the candidate; each row is predicted by the model fit on the other folds
         out = pd.concat(
-            [model_outputs(model(fit), prep.schema, X_fold, proba=True) for fit, X_fold in prep.folds]
+            [_outputs(model(fit), prep, X_fold, cand) for fit, X_fold in prep.folds]
         ).sort_index()  # (n_rows, 1 + n_classes), out of fold
     preds = pd.concat([prep.truth[[cfg.id_col]], out], axis=1)  # (n_val, 2 + n_classes)
     return evaluate_from_data(preds, prep.truth, cfg.task, cfg.id_col, cfg.target)
@@ -932,14 +980,17 @@ def train_candidates(
     prepare = _prepare_interactions if cfg.task == "recommend" else _prepare_table
     try:
         prep = prepare(cfg, chk, df, source)
+        ids = (
+            df[cfg.id_col] if cfg.task != "recommend" else None
+        )  # (n_rows,): names a row the estimator refuses
         fitted, scores = {}, {}
         for cand in cfg.candidates:
             if prep.folds is not None:  # cv: one model per fold, each scored on the rows it left out
-                fit = partial(_fit, cfg, chk, prep.schema, cand)
-                scores[cand.name] = _score(cfg, fit, prep)
+                fit = partial(_fit, cfg, chk, prep.schema, cand, ids=ids)
+                scores[cand.name] = _score(cfg, fit, prep, cand)
                 continue
-            fitted[cand.name] = _fit(cfg, chk, prep.schema, cand, prep.fit_data)
-            scores[cand.name] = _score(cfg, fitted[cand.name], prep)
+            fitted[cand.name] = _fit(cfg, chk, prep.schema, cand, prep.fit_data, ids)
+            scores[cand.name] = _score(cfg, fitted[cand.name], prep, cand)
         baseline = {}
         if cfg.task == "recommend":  # the popularity baseline, fitted and scored like a candidate
             from mlprod.recsys import PopularityRecommender
@@ -969,7 +1020,7 @@ def train_candidates(
         own = cfg if cand.name == selected else cfg.only(cand.name)
         if prep.refit_data is not None:  # the same config, fitted on every row (see above)
             try:
-                model = _fit(cfg, chk, prep.schema, cand, prep.refit_data)
+                model = _fit(cfg, chk, prep.schema, cand, prep.refit_data, ids)
             except (SchemaError, DataError) as e:
                 raise _with_source(e, source) from None
         else:

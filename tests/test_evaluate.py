@@ -117,13 +117,13 @@ def test_regression_metrics_are_sklearns() -> None:
             lambda p: p.assign(proba_y=["0.1", "high", "0.2", "0.3", "0.4", "0.5"]),
             TRUTH,
             DataError,
-            "column 'proba_y': 'high' is not a number",
+            "column 'proba_y': row 2 (id 'd'): 'high' is not a number",
         ),
         (
             lambda p: p.assign(proba_z=[0.1, None, 0.2, 0.3, 0.4, 0.5]),
             TRUTH,
             DataError,
-            "column 'proba_z': a missing value",
+            "column 'proba_z': row 2 (id 'd'): a missing value",
         ),
     ],
     ids=[

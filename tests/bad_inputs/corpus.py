@@ -444,6 +444,14 @@ CASES: list[Case] = [
         {"train.data": (SchemaError, "column 'churned': 1 rows have no label")},
     ),
     Case(
+        "beyond_float32",
+        "rows",
+        "rows/beyond_float32.csv",
+        {"train.data": OK, "predict.input": OK},
+        note="1e39 is a float64: the churn model (a logistic regression) takes it; a forest refuses it, naming the "
+        "row (tests/test_hostile_values.py)",
+    ),
+    Case(
         "unseen_category",
         "rows",
         "rows/unseen_category.csv",
@@ -489,6 +497,39 @@ CASES: list[Case] = [
         "predictions",
         "rows/predictions_duplicated_ids.csv",
         {"evaluate.predictions": (DataError, "'c0004'")},
+    ),
+    Case(
+        "predictions_proba_above_one",
+        "predictions",
+        "rows/predictions_proba_above_one.csv",
+        {
+            "evaluate.predictions": (
+                DataError,
+                "column 'proba_1': row 4 (id 'c0003'): 1.5 is not a probability",
+            )
+        },
+    ),
+    Case(
+        "predictions_proba_negative",
+        "predictions",
+        "rows/predictions_proba_negative.csv",
+        {
+            "evaluate.predictions": (
+                DataError,
+                "column 'proba_1': row 4 (id 'c0003'): -0.2 is not a probability",
+            )
+        },
+    ),
+    Case(
+        "predictions_proba_infinite",
+        "predictions",
+        "rows/predictions_proba_infinite.csv",
+        {
+            "evaluate.predictions": (
+                DataError,
+                "column 'proba_1': row 4 (id 'c0003'): inf is not a probability",
+            )
+        },
     ),
     # configs
     Case(
