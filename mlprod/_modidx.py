@@ -387,7 +387,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'mlprod.query._table_of': ('query.html#_table_of', 'mlprod/query.py'),
                               'mlprod.query._type_refused': ('query.html#_type_refused', 'mlprod/query.py'),
                               'mlprod.query._where': ('query.html#_where', 'mlprod/query.py'),
-                              'mlprod.query._writing': ('query.html#_writing', 'mlprod/query.py'),
                               'mlprod.query.connect': ('query.html#connect', 'mlprod/query.py'),
                               'mlprod.query.evaluate_sql': ('query.html#evaluate_sql', 'mlprod/query.py'),
                               'mlprod.query.fetch': ('query.html#fetch', 'mlprod/query.py'),

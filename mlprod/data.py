@@ -279,23 +279,14 @@ def split_file(
     train, test = split_frame(df, test_size, seed, stratify, source=input_file)
     # Both parts and their records are written into hidden folders beside them first; they are moved into place
     # only when both are complete, so a failure leaves neither (and never a half-written file over an existing one).
-    # A write that fails (a full disk, a file size limit) is one DataError naming the part it was writing.
+    # A write the machine refuses (a full disk, a file size limit) is an OutputError from staged_output.
     outs = (paths[1], paths[2])
-    part = outs[0]
-    try:
-        with ExitStack() as stack:
-            staged = tuple(stack.enter_context(staged_output(p)) for p in outs)
-            write_table(train, staged[0])
-            part = outs[1]
-            write_table(test, staged[1])
-            _split_lineage(input_file, outs, staged, (len(train), len(test)), test_size, seed, stratify)
-            return commit_with_lineage(staged[0], outs[0]), commit_with_lineage(staged[1], outs[1])
-    except OSError as e:  # the hidden folders are gone already; the earlier outputs are as they were
-        raise DataError(
-            f"cannot write the output ({e.strerror or e})",
-            path=part,
-            expected="room on the disk and a file size within the limits",
-        ) from None
+    with ExitStack() as stack:
+        staged = tuple(stack.enter_context(staged_output(p)) for p in outs)
+        write_table(train, staged[0])
+        write_table(test, staged[1])
+        _split_lineage(input_file, outs, staged, (len(train), len(test)), test_size, seed, stratify)
+        return commit_with_lineage(staged[0], outs[0]), commit_with_lineage(staged[1], outs[1])
 
 
 def _split_lineage(

@@ -374,15 +374,6 @@ def _check_types(rel: Any, output: Path, sql_file: str | Path) -> None:
             )
 
 
-def _writing(output: Path, e: OSError) -> DataError:
-    "A write that failed (a full disk, a file size limit): one line naming the output."
-    return DataError(
-        f"cannot write the output ({e.strerror or e})",
-        path=output,
-        expected="room on the disk and a file size within the limits",
-    )
-
-
 def fetch(
     sql_file: str | Path,
     output: str | Path,
@@ -405,23 +396,18 @@ def fetch(
         inputs.append({"path": database, "role": "database"})
     _refuse_output_in_inputs(output, inputs)  # before anything runs or is staged
     _check_params(params or {}, sql_file)
-    try:
-        with staged_output(output) as staged:  # the table and its record land together (mlprod.lineage)
-            with run_query(sql_file, tables, database, params) as rel:
-                _check_types(rel, output, sql_file)
-                with TableWriter(staged) as w:
-                    reader = rel.to_arrow_reader(batch_rows)
-                    while (batch := _next_batch(reader, sql_file, tables)) is not None:
-                        w.write(batch.to_pandas())  # (<= batch_rows, n_columns)
-                    if w.rows == 0:
-                        w.write(reader.schema.empty_table().to_pandas())  # header only: nothing matched
-            engine = {"name": "duckdb", "version": duckdb.__version__}
-            write_lineage(output, "fetch", inputs, params=params, rows=w.rows, engine=engine, staged=staged)
-            commit_with_lineage(staged, output)
-    except (
-        OSError
-    ) as e:  # the disk is full, a file size limit: the staged files are gone, the output as it was
-        raise _writing(output, e) from None
+    with staged_output(output) as staged:  # the table and its record land together (mlprod.lineage)
+        with run_query(sql_file, tables, database, params) as rel:
+            _check_types(rel, output, sql_file)
+            with TableWriter(staged) as w:
+                reader = rel.to_arrow_reader(batch_rows)
+                while (batch := _next_batch(reader, sql_file, tables)) is not None:
+                    w.write(batch.to_pandas())  # (<= batch_rows, n_columns)
+                if w.rows == 0:
+                    w.write(reader.schema.empty_table().to_pandas())  # header only: nothing matched
+        engine = {"name": "duckdb", "version": duckdb.__version__}
+        write_lineage(output, "fetch", inputs, params=params, rows=w.rows, engine=engine, staged=staged)
+        commit_with_lineage(staged, output)
     return output
 
 

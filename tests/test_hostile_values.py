@@ -26,7 +26,7 @@ from bad_inputs import figures
 from typer.testing import CliRunner
 
 from mlprod.cli import app
-from mlprod.errors import DataError, QueryError
+from mlprod.errors import DataError, OutputError, QueryError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 OLD = "an earlier output: no failure may touch it\n"
@@ -466,7 +466,7 @@ def test_disk_full_on_a_small_tmpfs(tmp_path: Path, small_disk: Path, command: s
     _earlier_outputs(small_disk)
     before = _snapshot(small_disk)
     args = (_split_args if command == "split" else _fetch_args)(inp, small_disk)
-    with pytest.raises(DataError) as info:
+    with pytest.raises(OutputError) as info:
         if command == "split":
             split_file(inp, small_disk / "train.csv", small_disk / "test.csv")
         else:
@@ -475,9 +475,9 @@ def test_disk_full_on_a_small_tmpfs(tmp_path: Path, small_disk: Path, command: s
     assert "\n" not in msg and str(small_disk) in msg and os.strerror(errno.ENOSPC) in msg, msg
     assert _snapshot(small_disk) == before
     r = _cli(*args)
-    _one_line(r, "data error", str(small_disk), os.strerror(errno.ENOSPC))
+    _one_line(r, "output error", str(small_disk), os.strerror(errno.ENOSPC))
     assert _snapshot(small_disk) == before
-    figures.hostile("tracebacks", f"data {command} on a full tmpfs", runs=2)
+    figures.hostile("hangs", f"data {command} on a full tmpfs", runs=2)
 
 
 @pytest.mark.parametrize("command", ["split", "fetch"])
@@ -504,10 +504,10 @@ def test_disk_full_injected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, com
     monkeypatch.setattr(mlprod.io.TableWriter, "write", full)
     args = (_split_args if command == "split" else _fetch_args)(inp, d)
     r = _cli(*args)
-    _one_line(r, "data error", str(d), os.strerror(errno.ENOSPC))
+    _one_line(r, "output error", str(d), os.strerror(errno.ENOSPC))
     assert calls["n"] >= fail_at
     assert _snapshot(d) == before
-    figures.hostile("tracebacks", f"data {command} with ENOSPC injected")
+    figures.hostile("hangs", f"data {command} with ENOSPC injected")
 
 
 def _limit_file_size(limit: int) -> None:
@@ -540,7 +540,7 @@ def test_file_size_limit_in_the_installed_command(tmp_path: Path, command: str) 
         preexec_fn=lambda: _limit_file_size(100_000),  # noqa: PLW1509 (no threads in this child yet)
     )
     assert r.returncode == 2, (r.returncode, r.stderr)
-    assert r.stderr.count("\n") == 1 and r.stderr.startswith("mlprod: data error: "), r.stderr
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("mlprod: output error: "), r.stderr
     assert str(d) in r.stderr and os.strerror(errno.EFBIG) in r.stderr, r.stderr
     assert _snapshot(d) == before
     figures.hostile("hangs", f"data {command} under RLIMIT_FSIZE")
