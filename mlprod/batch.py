@@ -306,7 +306,14 @@ class _Pool:
         task_r, task_w = os.pipe()
         result_r, result_w = os.pipe()
         _PARENT_PID = os.getpid()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as e:  # out of processes or memory: the workers forked so far are closed by the caller
+            for fd in (task_r, task_w, result_r, result_w):
+                os.close(fd)
+            raise MlprodError(
+                f"cannot start a worker process: {e.strerror}", expected="fewer --workers"
+            ) from None
         if pid == 0:  # the worker: never returns into the caller's code, runs no exit hook of the parent's
             code = 1
             try:
