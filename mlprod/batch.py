@@ -17,7 +17,7 @@ from .io import RawChunk, TableWriter, check_table, encode_rows, iter_chunks, pa
 
 # %% auto #0
 __all__ = ['Result', 'predict_chunk', 'id_columns', 'one_thread', 'count_rows', 'progress_enabled', 'Progress', 'default_workers',
-           'run_local', 'input_files', 'run_dask']
+           'worker_cap', 'run_local', 'input_files', 'run_dask']
 
 # %% ../nbs/14_batch.ipynb #8b54f47d
 _PREDICTOR: Any = None  # the Predictor of the running local job (inherited by forked workers)
@@ -77,7 +77,7 @@ def one_thread(model: Any) -> Iterator[None]:
 
 
 def _worker_init() -> None:
-    "In each forked worker: one thread (see `one_thread`), for good; Ctrl-C is the parent's to handle."
+    "In each forked worker: one thread (see `one_thread`), for good; Ctrl-C and SIGTERM are the parent's to handle."
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -180,7 +180,7 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
 
-# %% ../nbs/14_batch.ipynb #ac0ba248
+# %% ../nbs/14_batch.ipynb #536ea288
 def default_workers() -> int:
     "All the cores this process may use."
     try:
@@ -189,39 +189,260 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def _submitted(chunks: Iterator[RawChunk], pool: Any, workers: int, args: tuple[Any, ...]) -> Iterator[Any]:
-    "Submit each chunk to `pool`, at most 2 x workers in flight; yield (chunk, future) in input order."
-    pending: deque[Any] = deque()
-    lines = 0  # lines before the chunk: its row offset, unless blank lines came before
+def _mem_available() -> int | None:
+    "Bytes of memory available for new work (MemAvailable of /proc/meminfo), None where unknown."
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _rss() -> int:
+    "Bytes resident in this process now: about what each forked worker grows to (the libraries, the model)."
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def worker_cap(requested: int) -> tuple[int, str]:
+    "The workers to fork for `requested`: at most one per core, and as many as the available memory holds; why."
+    cores = default_workers()
+    n, why = requested, ""
+    if n > cores:
+        n, why = cores, f"{cores} cores"
+    avail, rss = _mem_available(), _rss()
+    if n > 1 and avail is not None and rss > 0 and n * rss > avail:
+        n, why = max(1, avail // rss), f"{avail >> 20} MiB available, ~{rss >> 20} MiB per worker"
+    return n, why
+
+# %% ../nbs/14_batch.ipynb #27679739
+_PARENT_PID = 0  # the pid of the process that forks the workers (set before each fork)
+
+
+def _die_with_parent() -> None:
+    "In a worker process: the kernel kills it (SIGKILL) as soon as its parent dies, however the parent dies."
+    # The standard library has no prctl, and psutil (a dependency) only reads processes: ctypes it is, on Linux:
+    # prctl(PR_SET_PDEATHSIG = 1, SIGKILL). Elsewhere the pool's own checks remain (EOF of the task pipe).
+    import ctypes
+    import ctypes.util
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # another C library
+            pass
+    # The parent may have died between the fork and the prctl: then nothing would send the signal. Its death
+    # re-parented this process already, so a different parent pid says so.
+    if os.getppid() != _PARENT_PID:
+        os._exit(1)
+
+# %% ../nbs/14_batch.ipynb #37fb5131
+class _WorkerDied(Exception):
+    "A worker process of `_Pool` ended (killed, out of memory) while it had work."
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    "Write all of `data` to the blocking descriptor `fd`."
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _serve(tasks: int, results: int, work: Callable[..., Any], init: Callable[[], None]) -> None:
+    "A worker's life: read a task, run `work` on it, write its result; until the task pipe ends (EOF)."
+    import pickle
+    import struct
+
+    init()
+    reader = os.fdopen(tasks, "rb")
+    while len(head := reader.read(8)) == 8:
+        payload = reader.read(struct.unpack("<Q", head)[0])
+        try:
+            out: tuple[bool, Any] = (True, work(*pickle.loads(payload)))
+        except Exception as e:  # the parent runs the chunk again to raise it with the exact row
+            out = (False, e)
+        try:
+            data = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as e:  # an exception that does not pickle
+            data = pickle.dumps((False, RuntimeError(f"{type(out[1]).__name__}: {out[1]} ({e})")))
+        _write_all(results, struct.pack("<Q", len(data)))
+        _write_all(results, data)
+
+
+class _Pool:
+    "Worker processes forked from this one, each fed through a pipe of its own and answering through another."
+
+    def __init__(self, workers: int, work: Callable[..., Any], init: Callable[[], None]) -> None:
+        import signal
+
+        self.pids: list[int] = []
+        self._to: list[int] = []  # per worker: the write end of its task pipe (non-blocking)
+        self._from: list[int] = []  # per worker: the read end of its result pipe (non-blocking)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # no SIGTERM between fork and record
+        try:
+            for _ in range(workers):
+                self._fork(work, init)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def _fork(self, work: Callable[..., Any], init: Callable[[], None]) -> None:
+        "Fork one worker, with its two pipes."
+        import fcntl
+        import signal
+
+        global _PARENT_PID
+        task_r, task_w = os.pipe()
+        result_r, result_w = os.pipe()
+        _PARENT_PID = os.getpid()
+        try:
+            pid = os.fork()
+        except OSError as e:  # out of processes or memory: the workers forked so far are closed by the caller
+            for fd in (task_r, task_w, result_r, result_w):
+                os.close(fd)
+            raise MlprodError(
+                f"cannot start a worker process: {e.strerror}", expected="fewer --workers"
+            ) from None
+        if pid == 0:  # the worker: never returns into the caller's code, runs no exit hook of the parent's
+            code = 1
+            try:
+                _die_with_parent()
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+                for fd in (task_w, result_r, *self._to, *self._from):  # the parent's ends: EOF means death
+                    os.close(fd)
+                _serve(task_r, result_w, work, init)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(task_r)
+        os.close(result_w)
+        self.pids.append(pid)
+        self._to.append(task_w)
+        self._from.append(result_r)
+        os.set_blocking(task_w, False)
+        os.set_blocking(result_r, False)
+        try:  # results of a few MiB cross in fewer rounds (1 MiB: Linux's default maximum for a user)
+            fcntl.fcntl(result_r, fcntl.F_SETPIPE_SZ, 1 << 20)
+        except (OSError, AttributeError):
+            pass
+
+    def map(
+        self, tasks: Iterator[tuple[Any, ...]], depth: int
+    ) -> Iterator[tuple[tuple[Any, ...], bool, Any]]:
+        "Run `work(*task)` in the workers; yield (task, ok, result or exception) in task order, `depth` in flight."
+        import pickle
+        import select
+        import struct
+
+        n = len(self.pids)
+        sent: list[deque[int]] = [deque() for _ in range(n)]  # per worker: the tasks it has, in order
+        out: list[deque[memoryview]] = [deque() for _ in range(n)]  # per worker: bytes not yet written
+        got = [bytearray() for _ in range(n)]  # per worker: bytes of results read, not yet complete
+        todo: dict[int, tuple[Any, ...]] = {}  # task number -> task, until its result is yielded
+        done: dict[int, tuple[bool, Any]] = {}  # task number -> result, until yielded
+        tasks, more, next_task, next_out = iter(tasks), True, 0, 0
+        while True:
+            while more and next_task - next_out < depth:  # hand out tasks: to the least busy worker
+                w = min(range(n), key=lambda i: len(sent[i]))
+                try:
+                    task = next(tasks)
+                except StopIteration:
+                    more = False
+                    break
+                data = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
+                out[w].extend((memoryview(struct.pack("<Q", len(data))), memoryview(data)))
+                sent[w].append(next_task)
+                todo[next_task] = task
+                next_task += 1
+            while next_out in done:
+                ok, value = done.pop(next_out)
+                yield todo.pop(next_out), ok, value
+                next_out += 1
+            if not more and next_out == next_task:
+                return
+            if next_out in done or (more and next_task - next_out < depth):
+                continue
+            readable, writable, _ = select.select(
+                [self._from[i] for i in range(n) if sent[i]],
+                [self._to[i] for i in range(n) if out[i]],
+                [],
+                1.0,
+            )
+            for fd in writable:
+                w = self._to.index(fd)
+                try:
+                    while out[w]:
+                        k = os.write(fd, out[w][0])
+                        out[w][0] = out[w][0][k:]
+                        if out[w][0]:
+                            break  # the pipe is full: more when select says so
+                        out[w].popleft()
+                except BrokenPipeError:
+                    raise _WorkerDied() from None
+                except BlockingIOError:
+                    pass
+            for fd in readable:
+                w = self._from.index(fd)
+                data = os.read(fd, 1 << 20)
+                if not data:  # the worker ended with work to do
+                    raise _WorkerDied()
+                buf = got[w]
+                buf += data
+                while len(buf) >= 8 and len(buf) >= 8 + (size := struct.unpack_from("<Q", buf)[0]):
+                    done[sent[w].popleft()] = pickle.loads(memoryview(buf)[8 : 8 + size])
+                    del buf[: 8 + size]
+
+    def close(self) -> None:
+        "Kill every worker and reap it; waits a few seconds at most in all, whatever state a worker is in."
+        import signal
+        import time
+
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # every kill is sent
+        try:
+            for fd in self._to + self._from:
+                os.close(fd)
+            self._to, self._from = [], []
+            for pid in self.pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            left, deadline = set(self.pids), time.monotonic() + 5
+            while left:
+                for pid in list(left):
+                    try:
+                        if os.waitpid(pid, os.WNOHANG)[0]:
+                            left.discard(pid)
+                    except ChildProcessError:  # reaped already
+                        left.discard(pid)
+                if (
+                    not left or time.monotonic() > deadline
+                ):  # a process stuck in the kernel: the system reaps it
+                    break
+                time.sleep(0.002)
+            self.pids = []
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+# %% ../nbs/14_batch.ipynb #ac0ba248
+def _tasks(chunks: Iterator[RawChunk], args: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+    "The arguments of `predict_chunk` for each chunk: its row offset is the lines before it (exact without blank lines)."
+    lines = 0
     for chunk in chunks:
-        pending.append((chunk, pool.submit(predict_chunk, chunk, lines, *args)))
+        yield (chunk, lines, *args)
         lines += chunk.rows
-        while len(pending) >= 2 * workers:
-            yield pending.popleft()
-    while pending:
-        yield pending.popleft()
-
-
-def _stop(pool: Any) -> None:
-    "Shut the pool down and end its workers now: idle after success (nothing to finish), mid-chunk after an error."
-    procs = list((getattr(pool, "_processes", None) or {}).values())  # private, but stable since Python 3.8
-    pool.shutdown(wait=False, cancel_futures=True)
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-    for p in procs:
-        p.join()
-
-
-def _fork_pool(workers: int) -> Any:
-    "A pool of `workers` processes, forked now (the fork start method forks them all at the first submit)."
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    # Forked before any reading: every worker inherits the verified model, nothing else.
-    pool = ProcessPoolExecutor(workers, mp.get_context("fork"), initializer=_worker_init)
-    pool.submit(int)  # no need to wait for it: the parent locates the first chunks while the workers start
-    return pool
 
 
 def run_local(
@@ -237,13 +458,18 @@ def run_local(
 ) -> int:
     "Predict `input_file` into `output_file` (atomically), in input order; returns the rows written."
     global _PREDICTOR
-    from concurrent.futures.process import BrokenProcessPool
+    import sys
+
+    from mlprod.runtime import check_terminated
 
     input_file, output_file = Path(input_file), Path(output_file)
     fmt, _ = table_format(output_file)
-    workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise DataError(f"workers {workers} is out of range", expected="an integer >= 1")
+    asked = default_workers() if workers is None else int(workers)
+    if asked < 1:
+        raise DataError(f"workers {asked} is out of range", expected="an integer >= 1")
+    workers, why = worker_cap(asked)
+    if why:
+        print(f"mlprod: --workers {asked} capped to {workers} ({why})", file=sys.stderr)
     check_table(input_file)  # a missing, empty or unreadable input fails before any process starts
     from mlprod.runtime import resume_gc
 
@@ -258,26 +484,25 @@ def run_local(
             # the workers finish together.
             chunks = iter_chunks(input_file, chunk_rows, digest, taper=True, ids=id_columns(predictor))
             if workers > 1:
-                pool = _fork_pool(workers)
-                items = _submitted(chunks, pool, workers, args)
+                # Forked before any reading: every worker inherits the verified model, nothing else.
+                pool = _Pool(workers, predict_chunk, _worker_init)
+                items = pool.map(_tasks(chunks, args), 2 * workers)  # at most 2 x workers chunks in flight
             else:
-                items = ((c, None) for c in chunks)
+                items = (((c,), True, None) for c in chunks)  # predicted below, in this process
             header = ""
-            try:  # a dead worker breaks the pool: seen when a result is awaited, or at the next submit
-                for chunk, future in items:
-                    if future is None:
+            try:
+                for (chunk, *_), ok, result in items:
+                    check_terminated()  # SIGTERM arrived, its exception swallowed somewhere: stop here
+                    if pool is None:
                         result = predict_chunk(chunk, writer.rows, *args)
-                    else:
-                        try:
-                            result = future.result()
-                        except BrokenProcessPool:
-                            raise
-                        except Exception:
-                            predict_chunk(chunk, writer.rows, *args)  # again, with the exact row offset
-                            raise
+                    elif not ok:
+                        predict_chunk(chunk, writer.rows, *args)  # again, with the exact row offset
+                        raise result
                     if result is None:
                         continue
                     payload, rows, header = result
+                    # A failed write (the disk full) raises its OSError here: the `finally` below ends the workers
+                    # at once, and the writer removes its temporary.
                     if fmt == "parquet":
                         writer.write(payload)
                     else:
@@ -285,19 +510,20 @@ def run_local(
                     progress.update(writer.rows)
                     if on_chunk is not None:
                         on_chunk(writer.rows)
-            except BrokenProcessPool:
+            except _WorkerDied:
                 raise MlprodError(
                     f"a worker process died while predicting rows {writer.rows + 1} and after "
                     "(killed, or out of memory?)",
                     path=input_file,
                     expected="fewer --workers or a smaller --chunk-rows if memory is short",
                 ) from None
+            check_terminated()
             if writer.rows == 0:
                 raise DataError("no rows", path=input_file, expected="at least one row after the header")
         return writer.rows
     finally:
         if pool is not None:
-            _stop(pool)
+            pool.close()
         progress.close()
         _PREDICTOR = None
 

@@ -531,16 +531,20 @@ def predict_cmd(
 
     if output is None:
         output = s.path("predictions") / f"{_stem(input_file)}.jsonl"
-    path = predict_from_path(
-        model_dir,
-        input_file,
-        output,
-        proba=proba,
-        chunk_rows=s.int("chunk_rows") if chunk_rows is None else chunk_rows,
-        workers=workers,
-        quiet=quiet,
-        **load,
-    )
+    from mlprod.runtime import disk_full_is_an_error, sigterm_ends_run
+
+    # SIGTERM, or a disk that fills up, ends the run with one line; the workers and temporaries go on the way out.
+    with disk_full_is_an_error(output), sigterm_ends_run(f"{output} is left as it was"):
+        path = predict_from_path(
+            model_dir,
+            input_file,
+            output,
+            proba=proba,
+            chunk_rows=s.int("chunk_rows") if chunk_rows is None else chunk_rows,
+            workers=workers,
+            quiet=quiet,
+            **load,
+        )
     typer.echo(f"wrote {path}")
 
 # %% ../nbs/90_cli.ipynb #6bc9ef3f
