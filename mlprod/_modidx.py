@@ -560,7 +560,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'mlprod.report.select_by': ('report.html#select_by', 'mlprod/report.py')},
             'mlprod.runtime': { 'mlprod.runtime.Terminated': ('runtime.html#terminated', 'mlprod/runtime.py'),
                                 'mlprod.runtime.check_terminated': ('runtime.html#check_terminated', 'mlprod/runtime.py'),
-                                'mlprod.runtime.disk_full_is_an_error': ('runtime.html#disk_full_is_an_error', 'mlprod/runtime.py'),
                                 'mlprod.runtime.pause_gc': ('runtime.html#pause_gc', 'mlprod/runtime.py'),
                                 'mlprod.runtime.resume_gc': ('runtime.html#resume_gc', 'mlprod/runtime.py'),
                                 'mlprod.runtime.sigterm_ends_run': ('runtime.html#sigterm_ends_run', 'mlprod/runtime.py')},

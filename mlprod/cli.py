@@ -531,10 +531,11 @@ def predict_cmd(
 
     if output is None:
         output = s.path("predictions") / f"{_stem(input_file)}.jsonl"
-    from mlprod.runtime import disk_full_is_an_error, sigterm_ends_run
+    from mlprod.runtime import sigterm_ends_run
 
-    # SIGTERM, or a disk that fills up, ends the run with one line; the workers and temporaries go on the way out.
-    with disk_full_is_an_error(output), sigterm_ends_run(f"{output} is left as it was"):
+    # SIGTERM ends the run with one line; the workers and temporaries go on the way out (a full disk is an
+    # OutputError from the output's own guard, mlprod.lineage.staged_output).
+    with sigterm_ends_run(f"{output} is left as it was"):
         path = predict_from_path(
             model_dir,
             input_file,
