@@ -23,7 +23,6 @@ not run. `nobody` cases run as an unprivileged user: root reads and writes whate
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
