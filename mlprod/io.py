@@ -204,7 +204,7 @@ def _head_line(f: IO[bytes], path: Path) -> bytes:
             return buf
         if len(buf) > MAX_LINE_BYTES:
             raise _long_line(path, buf.count(b"\n", 0, start) + 1, len(buf) - start)
-        more = f.read(len(buf))  # doubling: linear in all
+        more = f.read(max(1 << 16, min(len(buf), MAX_LINE_BYTES + 1 - len(buf))))  # doubling, up to the limit
         if not more:
             return buf
         buf += more
