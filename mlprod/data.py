@@ -263,12 +263,13 @@ def split_file(
     from contextlib import ExitStack
 
     from mlprod.errors import DataError
-    from mlprod.io import read_table, table_format
+    from mlprod.io import check_paths, read_table, table_format
     from mlprod.lineage import commit_with_lineage, staged_output
 
     paths = [Path(input_file), Path(train_out), Path(test_out)]
     for out in paths[1:]:
         table_format(out)  # an unknown output format fails before any work
+    check_paths(*paths)  # a loop of links, a name too long: one line, before resolve()
     resolved = [p.resolve() for p in paths]
     if len(set(resolved)) < 3:
         raise DataError(

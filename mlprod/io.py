@@ -5,6 +5,7 @@
 # %% ../nbs/01_io.ipynb #a851a8dc
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import json
@@ -12,6 +13,7 @@ import math
 import os
 import re
 import secrets
+import stat
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,9 +27,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['SUPPORTED', 'table_format', 'check_table', 'RawChunk', 'iter_chunks', 'parse_chunk', 'iter_table', 'read_jsonl_bytes',
-           'read_table', 'temp_sibling', 'AtomicFile', 'atomic_path', 'write_text', 'write_json', 'encode_rows',
-           'TableWriter', 'write_table', 'sha256_file']
+__all__ = ['SUPPORTED', 'NAME_MAX', 'MAX_PATH_BYTES', 'MAX_LINE_BYTES', 'MAX_JSON_DEPTH', 'table_format', 'check_paths',
+           'check_table', 'RawChunk', 'iter_chunks', 'parse_chunk', 'check_json_lines', 'iter_table',
+           'read_jsonl_bytes', 'read_table', 'temp_stem', 'temp_sibling', 'AtomicFile', 'atomic_path', 'write_text',
+           'write_json', 'encode_rows', 'TableWriter', 'write_table', 'sha256_file']
 
 # %% ../nbs/01_io.ipynb #9e6a7b00
 _SUFFIXES = {
@@ -52,6 +55,80 @@ def table_format(path: str | Path) -> tuple[str, str | None]:
         raise DataError("unknown table format", path=path, expected=SUPPORTED)
     return fmt, compression
 
+# %% ../nbs/01_io.ipynb #e40c81f8
+NAME_MAX = 255  # bytes in one name of a path (Linux, macOS)
+MAX_PATH_BYTES = 3584  # bytes in a whole path (absolute): PATH_MAX (4096) less room for a hidden temporary
+MAX_LINE_BYTES = (
+    64 << 20
+)  # bytes in one line of CSV (a row, with its quoted line breaks) or JSON Lines: 64 MiB
+MAX_JSON_DEPTH = 100  # arrays and objects nested in one JSON line, the row's own object included
+
+
+def _too_long(path: Path) -> DataError | None:
+    "A name of `path` over NAME_MAX bytes, or the whole path (absolute) over MAX_PATH_BYTES, as a DataError."
+    name = next((p for p in path.parts if len(os.fsencode(p)) > NAME_MAX), None)
+    if name is not None:
+        n = len(os.fsencode(name))
+        return DataError(
+            f"a name of {n} bytes is too long", path=path, expected=f"names of at most {NAME_MAX} bytes"
+        )
+    n = len(os.fsencode(os.path.abspath(path)))
+    if n > MAX_PATH_BYTES:
+        return DataError(
+            f"path of {n} bytes is too long", path=path, expected=f"at most {MAX_PATH_BYTES} bytes"
+        )
+    return None
+
+
+def _path_error(path: Path, e: OSError) -> DataError | None:
+    "An OSError about the path itself as a DataError: a loop of symbolic links, a name or path too long; else None."
+    if e.errno == errno.ELOOP:
+        return DataError(
+            "a loop of symbolic links", path=path, expected="a link that ends at a file or folder"
+        )
+    if e.errno == errno.ENAMETOOLONG:
+        return _too_long(path) or DataError("the path is too long", path=path, expected="a shorter path")
+    return None
+
+
+def check_paths(*paths: str | Path) -> None:
+    "Refuse a path no file can have, before anything is read or written: a name or a path too long, a loop of symbolic links."
+    for p in paths:
+        path = Path(p)
+        error = _too_long(path)
+        if error is None:
+            try:
+                os.stat(path)
+            except OSError as e:  # a path that does not exist (yet) is no error here
+                error = _path_error(path, e)
+        if error is not None:
+            raise error
+
+
+_KINDS = {
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _check_regular(path: Path) -> None:
+    "Refuse `path` unless it is a regular file (or a link to one), by `os.stat`: never opened, so a FIFO cannot block."
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError("file not found", path=path) from None
+    except PermissionError:
+        raise DataError("permission denied: cannot read the file", path=path) from None
+    except OSError as e:
+        raise (_path_error(path, e) or DataError(f"cannot read the file ({e.strerror})", path=path)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DataError("is a folder", path=path, expected="a data file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        raise DataError(f"is {kind}, not a file", path=path, expected="a regular data file")
+
 # %% ../nbs/01_io.ipynb #adf7cd01
 def _open_binary(path: Path, compression: str | None) -> IO[bytes]:
     return gzip.open(path, "rb") if compression == "gzip" else open(path, "rb")  # noqa: SIM115
@@ -60,10 +137,7 @@ def _open_binary(path: Path, compression: str | None) -> IO[bytes]:
 def _check_input(path: str | Path) -> tuple[Path, str, str | None]:
     path = Path(path)
     fmt, compression = table_format(path)
-    if not path.exists():
-        raise DataError("file not found", path=path)
-    if path.is_dir():
-        raise DataError("is a folder", path=path, expected="a data file")
+    _check_regular(path)  # a FIFO, a device, a folder, a loop of links: refused before it is opened
     try:
         with _open_binary(path, compression) as f:
             first = f.read(1)
@@ -90,9 +164,10 @@ def _check_csv_header(path: Path, compression: str | None) -> None:
 
     try:
         with _open_binary(path, compression) as f:
-            reader = csv.reader(_io.TextIOWrapper(f, encoding="utf-8-sig", newline=""))
-            header = next((row for row in reader if len(row) > 1 or (row and row[0].strip())), None)
-            line = reader.line_num
+            head = _head_line(f, path)  # never more than MAX_LINE_BYTES: a header of gigabytes is refused
+        reader = csv.reader(_io.TextIOWrapper(_io.BytesIO(head), encoding="utf-8-sig", newline=""))
+        header = next((row for row in reader if len(row) > 1 or (row and row[0].strip())), None)
+        line = reader.line_num
     except (UnicodeDecodeError, csv.Error, OSError, EOFError, zlib.error):
         return  # the parser itself names what is wrong, with its line
     if header is None:  # blank lines only
@@ -110,10 +185,35 @@ def _check_csv_header(path: Path, compression: str | None) -> None:
         )
 
 
+def _long_line(path: Path, line: int, size: int) -> DataError:
+    return DataError(
+        f"a line of more than {size:,} bytes (read without finding its end)",
+        path=path,
+        line=line,
+        expected=f"lines of at most {MAX_LINE_BYTES >> 20} MiB",
+    )
+
+
+def _head_line(f: IO[bytes], path: Path) -> bytes:
+    "The bytes of `f` up to the end of its first line with text (a CSV header; blank lines before it), read a block at a time; a DataError past MAX_LINE_BYTES."
+    buf = f.read(1 << 16)
+    while True:
+        text = buf.removeprefix(b"\xef\xbb\xbf")
+        start = len(text) - len(text.lstrip())  # the first byte of text
+        if start < len(text) and (text.find(b"\n", start) >= 0 or text.find(b"\r", start) >= 0):
+            return buf
+        if len(buf) > MAX_LINE_BYTES:
+            raise _long_line(path, buf.count(b"\n", 0, start) + 1, len(buf) - start)
+        more = f.read(max(1 << 16, min(len(buf), MAX_LINE_BYTES + 1 - len(buf))))  # doubling, up to the limit
+        if not more:
+            return buf
+        buf += more
+
+
 def _first_undecodable_line(path: Path, compression: str | None) -> tuple[int, str] | None:
     "Error path only: find the first line that is not valid UTF-8."
     with _open_binary(path, compression) as f:
-        for n, raw in enumerate(f, start=1):
+        for n, raw in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), start=1):  # bounded
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -266,6 +366,8 @@ def _split_rows(
     quoted: bool,
     keep: bool,
     size: int | None = None,  # the stream's length: the last two chunks' worth of rows in ever smaller chunks
+    path: Path | None = None,  # the file, for the error of a line over MAX_LINE_BYTES ...
+    first_line: int = 1,  # ... and the line `base` starts
 ) -> Iterator[tuple[int, int, bytes | None, int]]:
     "Cut stream `f` (its first bytes read: `block`, at offset `base`, a row start) into runs of `chunk_rows` rows: (start, length, the bytes if `keep`, rows)."
     import numpy as np
@@ -274,6 +376,7 @@ def _split_rows(
     held: list[tuple[int, bytes]] = []  # (offset, block) still needed for the bytes of the next chunk
     waiting, inside, start, offset, last_end, prev = 0, False, base, base, base, 10  # prev: the byte before
     full = 0  # bytes of the last chunk of chunk_rows rows
+    done = 0  # rows handed on in chunks
     while True:
         if waiting < chunk_rows and block:
             found, inside = _row_ends(block, quoted, inside, prev)
@@ -284,6 +387,8 @@ def _split_rows(
             if keep:
                 held.append((offset, block))
             offset += len(block)
+            if offset - last_end > MAX_LINE_BYTES:  # a row without end: refused before it fills memory
+                raise _long_line(path or Path("?"), first_line + done + waiting, offset - last_end)
             block = f.read(_BLOCK)
             if not block and offset > last_end:
                 ends.append(np.array([offset]))  # a last row without a newline
@@ -302,6 +407,7 @@ def _split_rows(
             data = b"".join(b[max(start - o, 0) : end - o] for o, b in held if o < end and o + len(b) > start)
             held = [(o, b) for o, b in held if o + len(b) > end]
         yield start, end - start, data, take
+        done += take
         full = end - start if take == chunk_rows else full
         start = end
 
@@ -354,6 +460,9 @@ def _text_chunks(
                     cut = next((int(e) + 1 for e in ends if _has_text(part[: int(e) + 1])), None)
                     if cut is not None:
                         break
+                if cut is None and len(buf) > MAX_LINE_BYTES:  # no header line in sight
+                    lead = len(buf) - len(buf.lstrip())
+                    raise _long_line(path, buf.count(b"\n", 0, lead) + 1, len(buf) - lead)
                 more = b"" if cut is not None else f.read(max(_BLOCK, len(buf)))
                 if cut is not None or not more:
                     cut = len(buf) if cut is None else cut
@@ -362,7 +471,7 @@ def _text_chunks(
             header, header_lines = buf[:cut], int((ends < cut).sum()) if len(ends) else 1
             buf = buf[cut:]
         first_line, index = header_lines + 1, 0
-        cuts = _split_rows(f, buf, len(header), chunk_rows, fmt == "csv", keep, size)
+        cuts = _split_rows(f, buf, len(header), chunk_rows, fmt == "csv", keep, size, path, header_lines + 1)
         for start, length, data, rows in cuts:
             yield RawChunk(
                 path, fmt, compression, index, first_line, rows, start, length, data, header, header_lines
@@ -679,6 +788,51 @@ def _may_hold_null_line(block: bytes) -> bool:
     return block.count(b"\n{") + block.startswith(b"{") != lines
 
 
+def _json_depth(line: bytes) -> int:
+    "How deep arrays and objects nest in one JSON line (brackets inside strings do not count)."
+    import numpy as np
+
+    bare = _JSON_STRING.sub(b'""', line)  # strings out: C speed, even on a line of 64 MiB
+    arr = np.frombuffer(bare, dtype=np.uint8)  # (n,)
+    at = np.flatnonzero((arr == 91) | (arr == 123) | (arr == 93) | (arr == 125))  # (n_brackets,)
+    if not len(at):
+        return 0
+    steps = np.where((arr[at] == 91) | (arr[at] == 123), 1, -1)  # (n_brackets,) +1 opens, -1 closes
+    return int(np.cumsum(steps).max())
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def _check_json_depth(path: Path, block: bytes, first_line: int) -> None:
+    "Refuse a block of JSON lines with a line nested deeper than MAX_JSON_DEPTH, before any parser (pyarrow's recurses on the C stack) sees it."
+    opens = block.count(b"[") + block.count(b"{")
+    if opens <= MAX_JSON_DEPTH:
+        return
+    # Every line that starts with '{' opens at least one level: no line opens more than the others leave over.
+    rows = block.count(b"\n{") + block.startswith(b"{")
+    if opens - rows + 1 <= MAX_JSON_DEPTH:
+        return  # the common case: flat rows, or few nested values (three counts at memory speed)
+    import numpy as np
+
+    arr = np.frombuffer(block, dtype=np.uint8)  # (n,) no copy
+    opening = np.flatnonzero((arr == 91) | (arr == 123))  # (n_opens,)
+    starts = np.concatenate(([0], np.flatnonzero(arr == 10) + 1))  # (n_lines,) where each line starts
+    ends = np.append(starts[1:], len(arr))  # (n_lines,)
+    per_line = np.searchsorted(opening, ends) - np.searchsorted(
+        opening, starts
+    )  # (n_lines,) opens, strings too
+    for i in np.flatnonzero(per_line > MAX_JSON_DEPTH).tolist():  # only lines that might: measured exactly
+        depth = _json_depth(block[int(starts[i]) : int(ends[i])])
+        if depth > MAX_JSON_DEPTH:
+            raise DataError(
+                f"arrays and objects nested {depth:,} deep",
+                path=path,
+                line=first_line + i,
+                expected=f"at most {MAX_JSON_DEPTH} levels",
+            )
+
+
 def _parse_jsonl(path: Path, block: bytes, first_line: int, ids: Sequence[str] = ()) -> Any:
     "A block of JSON lines (the first one is line `first_line` of `path`) as a pyarrow Table, `ids` as text; None if all blank."
     import pyarrow as pa
@@ -686,6 +840,7 @@ def _parse_jsonl(path: Path, block: bytes, first_line: int, ids: Sequence[str] =
 
     if not block.strip():
         return None
+    _check_json_depth(path, block, first_line)  # before pyarrow (a crash) or json.loads (a RecursionError)
     if _may_hold_null_line(block) and _NULL_LINE.search(
         block
     ):  # a `null` line is a row to pyarrow, or a crash
@@ -711,6 +866,12 @@ def _iter_jsonl_tables(path: Path, chunk_rows: int, ids: Sequence[str] = ()) -> 
         table = _parse_jsonl(chunk.path, chunk.text(), chunk.first_line, ids)
         if table is not None:
             yield table
+
+
+def check_json_lines(path: str | Path) -> None:
+    "For a reader other than mlprod's (DuckDB): stream the JSON Lines file at `path` as `iter_chunks` does (no line over MAX_LINE_BYTES) and refuse a line nested deeper than MAX_JSON_DEPTH. Parses nothing."
+    for chunk in iter_chunks(path, 100_000):
+        _check_json_depth(chunk.path, chunk.text(), chunk.first_line)
 
 # %% ../nbs/01_io.ipynb #1cb9ce3c
 def _parquet_to_pandas(table: Any, path: Path, ids: Sequence[str] = ()) -> pd.DataFrame:
@@ -942,10 +1103,20 @@ def _prepare_parent(path: Path) -> None:
         raise DataError("output folder is not writable", path=parent)
 
 
+def temp_stem(name: str) -> str:
+    "What stands for `name` in its temporaries' hidden names `.STEM.PID-XXXX.tmp`: `name`, or its start and a hash when the whole would pass NAME_MAX."
+    room = NAME_MAX - len(".") - len(".4194304-0123abcd.tmp")  # a PID has at most 7 digits (pid_max 2**22)
+    raw = os.fsencode(name)
+    if len(raw) <= room:
+        return name
+    head = raw[: room - 13].decode("utf-8", errors="ignore")  # whole characters only
+    return f"{head}~{hashlib.sha256(raw).hexdigest()[:12]}"
+
+
 def temp_sibling(path: str | Path) -> Path:
-    "A fresh hidden name beside `path`, for writing before an atomic rename."
+    "A fresh hidden name beside `path`, for writing before an atomic rename: `.NAME.PID-XXXX.tmp` (NAME: `temp_stem`)."
     path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    return path.with_name(f".{temp_stem(path.name)}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
 
 
 class AtomicFile:
@@ -953,6 +1124,7 @@ class AtomicFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        check_paths(self.path)  # a name or path too long, a loop of symbolic links: one line, nothing written
         if self.path.is_dir():
             raise DataError("output is a folder", path=self.path, expected="a file path")
         _prepare_parent(self.path)

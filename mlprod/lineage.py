@@ -227,10 +227,17 @@ def staged_output(output: str | Path) -> Iterator[Path]:
     import shutil
 
     from mlprod.bundle import refuse_inside_model
-    from mlprod.io import AtomicFile
+    from mlprod.io import NAME_MAX, AtomicFile
 
     output = Path(output)
     refuse_inside_model(output)  # a model root or a version folder is written by train and promote only
+    record = lineage_file(output).name
+    if len(os.fsencode(record)) > NAME_MAX:  # the output's name fits, its record's would not
+        raise DataError(
+            f"the name is too long for its lineage record ({len(os.fsencode(record))} bytes)",
+            path=output,
+            expected=f"a name of at most {NAME_MAX - len(SUFFIX)} bytes",
+        )
     stage = AtomicFile(
         output
     ).tmp  # refuses a folder; creates the output's folder (or says why not); a fresh name
@@ -287,7 +294,9 @@ def sweep_temporaries(output: str | Path) -> list[Path]:
     import shutil
 
     output = Path(output)
-    names = "|".join(re.escape(n) for n in (output.name, lineage_file(output).name))
+    from mlprod.io import temp_stem
+
+    names = "|".join(re.escape(temp_stem(n)) for n in (output.name, lineage_file(output).name))
     pattern = re.compile(rf"^\.(?:{names})\.(\d+)-[0-9a-f]+\.tmp$")
     try:
         entries = list(output.parent.iterdir())

@@ -308,10 +308,11 @@ def predict_from_path(
     "Predict every row of `input_file` with the model at `model_dir`; write them to `output_file`, atomically."
 
     from mlprod.batch import run_local
-    from mlprod.io import check_table, table_format
+    from mlprod.io import check_paths, check_table, table_format
     from mlprod.lineage import commit_with_lineage, staged_output, write_lineage
 
     input_file, output_file = Path(input_file), Path(output_file)
+    check_paths(input_file, output_file)  # a loop of links, a name too long: one line
     table_format(output_file)  # an unknown output format fails before the model is loaded
     table_format(input_file)
     if output_file.is_dir():

@@ -84,7 +84,7 @@ def register_tables(
     "Register each file in `tables` (name -> path) as a view called `name`, read as strictly as `mlprod.io` reads it."
     import duckdb
 
-    from mlprod.io import check_table
+    from mlprod.io import check_json_lines, check_table
 
     for name, path in tables.items():
         if not _IDENT.match(name):
@@ -113,6 +113,7 @@ def register_tables(
             elif fmt == "parquet":
                 rel = con.read_parquet(str(path))
             else:  # one JSON object per line, as mlprod.io requires (not a column of raw JSON values)
+                check_json_lines(path)  # no line too long or nested too deep: the same limits as mlprod.io
                 rel = con.read_json(str(path), format="newline_delimited", records="true")
             rel.create_view(name)
         except duckdb.Error as e:

@@ -1400,6 +1400,9 @@ def _check_out_dir(
     inputs: Sequence[str | Path] = (),  # the run's input files and folders: none may lie inside `out_dir`
 ) -> Path:
     "Refuse an output folder the report cannot replace, before anything runs or is written; its real path."
+    from mlprod.io import check_paths
+
+    check_paths(out_dir)  # a loop of links, a name too long: one line
     if out_dir.exists() and not out_dir.is_dir():
         raise ReportError("the output folder is a file", path=_shown(out_dir), expected="a folder")
     from mlprod.bundle import refuse_inside_model

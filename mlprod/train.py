@@ -1074,7 +1074,9 @@ def _check_model_root(out_dir: Path) -> None:
     "Fail now if versions cannot be written into `out_dir` (a file, or a folder this user cannot write)."
     from mlprod.bundle import MANIFEST, refuse_inside_model
     from mlprod.errors import BundleError
+    from mlprod.io import check_paths
 
+    check_paths(out_dir)  # a loop of links, a name too long: one line
     if out_dir.exists() and not out_dir.is_dir():
         raise BundleError("model root is a file", path=out_dir, expected="a folder")
     if (out_dir / MANIFEST).exists():

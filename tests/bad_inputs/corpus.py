@@ -162,6 +162,33 @@ def _gzip_of_nothing(folder: Path, slot: str, ws: Any) -> Made:
     return Made(p)
 
 
+def _deep_json(folder: Path, slot: str, ws: Any) -> Made:
+    "The good rows as JSON Lines; line 2 has an extra column of lists nested 5,000 deep (pyarrow's reader crashed on it)."
+    lines = [json.dumps(r) for r in ws.frame.head(5).to_dict("records")]
+    lines[1] = lines[1][:-1] + ', "extra": ' + "[" * 5000 + "]" * 5000 + "}"
+    p = folder / "deep.jsonl"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Made(p)
+
+
+def _name_too_long(folder: Path, slot: str, ws: Any) -> Made:
+    return Made(folder / ("n" * 296 + ".csv"))
+
+
+def _huge_line_gzip(folder: Path, slot: str, ws: Any) -> Made:
+    "A small gzip'd JSON Lines file whose line 2 expands to 80 MiB: refused while streaming, not read whole."
+    import zlib
+
+    z = zlib.compressobj(1, zlib.DEFLATED, 31)  # a gzip stream
+    p = folder / "huge_line.jsonl.gz"
+    with open(p, "wb") as f:
+        f.write(z.compress(b'{"a": 1}\n{"a": "'))
+        for _ in range(80):
+            f.write(z.compress(b"x" * (1 << 20)))
+        f.write(z.compress(b'"}\n') + z.flush())
+    return Made(p)
+
+
 # bundles: a private copy of the workspace's model root, then one change
 
 
@@ -378,6 +405,9 @@ CASES: list[Case] = [
         "data/bom.jsonl",
         {s: OK for s in ("train.data", "predict.input", "split.input")},
     ),
+    _table("deep_json", _deep_json, ":2: arrays and objects nested 5,001 deep (expected at most 100 levels)"),
+    _table("name_too_long", _name_too_long, "a name of 300 bytes is too long"),
+    _table("huge_line_gzip", _huge_line_gzip, ":2: a line of more than"),
     # rows: parses, but is wrong for the churn model
     Case(
         "missing_id_column",
