@@ -268,7 +268,11 @@ _CHILD_PEAK = textwrap.dedent(
         print("read")
     except MlprodError as e:
         print(e)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # peak MiB
+    try:  # this process's own peak (VmHWM: its memory since exec); ru_maxrss would keep the forking parent's
+        hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+        print(int(hwm.split()[1]) // 1024)  # peak MiB
+    except (OSError, StopIteration):
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
     """
 )
 PEAK_BOUND_MIB = 512  # the child's peak resident memory while it refuses a 1 GiB line
