@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['TRACKED', 'MODEL_FILES', 'FORMATS', 'EXPECTED', 'MANIFEST', 'ALIASES', 'BLOCK_BYTES', 'SKEW_POLICIES', 'STRICT',
-           'TEXT', 'FLAG', 'WHOLE', 'COUNT', 'ANY_OBJECT', 'ANY_LIST', 'BUNDLE_SHAPES', 'YAML_DEPTH', 'Bundle',
-           'model_outputs', 'library_versions', 'golden_rows', 'save_bundle', 'sweep_stale_temporaries', 'read_aliases',
+           'TEXT', 'FLAG', 'WHOLE', 'COUNT', 'ANY_OBJECT', 'ANY_LIST', 'BUNDLE_SHAPES', 'Bundle', 'model_outputs',
+           'library_versions', 'golden_rows', 'save_bundle', 'sweep_stale_temporaries', 'read_aliases',
            'resolve_version', 'model_holding', 'refuse_inside_model', 'read_manifest', 'verify_files', 'model_file',
            'check_versions', 'check_mlprod_version', 'check_skops_trees', 'Shape', 'obj', 'each', 'shape_error',
            'read_bundle_file', 'load_bundle', 'list_versions', 'promote', 'read_version']
@@ -1342,35 +1342,6 @@ BUNDLE_SHAPES: dict[str, Shape] = {
 }
 
 
-YAML_DEPTH = 100  # a config.yaml nested deeper is refused before it is composed
-
-
-def _shallow_yaml(text: str, path: Path) -> str:
-    """`text`, once its YAML is known to nest at most YAML_DEPTH levels: libyaml composes nested nodes by
-    recursion in C, so `- - - ...` 100,000 levels deep ends the process (a segmentation fault), not in an error.
-    Each level needs one of `[{-?:`; with fewer, nothing is parsed twice. Else the events (a loop in C) are
-    counted, stopping at the first level too deep."""
-    import yaml
-
-    if sum(text.count(c) for c in "[{-?:") <= YAML_DEPTH:
-        return text
-    depth = 0
-    for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > YAML_DEPTH:
-                mark = event.start_mark
-                raise BundleError(
-                    f"{path.name} nests deeper than {YAML_DEPTH} levels",
-                    path=path,
-                    line=None if mark is None else mark.line + 1,
-                    expected="a model config",
-                )
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-    return text
-
-
 def read_bundle_file(
     folder: Path,
     name: str,  # a file of BUNDLE_SHAPES: metadata.json, metrics.json, schema.json, config.yaml
@@ -1382,6 +1353,8 @@ def read_bundle_file(
     import json
 
     import yaml
+
+    from mlprod.io import check_yaml_depth
 
     path = folder / name
     if contents is not None:
@@ -1405,7 +1378,8 @@ def read_bundle_file(
         raise BundleError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=path) from None
     try:
         if name.endswith(".yaml"):
-            value = yaml.load(_shallow_yaml(text, path), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            check_yaml_depth(text, path, BundleError)  # libyaml would crash on deeper nesting
+            value = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         else:
             value = json.loads(text)
     except json.JSONDecodeError as e:

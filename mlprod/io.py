@@ -21,16 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .errors import DataError
+from .errors import DataError, MlprodError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['SUPPORTED', 'NAME_MAX', 'MAX_PATH_BYTES', 'MAX_LINE_BYTES', 'MAX_JSON_DEPTH', 'table_format', 'check_paths',
-           'check_table', 'RawChunk', 'iter_chunks', 'parse_chunk', 'check_json_lines', 'iter_table',
-           'read_jsonl_bytes', 'read_table', 'temp_stem', 'temp_sibling', 'AtomicFile', 'atomic_path', 'write_text',
-           'write_json', 'encode_rows', 'TableWriter', 'write_table', 'sha256_file']
+__all__ = ['SUPPORTED', 'NAME_MAX', 'MAX_PATH_BYTES', 'MAX_LINE_BYTES', 'MAX_JSON_DEPTH', 'MAX_YAML_DEPTH', 'table_format',
+           'check_paths', 'check_yaml_depth', 'check_table', 'RawChunk', 'iter_chunks', 'parse_chunk',
+           'check_json_lines', 'iter_table', 'read_jsonl_bytes', 'read_table', 'temp_stem', 'temp_sibling',
+           'AtomicFile', 'atomic_path', 'write_text', 'write_json', 'encode_rows', 'TableWriter', 'write_table',
+           'sha256_file']
 
 # %% ../nbs/01_io.ipynb #9e6a7b00
 _SUFFIXES = {
@@ -128,6 +129,34 @@ def _check_regular(path: Path) -> None:
     if not stat.S_ISREG(st.st_mode):
         kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
         raise DataError(f"is {kind}, not a file", path=path, expected="a regular data file")
+
+# %% ../nbs/01_io.ipynb #678ef235
+MAX_YAML_DEPTH = 100  # sequences and mappings nested in a YAML file (a model config, a bundle's config.yaml)
+
+
+def check_yaml_depth(text: str, path: str | Path, error: type[MlprodError] = DataError) -> None:
+    "Refuse YAML `text` (from `path`) nested more than MAX_YAML_DEPTH levels, as `error`, before it is composed."
+    import yaml
+
+    if sum(text.count(c) for c in "[{-?:") <= MAX_YAML_DEPTH:
+        return
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    mark = event.start_mark
+                    raise error(
+                        f"{Path(path).name} nests deeper than {MAX_YAML_DEPTH} levels",
+                        path=path,
+                        line=None if mark is None else mark.line + 1,
+                        expected=f"YAML nested at most {MAX_YAML_DEPTH} levels",
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # not YAML at all: the loader that follows says where, as it always has
 
 # %% ../nbs/01_io.ipynb #adf7cd01
 def _open_binary(path: Path, compression: str | None) -> IO[bytes]:
