@@ -19,7 +19,8 @@ HEAD = (
 
 
 def _deep(path: Path, depth: int, style: str) -> Path:
-    nested = "      " + ("- " * depth + "1" if style == "block" else "[" * depth + "]" * depth) + "\n"  # line 8
+    value = "- " * depth + "1" if style == "block" else "[" * depth + "]" * depth
+    nested = f"      {value}\n"  # line 8 of the file
     path.write_text(HEAD + nested)
     return path
 
