@@ -58,8 +58,9 @@ demo: $(STAMP)
 
 test: $(STAMP) check pytest
 
-# Tests marked slow (a wheel built and installed alone, a Dask cluster): CI runs
-# them after `make test` (.ci/run); `make test` stays a few minutes on a 2-core machine.
+# Tests marked slow (a wheel built and installed alone, a Dask cluster, crafted trees in a forest, 40 kills
+# of a parent with workers, the rarer hostile cases: special files and deep JSON through every command, more
+# full disks): CI runs them after `make test` (.ci/run); `make test` stays a few minutes on a 2-core machine.
 test-slow: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile -m slow
 

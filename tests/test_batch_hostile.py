@@ -213,8 +213,15 @@ def small_fs(tmp_path: Path) -> Path:
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("ext", ["csv", "jsonl"])
+@pytest.mark.parametrize(
+    "ext,workers",
+    [
+        ("csv", 2),
+        pytest.param("csv", 1, marks=pytest.mark.slow),  # the other three in make test-slow
+        pytest.param("jsonl", 1, marks=pytest.mark.slow),
+        pytest.param("jsonl", 2, marks=pytest.mark.slow),
+    ],
+)
 @figures.passed_only
 def test_full_disk_ends_with_one_line(model: Path, big: Path, small_fs: Path, workers: int, ext: str) -> None:
     earlier = small_fs / f"earlier.{ext}"

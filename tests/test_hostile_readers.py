@@ -171,7 +171,11 @@ def test_brackets_inside_strings_are_no_nesting(tmp_path: Path) -> None:
 
 @figures.passed_only
 @pytest.mark.parametrize(
-    "depth,column,gz", [(100_000, "extra", True), (5_000, "age", False)], ids=["100k-extra-gz", "5k-feature"]
+    "depth,column,gz",
+    [
+        pytest.param(100_000, "extra", True, id="100k-extra-gz", marks=pytest.mark.slow),  # make test-slow
+        pytest.param(5_000, "age", False, id="5k-feature"),
+    ],
 )
 def test_deep_nesting_is_refused_by_every_command(
     ws: Path, tmp_path: Path, depth: int, column: str, gz: bool
@@ -226,6 +230,7 @@ def special_inputs(ws: Path) -> Iterator[dict[str, str]]:
             p.rmdir() if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
+@pytest.mark.slow  # 28 runs of the installed command (make test-slow); 01_io's notebook tests the readers in make test
 @figures.passed_only
 def test_special_files_as_input_are_refused_at_once(ws: Path, special_inputs: dict[str, str]) -> None:
     runs = 0
