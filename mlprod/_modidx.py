@@ -321,7 +321,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                            'mlprod.io.check_json_lines': ('io.html#check_json_lines', 'mlprod/io.py'),
                            'mlprod.io.check_paths': ('io.html#check_paths', 'mlprod/io.py'),
                            'mlprod.io.check_table': ('io.html#check_table', 'mlprod/io.py'),
-                           'mlprod.io.check_yaml_depth': ('io.html#check_yaml_depth', 'mlprod/io.py'),
+                           'mlprod.io.check_yaml': ('io.html#check_yaml', 'mlprod/io.py'),
                            'mlprod.io.encode_rows': ('io.html#encode_rows', 'mlprod/io.py'),
                            'mlprod.io.iter_chunks': ('io.html#iter_chunks', 'mlprod/io.py'),
                            'mlprod.io.iter_table': ('io.html#iter_table', 'mlprod/io.py'),

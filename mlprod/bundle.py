@@ -1354,7 +1354,7 @@ def read_bundle_file(
 
     import yaml
 
-    from mlprod.io import check_yaml_depth
+    from mlprod.io import check_yaml
 
     path = folder / name
     if contents is not None:
@@ -1378,7 +1378,7 @@ def read_bundle_file(
         raise BundleError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=path) from None
     try:
         if name.endswith(".yaml"):
-            check_yaml_depth(text, path, BundleError)  # libyaml would crash on deeper nesting
+            check_yaml(text, path, BundleError)  # deep nesting would crash libyaml; an alias bomb, hang
             value = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         else:
             value = json.loads(text)

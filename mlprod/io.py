@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['SUPPORTED', 'NAME_MAX', 'MAX_PATH_BYTES', 'MAX_LINE_BYTES', 'MAX_JSON_DEPTH', 'MAX_YAML_DEPTH', 'table_format',
-           'check_paths', 'check_yaml_depth', 'check_table', 'RawChunk', 'iter_chunks', 'parse_chunk',
+__all__ = ['SUPPORTED', 'NAME_MAX', 'MAX_PATH_BYTES', 'MAX_LINE_BYTES', 'MAX_JSON_DEPTH', 'MAX_YAML_DEPTH', 'MAX_YAML_NODES',
+           'table_format', 'check_paths', 'check_yaml', 'check_table', 'RawChunk', 'iter_chunks', 'parse_chunk',
            'check_json_lines', 'iter_table', 'read_jsonl_bytes', 'read_table', 'temp_stem', 'temp_sibling',
            'AtomicFile', 'atomic_path', 'write_text', 'write_json', 'encode_rows', 'TableWriter', 'write_table',
            'sha256_file']
@@ -132,20 +132,22 @@ def _check_regular(path: Path) -> None:
 
 # %% ../nbs/01_io.ipynb #678ef235
 MAX_YAML_DEPTH = 100  # sequences and mappings nested in a YAML file (a model config, a bundle's config.yaml)
+MAX_YAML_NODES = 100_000  # the nodes a YAML file stands for, each alias counted as the whole node it repeats
 
 
-def check_yaml_depth(text: str, path: str | Path, error: type[MlprodError] = DataError) -> None:
-    "Refuse YAML `text` (from `path`) nested more than MAX_YAML_DEPTH levels, as `error`, before it is composed."
+def check_yaml(text: str, path: str | Path, error: type[MlprodError] = DataError) -> None:
+    """Refuse YAML `text` (from `path`), as `error`, before anything composes it: nested more than MAX_YAML_DEPTH
+    levels, or standing for more than MAX_YAML_NODES nodes once its aliases are expanded."""
     import yaml
 
-    if sum(text.count(c) for c in "[{-?:") <= MAX_YAML_DEPTH:
-        return
-    depth = 0
+    if "*" not in text and sum(text.count(c) for c in "[{-?:") <= MAX_YAML_DEPTH:
+        return  # too few marks to nest that deep, and no alias: nothing to count
+    open_nodes: list[list[Any]] = []  # per open collection: [its anchor, the nodes in it so far]
+    sizes: dict[str, int] = {}  # anchor -> the nodes of the node it names
     try:
         for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
             if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_YAML_DEPTH:
+                if len(open_nodes) == MAX_YAML_DEPTH:
                     mark = event.start_mark
                     raise error(
                         f"{Path(path).name} nests deeper than {MAX_YAML_DEPTH} levels",
@@ -153,8 +155,28 @@ def check_yaml_depth(text: str, path: str | Path, error: type[MlprodError] = Dat
                         line=None if mark is None else mark.line + 1,
                         expected=f"YAML nested at most {MAX_YAML_DEPTH} levels",
                     )
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
+                open_nodes.append([event.anchor, 1])
+                continue
+            if isinstance(event, yaml.CollectionEndEvent):
+                anchor, n = open_nodes.pop()
+            elif isinstance(event, yaml.ScalarEvent):
+                anchor, n = event.anchor, 1
+            elif isinstance(event, yaml.AliasEvent):
+                anchor, n = None, sizes.get(event.anchor, 1)
+            else:
+                continue
+            if anchor is not None:
+                sizes[anchor] = n
+            if open_nodes:
+                open_nodes[-1][1] += n
+            if n > MAX_YAML_NODES or (open_nodes and open_nodes[-1][1] > MAX_YAML_NODES):
+                mark = event.start_mark
+                raise error(
+                    f"{Path(path).name}: its aliases expand to more than {MAX_YAML_NODES:,} nodes",
+                    path=path,
+                    line=None if mark is None else mark.line + 1,
+                    expected="a YAML file whose aliases repeat small parts",
+                )
     except yaml.YAMLError:
         return  # not YAML at all: the loader that follows says where, as it always has
 

@@ -583,7 +583,7 @@ def load_config(path: str | Path, default_seed: int = 0) -> TrainConfig:
     "Read and validate the YAML config at `path`."
     import yaml
 
-    from mlprod.io import check_yaml_depth
+    from mlprod.io import check_yaml
 
     path = Path(path)
     if not path.is_file():
@@ -597,7 +597,7 @@ def load_config(path: str | Path, default_seed: int = 0) -> TrainConfig:
     except PermissionError:
         raise ConfigError("permission denied: cannot read the config", path=path) from None
     try:
-        check_yaml_depth(text, path, ConfigError)  # deeper nesting would crash or recurse out
+        check_yaml(text, path, ConfigError)  # deep nesting would crash or recurse out; an alias bomb, hang
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
