@@ -336,6 +336,10 @@ def read_aliases(root: str | Path) -> dict[str, str]:
     path = Path(root) / ALIASES
     if not path.exists():
         return {}
+    if not path.is_file():  # a named pipe would block the read for ever; a folder cannot be read
+        raise BundleError(
+            "aliases file is not a file", path=path, expected="a JSON object of alias -> version"
+        )
     try:
         aliases = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:

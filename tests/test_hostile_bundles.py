@@ -599,3 +599,29 @@ def test_a_lineage_record_of_non_utf8_bytes_is_one_line(
         err = _one_line(_cli("lineage", target), "data error")
         assert "b.csv.lineage.json" in err and "UTF-8" in err, err
     figures.hostile("lineage", "a lineage record of non-UTF-8 bytes", runs=2)
+
+
+@figures.passed_only
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_an_aliases_file_that_is_no_file_is_one_line(trained: Path, tmp_path: Path, kind: str) -> None:
+    "A model root whose aliases.json is a named pipe (reading it would block for ever) or a folder."
+    root = tmp_path / "root"
+    shutil.copytree(trained, root, symlinks=True)
+    (root / "aliases.json").unlink()
+    if kind == "fifo":
+        os.mkfifo(root / "aliases.json")
+    else:
+        (root / "aliases.json").mkdir()
+    with pytest.raises(BundleError) as e:
+        load_bundle(root)
+    assert "aliases.json" in str(e.value) and "not a file" in str(e.value), str(e.value)
+    for args in (["models", "list", str(root)], ["models", "verify", str(root)]):
+        r = subprocess.run(
+            [str(Path(sys.executable).parent / "mlprod"), *args], capture_output=True, text=True, timeout=60
+        )
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        lines = r.stderr.splitlines()
+        assert (
+            len(lines) == 1 and lines[0].startswith("mlprod: bundle error: ") and "aliases.json" in lines[0]
+        )
+    figures.hostile("hangs", f"aliases.json a {kind}", runs=3)
