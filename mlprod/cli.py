@@ -170,8 +170,14 @@ class MlprodGroup(TyperGroup):
     OSError no guard turned into one (a bug to report) is one line too, never a traceback."""
 
     def invoke(self, ctx: Any) -> Any:
+        import warnings
+
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                # NumPy's numeric RuntimeWarnings (an overflow in a cast) would print lines of their own before the
+                # one line: mlprod checks the values itself and names the row at fault. Forked workers inherit this.
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return super().invoke(ctx)
         except MlprodError as e:
             typer.echo(f"mlprod: {e.kind}: {_one_line(e)}", err=True)
             raise typer.Exit(e.exit_code) from None

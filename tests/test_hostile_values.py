@@ -544,3 +544,20 @@ def test_file_size_limit_in_the_installed_command(tmp_path: Path, command: str) 
     assert str(d) in r.stderr and os.strerror(errno.EFBIG) in r.stderr, r.stderr
     assert _snapshot(d) == before
     figures.hostile("hangs", f"data {command} under RLIMIT_FSIZE")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@figures.passed_only
+def test_the_installed_command_prints_no_warning_before_its_one_line(
+    forest: Path, run_dir: Path, workers: str
+) -> None:
+    "NumPy's 'overflow encountered in cast' (and the like) would print lines of its own before mlprod's one line."
+    inp = _with_value(forest / "data.csv", run_dir / "big.csv", "1e39")
+    args = ["predict", "--model-dir", str(forest / "models" / "forest"), "--input", str(inp)]
+    args += ["--output", str(run_dir / "old.jsonl"), "--workers", workers, "--quiet"]
+    r = subprocess.run(
+        [str(Path(sys.executable).parent / "mlprod"), *args], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith("mlprod: data error: "), r.stderr
+    figures.hostile("tracebacks", f"no warning before the one line, workers={workers}")
