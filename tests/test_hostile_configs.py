@@ -80,7 +80,15 @@ def test_a_config_of_aliases_that_expand_without_end_is_one_line(tmp_path: Path)
     config += "  class: sklearn.linear_model.LogisticRegression\n"
     cfg.write_text(config + _alias_bomb())
     out = tmp_path / "models"
-    args = ["train", "--config", str(cfg), "--train-data", str(FIXTURES / "binary.csv"), "--out-dir", str(out)]
+    args = [
+        "train",
+        "--config",
+        str(cfg),
+        "--train-data",
+        str(FIXTURES / "binary.csv"),
+        "--out-dir",
+        str(out),
+    ]
     r = subprocess.run([MLPROD, *args], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, (r.returncode, r.stderr[-500:])
     lines = r.stderr.splitlines()
