@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,8 @@ from bad_inputs import figures
 from mlprod.bundle import save_bundle
 from mlprod.io import read_table, sha256_file
 from mlprod.train import train_from_data
+
+from conftest import small_tmpfs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MLPROD = str(Path(sys.executable).parent / "mlprod")
@@ -202,15 +205,10 @@ def test_a_killed_worker_ends_the_run_at_once(model: Path, big: Path, tmp_path: 
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path) -> Path:
+def small_fs(tmp_path: Path) -> Iterator[Path]:
     "A 2 MiB tmpfs (root may mount one here), unmounted after the test."
-    mnt = tmp_path / "fs"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with small_tmpfs(tmp_path / "fs", "2m") as mnt:
+        yield mnt
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,8 @@ from mlprod.cli import app
 from mlprod.data import write_iris
 from mlprod.errors import OutputError
 
+from conftest import small_tmpfs
+
 MLPROD = str(Path(sys.executable).parent / "mlprod")
 OLD = b"an earlier output: no failure may touch it\n"
 
@@ -34,12 +36,7 @@ def _entries(folder: Path) -> dict[str, bytes]:
 @pytest.fixture
 def full(tmp_path: Path) -> Iterator[Path]:
     "A 64 KiB tmpfs, filled up but for an earlier output; skipped where this machine does not let us mount one."
-    mnt = tmp_path / "full"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "full", "64k") as mnt:
         (mnt / "old.csv").write_bytes(OLD)
         fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
         try:
@@ -50,8 +47,6 @@ def full(tmp_path: Path) -> Iterator[Path]:
         finally:
             os.close(fd)
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,8 @@ from mlprod.bundle import MANIFEST, _manifest, list_versions, load_bundle, save_
 from mlprod.cli import app
 from mlprod.errors import BundleError, MlprodError
 
+from conftest import small_tmpfs
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DATA = FIXTURES / "binary.csv"
 CONFIG = {
@@ -424,17 +426,8 @@ def test_train_meeting_enospc_fails_in_one_line_and_keeps_the_earlier_versions(
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     "A 2 MiB tmpfs (a real full disk); skipped where mounting is not allowed."
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.strip() or r.returncode}")
-    try:
+    with small_tmpfs(tmp_path / "small", "2m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @figures.passed_only

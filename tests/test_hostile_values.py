@@ -28,6 +28,8 @@ from typer.testing import CliRunner
 from mlprod.cli import app
 from mlprod.errors import DataError, OutputError, QueryError
 
+from conftest import small_tmpfs
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 OLD = "an earlier output: no failure may touch it\n"
 FOREST = {
@@ -445,15 +447,8 @@ def _earlier_outputs(d: Path) -> None:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     "A 256 KiB tmpfs: a real ENOSPC. Skipped where mounting is not allowed (not root, no CAP_SYS_ADMIN)."
-    d = tmp_path / "disk"
-    d.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(d)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", "256k") as d:
         yield d
-    finally:
-        subprocess.run(["umount", str(d)], check=False)
 
 
 @pytest.mark.parametrize("command", ["split", "fetch"])
