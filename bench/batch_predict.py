@@ -157,7 +157,8 @@ def dataset(n: int, seed: int = 0) -> dict[str, Path]:
 
 def models(seed: int = 0, sample: int = 20_000) -> dict[str, dict[str, Path]]:
     "Each model trained on a `sample`-row seeded sample and saved as an mlprod bundle: {name: {bundle, joblib}}."
-    from mlprod.bundle import resolve_version, save_bundle
+    from mlprod.bundle import save_bundle
+    from mlprod.registry import resolve_version
     from mlprod.train import train_from_data
 
     out = {}

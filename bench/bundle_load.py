@@ -197,8 +197,9 @@ def in_process(version: Path, repeat: int) -> dict[str, float]:
     "Part 1: median seconds of each way to load the model of `version`, interleaved in this process."
     import joblib
 
-    from mlprod.bundle import _unpickle_joblib, load_bundle
+    from mlprod.bundle import load_bundle
     from mlprod.io import sha256_file
+    from mlprod.serialise import _unpickle_joblib
 
     model_file = version / "model.joblib"
 

@@ -81,9 +81,9 @@ def prepare(rows: int) -> tuple[Path, Path]:
     "The evaluation data and a trained model version in bench/data/ (made once per row count)."
     import yaml
 
-    from mlprod.bundle import resolve_version
     from mlprod.errors import BundleError
     from mlprod.io import write_table
+    from mlprod.registry import resolve_version
     from mlprod.train import train_from_path
 
     data = DATA / f"report_{rows}.csv"

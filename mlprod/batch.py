@@ -635,8 +635,8 @@ def run_dask(
     import dask
     from distributed import Client, LocalCluster
 
-    from mlprod.bundle import resolve_version
     from mlprod.io import temp_sibling
+    from mlprod.registry import resolve_version
 
     files = input_files(inputs)
     out_dir = Path(out_dir)

@@ -17,12 +17,12 @@ from . import __version__
 from .errors import ConfigError, MlprodError
 
 # %% auto #0
-__all__ = ['SETTINGS_SPEC', 'app', 'data_app', 'SkewOption', 'TrustOption', 'FormatOption', 'models_app', 'report_app',
-           'ReportOutOption', 'ReportDataOption', 'TitleOption', 'TimeoutOption', 'Settings', 'find_settings',
-           'load_settings', 'MlprodGroup', 'main', 'settings_cmd', 'data_fixtures_cmd', 'data_split_cmd',
-           'data_iris_cmd', 'train_cmd', 'predict_cmd', 'evaluate_cmd', 'models_list_cmd', 'models_show_cmd',
-           'models_verify_cmd', 'models_promote_cmd', 'data_fetch_cmd', 'lineage_cmd', 'report_evaluate_cmd',
-           'report_compare_cmd']
+__all__ = ['SETTINGS_SPEC', 'OPTION_FLAGS', 'app', 'data_app', 'SkewOption', 'TrustOption', 'FormatOption', 'models_app',
+           'report_app', 'ReportOutOption', 'ReportDataOption', 'TitleOption', 'TimeoutOption', 'Settings',
+           'find_settings', 'load_settings', 'MlprodGroup', 'main', 'settings_cmd', 'data_fixtures_cmd',
+           'data_split_cmd', 'data_iris_cmd', 'train_cmd', 'predict_cmd', 'evaluate_cmd', 'models_list_cmd',
+           'models_show_cmd', 'models_verify_cmd', 'models_promote_cmd', 'data_fetch_cmd', 'lineage_cmd',
+           'report_evaluate_cmd', 'report_compare_cmd']
 
 # %% ../nbs/90_cli.ipynb #f1a25eef
 # key: (built-in default, kind, help)
@@ -165,6 +165,22 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())
 
 
+OPTION_FLAGS: dict[
+    str, str
+] = {  # a library parameter an error advises -> how a command sets it ({}: the value)
+    "model_format": "--model-format {}",
+    "version_skew": "--version-skew {0}, or version_skew = {0} in settings.ini",
+    "trusted_types": "trusted_types in settings.ini",
+}
+
+
+def _error_line(e: MlprodError) -> str:
+    "The one line of `e`; where it advises a library parameter (`e.option`), the flag or setting that sets it."
+    line = _one_line(e)
+    name, value = getattr(e, "option", None) or (None, "")
+    return f"{line} (CLI: {OPTION_FLAGS[name].format(value)})" if name in OPTION_FLAGS else line
+
+
 class MlprodGroup(TyperGroup):
     """The top-level group: turns an MlprodError raised by any command into one line on stderr and exit 2; an
     OSError no guard turned into one (a bug to report) is one line too, never a traceback."""
@@ -179,7 +195,7 @@ class MlprodGroup(TyperGroup):
                 warnings.simplefilter("ignore", RuntimeWarning)
                 return super().invoke(ctx)
         except MlprodError as e:
-            typer.echo(f"mlprod: {e.kind}: {_one_line(e)}", err=True)
+            typer.echo(f"mlprod: {e.kind}: {_error_line(e)}", err=True)
             raise typer.Exit(e.exit_code) from None
         except PermissionError as e:
             typer.echo(f"mlprod: permission denied: {_one_line(e)}", err=True)
@@ -655,7 +671,7 @@ def models_list_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from mlprod.bundle import list_versions
+    from mlprod.registry import list_versions
 
     rows = list_versions(model_root)
     table = Table(title=f"{model_root}: {len(rows)} version{'s' if len(rows) != 1 else ''}")
@@ -683,7 +699,7 @@ def models_show_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from mlprod.bundle import list_versions, read_version
+    from mlprod.registry import list_versions, read_version
 
     # only what the manifest vouches for, each file of its declared shape; nothing is unpickled
     shown = read_version(path)
@@ -761,7 +777,7 @@ def models_promote_cmd(
     alias: Annotated[str, typer.Option("--alias", help="The alias to move.")] = "champion",
 ) -> None:
     "Point an alias (default: champion) at a version. Rolling back is promoting an older version."
-    from mlprod.bundle import promote
+    from mlprod.registry import promote
 
     aliases = promote(model_root, version, alias)
     typer.echo(f"{alias} -> {version}  ({', '.join(f'{k}={v}' for k, v in sorted(aliases.items()))})")

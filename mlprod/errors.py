@@ -29,8 +29,11 @@ class MlprodError(Exception):
         line: int | None = None,  # 1-based line number in that file
         column: str | None = None,  # the column (or config key) at fault
         expected: str | None = None,  # what would have been accepted
+        option: tuple[str, str]
+        | None = None,  # (parameter, value) the message advises: ('version_skew', 'warn')
     ) -> None:
         self.message, self.path, self.line, self.column, self.expected = message, path, line, column, expected
+        self.option = option  # not in the message: the library names its own parameter, the CLI adds its flag
         super().__init__(self._render())
 
     def _render(self) -> str:

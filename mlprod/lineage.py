@@ -226,8 +226,8 @@ def staged_output(output: str | Path) -> Iterator[Path]:
     `output`, raised after the hidden folder is gone: whatever wrote there, nothing of this run is left."""
     import shutil
 
-    from mlprod.bundle import refuse_inside_model
     from mlprod.io import NAME_MAX, AtomicFile
+    from mlprod.layout import refuse_inside_model
 
     output = Path(output)
     refuse_inside_model(output)  # a model root or a version folder is written by train and promote only
@@ -433,7 +433,7 @@ class _Frame:
 
 def _model_link(folder: Path, role: str, on_path: set[str]) -> tuple[Link, _Frame | None]:
     "A model version's link and the frame that follows its recorded training data."
-    from mlprod.bundle import read_bundle_file
+    from mlprod.layout import read_bundle_file
 
     if not (folder / "metadata.json").is_file():
         return Link(_shown(folder), role, "train", "missing", "no readable metadata.json"), None

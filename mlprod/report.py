@@ -189,7 +189,7 @@ def model_labels(model_dirs: Sequence[str | Path]) -> list[str]:
     "A short, unique label for each model folder: candidate or model name, plus a version hash when needed."
     import json
 
-    from mlprod.bundle import resolve_version
+    from mlprod.registry import resolve_version
 
     names, versions = [], []
     for d in model_dirs:
@@ -265,9 +265,10 @@ def model_card(model_dir: str | Path) -> dict[str, Any]:
 
     import pandas as pd
 
-    from mlprod.bundle import library_versions, resolve_version
     from mlprod.io import sha256_file
     from mlprod.lineage import render, trace
+    from mlprod.registry import resolve_version
+    from mlprod.verify import library_versions
 
     folder = resolve_version(model_dir)
     meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
@@ -1405,7 +1406,7 @@ def _check_out_dir(
     check_paths(out_dir)  # a loop of links, a name too long: one line
     if out_dir.exists() and not out_dir.is_dir():
         raise ReportError("the output folder is a file", path=_shown(out_dir), expected="a folder")
-    from mlprod.bundle import refuse_inside_model
+    from mlprod.layout import refuse_inside_model
 
     refuse_inside_model(out_dir / "report.ipynb", "the report folder")
     real = Path(os.path.realpath(out_dir))  # a symbolic link to a folder: the report goes where it points
@@ -1562,9 +1563,9 @@ def run_notebook(
 
     import nbformat
 
-    from mlprod.bundle import sweep_stale_temporaries
     from mlprod.io import sha256_file, write_text
     from mlprod.lineage import write_lineage
+    from mlprod.registry import sweep_stale_temporaries
 
     notebook, out_dir = Path(notebook), Path(out_dir)
     check_parameters(notebook, params)

@@ -1075,9 +1075,9 @@ def _relative(path: str | Path) -> str:
 
 def _check_model_root(out_dir: Path) -> None:
     "Fail now if versions cannot be written into `out_dir` (a file, or a folder this user cannot write)."
-    from mlprod.bundle import MANIFEST, refuse_inside_model
     from mlprod.errors import BundleError
     from mlprod.io import check_paths
+    from mlprod.layout import MANIFEST, refuse_inside_model
 
     check_paths(out_dir)  # a loop of links, a name too long: one line
     if out_dir.exists() and not out_dir.is_dir():
@@ -1100,8 +1100,9 @@ def _check_model_root(out_dir: Path) -> None:
 def _load_back(folder: Path, out_dir: Path) -> None:
     """Load the version written into `folder` (not yet renamed into place, nor aliased) with every check of
     `load_bundle`; a failure is raised naming the model root, as the reason no version was saved."""
-    from mlprod.bundle import MODEL_FILES, load_bundle
+    from mlprod.bundle import load_bundle
     from mlprod.errors import BundleError
+    from mlprod.layout import MODEL_FILES
 
     trusted: list[str] = []  # skops: the types this training wrote; what is checked is the round trip
     skops_file = folder / MODEL_FILES["skops"]

@@ -148,7 +148,7 @@ def _rel(p: Path | str, base: Path) -> str:
 
 def plan(slot: str, made: Made, ws: Workspace, folder: Path, ok: bool) -> Run:
     "The command line and the Python call that feed `made` to `slot`; outputs are old ones, or fresh when `ok`."
-    from mlprod import bundle, cli, data, evaluate, predict, query, report, train
+    from mlprod import bundle, cli, data, evaluate, predict, query, registry, report, train
 
     cmd, _, role = slot.partition(".")
     bad = _rel(made.path, ws.dir)
@@ -237,14 +237,14 @@ def plan(slot: str, made: Made, ws: Workspace, folder: Path, ok: bool) -> Run:
             root, version = _rel(made.extra["root"], ws.dir), made.extra["version"]
             return Run(
                 ["models", "promote", root, version],
-                lambda: bundle.promote(root, version),
+                lambda: registry.promote(root, version),
                 ("models", "promote"),
             )
         if role == "show":
-            return Run(["models", "show", path], lambda: bundle.read_version(path), ("models", "show"))
+            return Run(["models", "show", path], lambda: registry.read_version(path), ("models", "show"))
         if role == "list":  # the model root of the version
             root = _rel(made.extra["root"], ws.dir)
-            return Run(["models", "list", root], lambda: bundle.list_versions(root), ("models", "list"))
+            return Run(["models", "list", root], lambda: registry.list_versions(root), ("models", "list"))
         return Run(
             [*settings, "models", "verify", path],
             (lambda: cli.load_settings(Path(bad))) if settings else (lambda: bundle.load_bundle(path)),
@@ -466,8 +466,9 @@ def test_cli(case: Case, slot: str, ws: Workspace, folder: Path) -> None:
 
 def _check_success(run: Run, ws: Workspace, folder: Path, before: dict[str, str]) -> None:
     "A run that must succeed: its outputs are whole, no temporary is left, nothing outside `folder` changed."
-    from mlprod.bundle import load_bundle, read_aliases
+    from mlprod.bundle import load_bundle
     from mlprod.io import read_table
+    from mlprod.registry import read_aliases
 
     after = snapshot(ws.dir)
     inside = _rel(folder, ws.dir) + os.sep

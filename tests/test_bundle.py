@@ -19,17 +19,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from mlprod.bundle import (
-    MANIFEST,
-    Bundle,
-    _manifest,
-    list_versions,
-    load_bundle,
-    promote,
-    read_aliases,
-    save_bundle,
-    verify_files,
-)
+from mlprod.bundle import Bundle, load_bundle, save_bundle
 from mlprod.errors import (
     BundleError,
     IntegrityError,
@@ -39,7 +29,10 @@ from mlprod.errors import (
 )
 from mlprod.features import build_pipeline
 from mlprod.io import read_table
+from mlprod.layout import MANIFEST
+from mlprod.registry import list_versions, promote, read_aliases
 from mlprod.schema import capture_schema, validate
+from mlprod.verify import _manifest, verify_files
 
 TRUSTED = ["numpy.dtype", "sklearn.tree._tree.Tree", "mlprod.features.ColumnProduct"]
 
@@ -143,7 +136,7 @@ BLOCK = 1024  # the tests' block size: a small forest spans many blocks
 def blocked(request, tmp_path_factory) -> tuple[Path, object]:
     "A version whose model is listed block by block (as models over 2 MiB are), and the model it holds."
     mp = pytest.MonkeyPatch()
-    mp.setattr("mlprod.bundle.BLOCK_BYTES", BLOCK)
+    mp.setattr("mlprod.verify.BLOCK_BYTES", BLOCK)
     try:
         b = _bundle(
             Path(__file__).parent / "fixtures", RandomForestClassifier(n_estimators=5, random_state=0)
@@ -164,7 +157,7 @@ def blocked_copy(blocked, tmp_path: Path) -> Path:
 @pytest.fixture
 def delivered(monkeypatch) -> list[int]:
     "The offsets up to which the unpickler was handed model bytes, read by read."
-    from mlprod.bundle import _VerifiedReader
+    from mlprod.verify import _VerifiedReader
 
     seen: list[int] = []
     real = _VerifiedReader.readinto
@@ -207,7 +200,7 @@ def test_a_model_listed_in_blocks_is_unpickled_only_from_blocks_that_matched(
 def test_a_reader_lets_go_of_the_blocks_behind_it_and_checks_them_again_on_a_seek_back(
     blocked_copy: Path,
 ) -> None:
-    from mlprod.bundle import _VerifiedReader, _verify
+    from mlprod.verify import _VerifiedReader, _verify
 
     target = blocked_copy / "model.joblib"
     whole = target.read_bytes()
@@ -530,7 +523,7 @@ def test_crafted_joblib_is_refused_by_the_manifest_and_never_runs(version: Path,
     with pytest.raises(IntegrityError, match=r"model\.joblib: sha256 does not match"):
         load_bundle(version)
     assert not marker.exists(), "the crafted pickle ran"
-    from mlprod.bundle import verify_files
+    from mlprod.verify import verify_files
 
     with pytest.raises(IntegrityError):
         verify_files(version, model_bytes=False)  # what `models show` checks: nothing is unpickled either

@@ -20,9 +20,11 @@ import pytest
 import yaml
 from bad_inputs import figures
 
-from mlprod.bundle import list_versions, load_bundle, read_aliases, verify_files
+from mlprod.bundle import load_bundle
 from mlprod.io import read_table, sha256_file, write_table
 from mlprod.lineage import read_lineage
+from mlprod.registry import list_versions, read_aliases
+from mlprod.verify import verify_files
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TRIALS = 2
@@ -102,7 +104,7 @@ def test_two_trainings_at_once_both_land(churn: Path) -> None:
 @figures.passed_only
 def test_promotion_racing_a_training_keeps_both(churn: Path) -> None:
     "`models promote` while a training saves: champion and the new latest both end up in aliases.json."
-    from mlprod.bundle import promote
+    from mlprod.registry import promote
     from mlprod.train import train_from_path
 
     root = churn / "models" / "churn"

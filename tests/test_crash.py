@@ -24,8 +24,10 @@ import pytest
 import yaml
 from bad_inputs import figures
 
-from mlprod.bundle import load_bundle, read_aliases, verify_files
+from mlprod.bundle import load_bundle
 from mlprod.io import read_table, sha256_file, write_table
+from mlprod.registry import read_aliases
+from mlprod.verify import verify_files
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KILLS = 5  # per operation

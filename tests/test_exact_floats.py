@@ -17,7 +17,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from mlprod.bundle import MANIFEST, Bundle, _manifest, load_bundle, save_bundle
+from mlprod.bundle import Bundle, load_bundle, save_bundle
 from mlprod.errors import DataError, IntegrityError
 from mlprod.features import build_pipeline
 from mlprod.io import (
@@ -30,9 +30,11 @@ from mlprod.io import (
     write_json,
     write_table,
 )
+from mlprod.layout import MANIFEST
 from mlprod.predict import Predictor, predict_from_path
 from mlprod.schema import capture_schema, validate
 from mlprod.train import train_from_data
+from mlprod.verify import _manifest
 
 # --- a sweep: models on features from 1e-12 to 1e12 save, load and verify ---------------------------------
 

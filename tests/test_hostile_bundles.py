@@ -26,9 +26,12 @@ from bad_inputs import figures
 from typer.testing import CliRunner
 
 import mlprod.io
-from mlprod.bundle import MANIFEST, _manifest, list_versions, load_bundle, save_bundle
+from mlprod.bundle import load_bundle, save_bundle
 from mlprod.cli import app
 from mlprod.errors import BundleError, MlprodError
+from mlprod.layout import MANIFEST
+from mlprod.registry import list_versions
+from mlprod.verify import _manifest
 
 from conftest import small_tmpfs
 
@@ -223,8 +226,8 @@ def test_every_reader_of_a_bundle_refuses_a_wrong_shape_in_one_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     "load_bundle, list_versions, read_version and trace, then models verify / show / list, predict and lineage."
-    from mlprod.bundle import read_version
     from mlprod.lineage import trace
+    from mlprod.registry import read_version
 
     version = _bad_version(trained, tmp_path, change)
     monkeypatch.chdir(tmp_path)

@@ -21,9 +21,9 @@ import yaml
 from typer.testing import CliRunner
 
 import mlprod.io
-from mlprod.bundle import read_aliases
 from mlprod.cli import app
 from mlprod.errors import BundleError
+from mlprod.registry import read_aliases
 from mlprod.train import train_from_path
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

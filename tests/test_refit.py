@@ -19,12 +19,13 @@ import yaml
 from sklearn.base import BaseEstimator, ClassifierMixin
 from typer.testing import CliRunner
 
-from mlprod.bundle import load_bundle, read_aliases
+from mlprod.bundle import load_bundle
 from mlprod.cli import app
 from mlprod.data import split_frame, split_positions
 from mlprod.errors import BundleError, ConfigError, IntegrityError
 from mlprod.evaluate import evaluate_from_data
 from mlprod.predict import Predictor
+from mlprod.registry import read_aliases
 from mlprod.train import load_config, train_candidates, train_from_data, train_from_path
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,11 +20,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from mlprod.bundle import list_versions, resolve_version
 from mlprod.errors import ReportError
 from mlprod.evaluate import evaluate_from_path, higher_is_better
 from mlprod.lineage import read_lineage
 from mlprod.predict import predict_from_path
+from mlprod.registry import list_versions, resolve_version
 from mlprod.report import (
     REPORTS,
     compare_report,

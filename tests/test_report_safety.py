@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlprod.bundle import MANIFEST, _manifest
 from mlprod.errors import ReportError
+from mlprod.layout import MANIFEST
 from mlprod.report import evaluate_report
 from mlprod.train import train_from_path
+from mlprod.verify import _manifest
 
 from conftest import CHURN_CONFIG as CONFIG
 from conftest import FIXTURES, run_cli

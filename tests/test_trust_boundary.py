@@ -17,12 +17,15 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
-from mlprod.bundle import MANIFEST, Bundle, _manifest, list_versions, load_bundle, promote, save_bundle
+from mlprod.bundle import Bundle, load_bundle, save_bundle
 from mlprod.errors import BundleError, IntegrityError
 from mlprod.features import build_pipeline
 from mlprod.io import read_table
+from mlprod.layout import MANIFEST
 from mlprod.predict import Predictor
+from mlprod.registry import list_versions, promote
 from mlprod.schema import capture_schema, validate
+from mlprod.verify import _manifest
 
 TRUSTED = ["numpy.dtype", "sklearn.tree._tree.Tree"]
 SETTINGS = "[mlprod]\ntrusted_types = numpy.dtype, sklearn.tree._tree.Tree\n"

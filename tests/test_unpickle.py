@@ -1,4 +1,4 @@
-"""`bundle._unpickle_joblib`: an uncompressed joblib file read by the C unpickler gives what `joblib.load` gives.
+"""`serialise._unpickle_joblib`: an uncompressed joblib file read by the C unpickler gives what `joblib.load` gives.
 
 Every object below is dumped with `joblib.dump` and loaded both ways; the two results are compared array by array
 (type, dtype with its byte order, shape, memory order, values). Files it does not read are refused with
@@ -22,10 +22,11 @@ from hypothesis import strategies as st
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from mlprod.bundle import Bundle, _load_model, _NotPlainJoblib, _unpickle_joblib, load_bundle, save_bundle
+from mlprod.bundle import Bundle, load_bundle, save_bundle
 from mlprod.features import build_pipeline
 from mlprod.io import read_table
 from mlprod.schema import capture_schema, validate
+from mlprod.serialise import _load_model, _NotPlainJoblib, _unpickle_joblib
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

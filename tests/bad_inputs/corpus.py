@@ -200,7 +200,8 @@ def _copy_root(folder: Path, ws: Any) -> tuple[Path, Path]:
 
 def _rewrite_manifest(version: Path) -> None:
     "What a careless copy (or an attacker) does: regenerate the manifest after changing files."
-    from mlprod.bundle import MANIFEST, _manifest
+    from mlprod.layout import MANIFEST
+    from mlprod.verify import _manifest
 
     (version / MANIFEST).write_text(json.dumps(_manifest(version), indent=2, sort_keys=True) + "\n")
 
