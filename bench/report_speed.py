@@ -83,7 +83,7 @@ def prepare(rows: int) -> tuple[Path, Path]:
 
     from mlprod.bundle import resolve_version
     from mlprod.errors import BundleError
-    from mlprod.io import write_table
+    from mlprod.tables import write_table
     from mlprod.train import train_from_path
 
     data = DATA / f"report_{rows}.csv"

@@ -38,8 +38,8 @@ from mlprod.errors import (
     VersionSkewWarning,
 )
 from mlprod.features import build_pipeline
-from mlprod.io import read_table
 from mlprod.schema import capture_schema, validate
+from mlprod.tables import read_table
 
 TRUSTED = ["numpy.dtype", "sklearn.tree._tree.Tree", "mlprod.features.ColumnProduct"]
 

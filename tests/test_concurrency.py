@@ -21,8 +21,9 @@ import yaml
 from bad_inputs import figures
 
 from mlprod.bundle import list_versions, load_bundle, read_aliases, verify_files
-from mlprod.io import read_table, sha256_file, write_table
+from mlprod.io import sha256_file
 from mlprod.lineage import read_lineage
+from mlprod.tables import read_table, write_table
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TRIALS = 2

@@ -25,7 +25,8 @@ import yaml
 from bad_inputs import figures
 
 from mlprod.bundle import load_bundle, read_aliases, verify_files
-from mlprod.io import read_table, sha256_file, write_table
+from mlprod.io import sha256_file
+from mlprod.tables import read_table, write_table
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KILLS = 5  # per operation

@@ -20,9 +20,9 @@ from sklearn.tree import DecisionTreeClassifier
 from mlprod.bundle import MANIFEST, Bundle, _manifest, list_versions, load_bundle, promote, save_bundle
 from mlprod.errors import BundleError, IntegrityError
 from mlprod.features import build_pipeline
-from mlprod.io import read_table
 from mlprod.predict import Predictor
 from mlprod.schema import capture_schema, validate
+from mlprod.tables import read_table
 
 TRUSTED = ["numpy.dtype", "sklearn.tree._tree.Tree"]
 SETTINGS = "[mlprod]\ntrusted_types = numpy.dtype, sklearn.tree._tree.Tree\n"

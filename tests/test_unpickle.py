@@ -24,8 +24,8 @@ from sklearn.linear_model import LogisticRegression
 
 from mlprod.bundle import Bundle, _load_model, _NotPlainJoblib, _unpickle_joblib, load_bundle, save_bundle
 from mlprod.features import build_pipeline
-from mlprod.io import read_table
 from mlprod.schema import capture_schema, validate
+from mlprod.tables import read_table
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
