@@ -463,7 +463,7 @@ def test_custom_transformer_model_loads_in_a_fresh_process(fixtures: Path, tmp_p
     here = b.model.predict_proba(validate(b.schema, read_table(fixtures / "binary.csv")))[:, 1]  # (300,)
     code = (
         "import sys, json\n"
-        "from mlprod.bundle import load_bundle\nfrom mlprod.io import read_table\nfrom mlprod.schema import validate\n"
+        "from mlprod.bundle import load_bundle\nfrom mlprod.schema import validate\nfrom mlprod.tables import read_table\n"
         "b = load_bundle(sys.argv[1])\n"
         "X = validate(b.schema, read_table(sys.argv[2]))\n"
         "print(json.dumps(b.model.predict_proba(X)[:, 1].tolist()))\n"
