@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str, str, str]]:
     import numpy as np
 
     from mlprod.bundle import save_bundle
-    from mlprod.io import read_table
     from mlprod.predict import Predictor
+    from mlprod.tables import read_table
     from mlprod.train import train_from_data
 
     df = read_table(ROOT / "tests" / "fixtures" / "binary.csv")  # (300, 8)

@@ -75,7 +75,7 @@ def data_file(args: argparse.Namespace) -> Path:
     )
     path = HERE / "data" / name
     if not path.exists():
-        from mlprod.io import write_table
+        from mlprod.tables import write_table
 
         t0 = time.perf_counter()
         write_table(generate(args.users, args.items, args.interactions, args.seed), path)

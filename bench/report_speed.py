@@ -82,8 +82,8 @@ def prepare(rows: int) -> tuple[Path, Path]:
     import yaml
 
     from mlprod.errors import BundleError
-    from mlprod.io import write_table
     from mlprod.registry import resolve_version
+    from mlprod.tables import write_table
     from mlprod.train import train_from_path
 
     data = DATA / f"report_{rows}.csv"

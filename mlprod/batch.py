@@ -6,30 +6,32 @@
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .chunks import RawChunk
 from .errors import DataError, MlprodError
-from .io import RawChunk, TableWriter, check_table, encode_rows, iter_chunks, parse_chunk, table_format
+from .formats import CHUNK_ROWS, TableFormat, format_named, table_format
+from .pool import Pool, WorkerDied, default_workers, worker_cap
+from .tables import TableWriter, check_table, iter_chunks, parse_chunk
 
 # %% auto #0
-__all__ = ['Result', 'predict_chunk', 'id_columns', 'one_thread', 'count_rows', 'progress_enabled', 'Progress', 'default_workers',
-           'worker_cap', 'run_local', 'input_files', 'run_dask']
+__all__ = ['Result', 'predict_chunk', 'id_columns', 'one_thread', 'count_rows', 'progress_enabled', 'Progress', 'run_local',
+           'input_files', 'run_dask']
 
 # %% ../nbs/14_batch.ipynb #8b54f47d
 _PREDICTOR: Any = None  # the Predictor of the running local job (inherited by forked workers)
 
-Result = tuple[Any, int, str]  # (encoded rows, or a frame for Parquet; row count; CSV header line)
+Result = tuple[Any, int, Any]  # (rows as the output format encodes them; row count; its head: a CSV header)
 
 
 def predict_chunk(
     chunk: RawChunk,  # a located chunk of the input (mlprod.io.iter_chunks)
     offset: int,  # rows of the input before this chunk
     proba: bool,
-    fmt: str,  # output format: csv | jsonl | parquet
+    fmt: TableFormat,  # the output's format (mlprod.formats)
 ) -> Result | None:
     "Parse, predict and encode one chunk; None when it holds no row."
     df = parse_chunk(chunk)  # (n_rows, n_columns) of the input; its id columns as written (chunk.ids)
@@ -38,10 +40,7 @@ def predict_chunk(
     out = _PREDICTOR.predict(
         df, proba=proba, source=str(chunk.path), row_offset=offset
     )  # (n_rows, 2 [+ n_classes])
-    if fmt == "parquet":
-        return out, len(out), ""
-    header = encode_rows(out.iloc[:0], "csv", header=True) if fmt == "csv" else ""
-    return encode_rows(out, fmt, header=False), len(out), header
+    return fmt.encode(out, header=False), len(out), fmt.head(out)  # text (CSV, JSON Lines), or the frame
 
 
 def id_columns(predictor: Any) -> tuple[str, ...]:
@@ -114,21 +113,8 @@ def _keep_freed_memory() -> None:
 
 # %% ../nbs/14_batch.ipynb #b3c67ece
 def count_rows(path: Path) -> int | None:
-    "Rows of a table without parsing it: Parquet metadata, or newlines of a plain CSV (minus the header) / JSON Lines."
-    fmt, compression = table_format(path)
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(path).metadata.num_rows
-    if compression:
-        return None
-    lines, last = 0, b"\n"
-    with open(path, "rb") as f:
-        while block := f.read(1 << 24):
-            lines += block.count(b"\n")
-            last = block[-1:]
-    lines += last != b"\n"
-    return max(lines - (fmt == "csv"), 0)
+    "Rows of a table without parsing it (its format counts: Parquet metadata, newlines of a plain CSV / JSON Lines)."
+    return table_format(path).count_rows(path)
 
 
 def progress_enabled(quiet: bool = False) -> bool:
@@ -180,262 +166,6 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
 
-# %% ../nbs/14_batch.ipynb #536ea288
-def default_workers() -> int:
-    "All the cores this process may use."
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _mem_available() -> int | None:
-    "Bytes of memory available for new work (MemAvailable of /proc/meminfo), None where unknown."
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _rss() -> int:
-    "Bytes resident in this process now: about what each forked worker grows to (the libraries, the model)."
-    try:
-        with open("/proc/self/statm", encoding="ascii") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def worker_cap(requested: int) -> tuple[int, str]:
-    "The workers to fork for `requested`: at most one per core, and as many as the available memory holds; why."
-    cores = default_workers()
-    n, why = requested, ""
-    if n > cores:
-        n, why = cores, f"{cores} cores"
-    avail, rss = _mem_available(), _rss()
-    if n > 1 and avail is not None and rss > 0 and n * rss > avail:
-        n, why = max(1, avail // rss), f"{avail >> 20} MiB available, ~{rss >> 20} MiB per worker"
-    return n, why
-
-# %% ../nbs/14_batch.ipynb #27679739
-_PARENT_PID = 0  # the pid of the process that forks the workers (set before each fork)
-
-
-def _die_with_parent() -> None:
-    "In a worker process: the kernel kills it (SIGKILL) as soon as its parent dies, however the parent dies."
-    # The standard library has no prctl, and psutil (a dependency) only reads processes: ctypes it is, on Linux:
-    # prctl(PR_SET_PDEATHSIG = 1, SIGKILL). Elsewhere the pool's own checks remain (EOF of the task pipe).
-    import ctypes
-    import ctypes.util
-    import signal
-    import sys
-
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)
-        except (OSError, AttributeError):  # another C library
-            pass
-    # The parent may have died between the fork and the prctl: then nothing would send the signal. Its death
-    # re-parented this process already, so a different parent pid says so.
-    if os.getppid() != _PARENT_PID:
-        os._exit(1)
-
-# %% ../nbs/14_batch.ipynb #37fb5131
-class _WorkerDied(Exception):
-    "A worker process of `_Pool` ended (killed, out of memory) while it had work."
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    "Write all of `data` to the blocking descriptor `fd`."
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _serve(tasks: int, results: int, work: Callable[..., Any], init: Callable[[], None]) -> None:
-    "A worker's life: read a task, run `work` on it, write its result; until the task pipe ends (EOF)."
-    import pickle
-    import struct
-
-    init()
-    reader = os.fdopen(tasks, "rb")
-    while len(head := reader.read(8)) == 8:
-        payload = reader.read(struct.unpack("<Q", head)[0])
-        try:
-            out: tuple[bool, Any] = (True, work(*pickle.loads(payload)))
-        except Exception as e:  # the parent runs the chunk again to raise it with the exact row
-            out = (False, e)
-        try:
-            data = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as e:  # an exception that does not pickle
-            data = pickle.dumps((False, RuntimeError(f"{type(out[1]).__name__}: {out[1]} ({e})")))
-        _write_all(results, struct.pack("<Q", len(data)))
-        _write_all(results, data)
-
-
-class _Pool:
-    "Worker processes forked from this one, each fed through a pipe of its own and answering through another."
-
-    def __init__(self, workers: int, work: Callable[..., Any], init: Callable[[], None]) -> None:
-        import signal
-
-        self.pids: list[int] = []
-        self._to: list[int] = []  # per worker: the write end of its task pipe (non-blocking)
-        self._from: list[int] = []  # per worker: the read end of its result pipe (non-blocking)
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # no SIGTERM between fork and record
-        try:
-            for _ in range(workers):
-                self._fork(work, init)
-        except BaseException:
-            self.close()
-            raise
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-    def _fork(self, work: Callable[..., Any], init: Callable[[], None]) -> None:
-        "Fork one worker, with its two pipes."
-        import fcntl
-        import signal
-
-        global _PARENT_PID
-        task_r, task_w = os.pipe()
-        result_r, result_w = os.pipe()
-        _PARENT_PID = os.getpid()
-        try:
-            pid = os.fork()
-        except OSError as e:  # out of processes or memory: the workers forked so far are closed by the caller
-            for fd in (task_r, task_w, result_r, result_w):
-                os.close(fd)
-            raise MlprodError(
-                f"cannot start a worker process: {e.strerror}", expected="fewer --workers"
-            ) from None
-        if pid == 0:  # the worker: never returns into the caller's code, runs no exit hook of the parent's
-            code = 1
-            try:
-                _die_with_parent()
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-                for fd in (task_w, result_r, *self._to, *self._from):  # the parent's ends: EOF means death
-                    os.close(fd)
-                _serve(task_r, result_w, work, init)
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(task_r)
-        os.close(result_w)
-        self.pids.append(pid)
-        self._to.append(task_w)
-        self._from.append(result_r)
-        os.set_blocking(task_w, False)
-        os.set_blocking(result_r, False)
-        try:  # results of a few MiB cross in fewer rounds (1 MiB: Linux's default maximum for a user)
-            fcntl.fcntl(result_r, fcntl.F_SETPIPE_SZ, 1 << 20)
-        except (OSError, AttributeError):
-            pass
-
-    def map(
-        self, tasks: Iterator[tuple[Any, ...]], depth: int
-    ) -> Iterator[tuple[tuple[Any, ...], bool, Any]]:
-        "Run `work(*task)` in the workers; yield (task, ok, result or exception) in task order, `depth` in flight."
-        import pickle
-        import select
-        import struct
-
-        n = len(self.pids)
-        sent: list[deque[int]] = [deque() for _ in range(n)]  # per worker: the tasks it has, in order
-        out: list[deque[memoryview]] = [deque() for _ in range(n)]  # per worker: bytes not yet written
-        got = [bytearray() for _ in range(n)]  # per worker: bytes of results read, not yet complete
-        todo: dict[int, tuple[Any, ...]] = {}  # task number -> task, until its result is yielded
-        done: dict[int, tuple[bool, Any]] = {}  # task number -> result, until yielded
-        tasks, more, next_task, next_out = iter(tasks), True, 0, 0
-        while True:
-            while more and next_task - next_out < depth:  # hand out tasks: to the least busy worker
-                w = min(range(n), key=lambda i: len(sent[i]))
-                try:
-                    task = next(tasks)
-                except StopIteration:
-                    more = False
-                    break
-                data = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
-                out[w].extend((memoryview(struct.pack("<Q", len(data))), memoryview(data)))
-                sent[w].append(next_task)
-                todo[next_task] = task
-                next_task += 1
-            while next_out in done:
-                ok, value = done.pop(next_out)
-                yield todo.pop(next_out), ok, value
-                next_out += 1
-            if not more and next_out == next_task:
-                return
-            if next_out in done or (more and next_task - next_out < depth):
-                continue
-            readable, writable, _ = select.select(
-                [self._from[i] for i in range(n) if sent[i]],
-                [self._to[i] for i in range(n) if out[i]],
-                [],
-                1.0,
-            )
-            for fd in writable:
-                w = self._to.index(fd)
-                try:
-                    while out[w]:
-                        k = os.write(fd, out[w][0])
-                        out[w][0] = out[w][0][k:]
-                        if out[w][0]:
-                            break  # the pipe is full: more when select says so
-                        out[w].popleft()
-                except BrokenPipeError:
-                    raise _WorkerDied() from None
-                except BlockingIOError:
-                    pass
-            for fd in readable:
-                w = self._from.index(fd)
-                data = os.read(fd, 1 << 20)
-                if not data:  # the worker ended with work to do
-                    raise _WorkerDied()
-                buf = got[w]
-                buf += data
-                while len(buf) >= 8 and len(buf) >= 8 + (size := struct.unpack_from("<Q", buf)[0]):
-                    done[sent[w].popleft()] = pickle.loads(memoryview(buf)[8 : 8 + size])
-                    del buf[: 8 + size]
-
-    def close(self) -> None:
-        "Kill every worker and reap it; waits a few seconds at most in all, whatever state a worker is in."
-        import signal
-        import time
-
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # every kill is sent
-        try:
-            for fd in self._to + self._from:
-                os.close(fd)
-            self._to, self._from = [], []
-            for pid in self.pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            left, deadline = set(self.pids), time.monotonic() + 5
-            while left:
-                for pid in list(left):
-                    try:
-                        if os.waitpid(pid, os.WNOHANG)[0]:
-                            left.discard(pid)
-                    except ChildProcessError:  # reaped already
-                        left.discard(pid)
-                if (
-                    not left or time.monotonic() > deadline
-                ):  # a process stuck in the kernel: the system reaps it
-                    break
-                time.sleep(0.002)
-            self.pids = []
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
 # %% ../nbs/14_batch.ipynb #ac0ba248
 def _tasks(chunks: Iterator[RawChunk], args: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
     "The arguments of `predict_chunk` for each chunk: its row offset is the lines before it (exact without blank lines)."
@@ -450,7 +180,7 @@ def run_local(
     input_file: str | Path,
     output_file: str | Path,
     proba: bool = False,
-    chunk_rows: int = 100_000,
+    chunk_rows: int = CHUNK_ROWS,
     workers: int | None = None,  # default: all cores
     quiet: bool = False,
     on_chunk: Callable[[int], None] | None = None,
@@ -463,7 +193,7 @@ def run_local(
     from mlprod.runtime import check_terminated
 
     input_file, output_file = Path(input_file), Path(output_file)
-    fmt, _ = table_format(output_file)
+    fmt = table_format(output_file)
     asked = default_workers() if workers is None else int(workers)
     if asked < 1:
         raise DataError(f"workers {asked} is out of range", expected="an integer >= 1")
@@ -485,11 +215,10 @@ def run_local(
             chunks = iter_chunks(input_file, chunk_rows, digest, taper=True, ids=id_columns(predictor))
             if workers > 1:
                 # Forked before any reading: every worker inherits the verified model, nothing else.
-                pool = _Pool(workers, predict_chunk, _worker_init)
+                pool = Pool(workers, predict_chunk, _worker_init)
                 items = pool.map(_tasks(chunks, args), 2 * workers)  # at most 2 x workers chunks in flight
             else:
                 items = (((c,), True, None) for c in chunks)  # predicted below, in this process
-            header = ""
             try:
                 for (chunk, *_), ok, result in items:
                     check_terminated()  # SIGTERM arrived, its exception swallowed somewhere: stop here
@@ -500,17 +229,16 @@ def run_local(
                         raise result
                     if result is None:
                         continue
-                    payload, rows, header = result
+                    payload, rows, head = result
                     # A failed write (the disk full) raises its OSError here: the `finally` below ends the workers
                     # at once, and the writer removes its temporary.
-                    if fmt == "parquet":
-                        writer.write(payload)
-                    else:
-                        writer.write_encoded(header + payload if writer.rows == 0 else payload, rows)
+                    writer.write_encoded(
+                        payload, rows, head
+                    )  # `head` (a CSV header) above the first rows only
                     progress.update(writer.rows)
                     if on_chunk is not None:
                         on_chunk(writer.rows)
-            except _WorkerDied:
+            except WorkerDied:
                 raise MlprodError(
                     f"a worker process died while predicting rows {writer.rows + 1} and after "
                     "(killed, or out of memory?)",
@@ -535,6 +263,7 @@ _THREADS_LIMITED = False  # per worker process: set to one thread (see `one_thre
 
 
 def _worker_predictor(
+    loader: Callable[..., Any],  # loads and verifies a model: mlprod.predict.Predictor.load
     model_dir: str,
     version_skew: str,
     trusted_types: tuple[str, ...],
@@ -547,9 +276,7 @@ def _worker_predictor(
     lock = _WORKER_PREDICTORS.setdefault(("__lock__", "", (), ()), threading.Lock())
     with lock:
         if key not in _WORKER_PREDICTORS:
-            from mlprod.predict import Predictor
-
-            predictor = Predictor.load(
+            predictor = loader(
                 model_dir,
                 version_skew=version_skew,
                 trusted_types=trusted_types,
@@ -572,12 +299,14 @@ def _predict_file(
     trusted_types: tuple[str, ...],
     allowed_formats: tuple[str, ...] = ("joblib", "skops"),
     own_worker: bool = False,  # a worker of the local cluster mlprod started (not of a shared cluster)
+    loader: Callable[..., Any] | None = None,  # see `_worker_predictor`
 ) -> int:
     "A Dask task: stream one input file through the model (chunk by chunk) into one partition; its rows."
     global _THREADS_LIMITED
     import multiprocessing as mp
 
-    predictor = _worker_predictor(model_dir, version_skew, trusted_types, allowed_formats)
+    assert loader is not None, "run_dask hands every task its loader"
+    predictor = _worker_predictor(loader, model_dir, version_skew, trusted_types, allowed_formats)
     if not _THREADS_LIMITED and mp.parent_process() is not None:  # a worker process: one thread, for good
         one_thread(predictor.model).__enter__()
         if own_worker:
@@ -606,10 +335,13 @@ def input_files(spec: str | Path) -> list[Path]:
         raise DataError(
             "no input files match", path=spec, expected="a folder or a glob of .parquet or .csv files"
         )
-    formats = {table_format(p)[0] for p in files}
-    if len(formats) > 1 or formats - {"parquet", "csv"}:
+    formats = {
+        table_format(p) for p in files
+    }  # a format's partitions are read by the format (mlprod.formats)
+    names = sorted({f.name for f in formats})
+    if len(names) > 1 or not all(f.partitioned for f in formats):
         raise DataError(
-            f"mixed or unsupported formats {sorted(formats)}", path=spec, expected="all .parquet or all .csv"
+            f"mixed or unsupported formats {names}", path=spec, expected="all .parquet or all .csv"
         )
     return files
 
@@ -626,7 +358,9 @@ def run_dask(
     allowed_formats: Sequence[str] = ("joblib", "skops"),
     output_format: str = "parquet",  # parquet | csv | jsonl
     processes: bool = True,  # local cluster: worker processes (True) or threads in this process
-    chunk_rows: int = 100_000,  # rows a worker reads at a time
+    chunk_rows: int = CHUNK_ROWS,  # rows a worker reads at a time
+    *,
+    loader: Callable[..., Any],  # loads and verifies the model in each worker: mlprod.predict.Predictor.load
 ) -> Path:
     "Predict every file of `inputs` on a Dask cluster, one partition per file, into the folder `out_dir`."
     import shutil
@@ -642,11 +376,12 @@ def run_dask(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError("output is a file", path=out_dir, expected="a folder for the partitions")
-    if output_format not in ("parquet", "csv", "jsonl"):
+    written = format_named(output_format)
+    if written is None:
         raise DataError(f"unknown output format {output_format!r}", expected="parquet, csv or jsonl")
     version = str(resolve_version(model_dir))
     key = (version, version_skew, tuple(trusted_types), tuple(allowed_formats))
-    _worker_predictor(*key)  # loaded and verified here first; the forked local workers inherit it
+    _worker_predictor(loader, *key)  # loaded and verified here first; the forked local workers inherit it
     from mlprod.runtime import resume_gc
 
     resume_gc()  # the CLI's start-up is over (see mlprod.runtime.pause_gc): frozen before the workers fork
@@ -675,7 +410,7 @@ def run_dask(
                     dashboard_address=None,
                 )
         tmp.mkdir()
-        targets = [str(tmp / f"part-{i:05d}.{output_format}") for i in range(len(files))]
+        targets = [str(tmp / f"part-{i:05d}{written.suffixes[0]}") for i in range(len(files))]
         with Client(scheduler or cluster) as client:
             tasks = client.map(
                 _predict_file,
@@ -688,6 +423,7 @@ def run_dask(
                 trusted_types=tuple(trusted_types),
                 allowed_formats=tuple(allowed_formats),
                 own_worker=scheduler is None and processes,
+                loader=loader,
                 pure=False,
             )
             client.gather(tasks)  # the first failure is raised here, with its file and row

@@ -120,7 +120,8 @@ def save_bundle(
 
     import yaml
 
-    from mlprod.io import write_json, write_table, write_text
+    from mlprod.io import write_json, write_text
+    from mlprod.tables import write_table
 
     if model_format not in MODEL_FILES:
         raise BundleError(f"unknown model format {model_format!r}", expected="joblib or skops")
@@ -303,8 +304,8 @@ def _read_parts(
     golden_rows: Any = None,  # metadata.json's count (None: not recorded)
 ) -> dict[str, Any]:
     "Everything of a bundle but the model and its metadata, from the bytes the manifest vouched for."
-    from mlprod.io import read_jsonl_bytes
     from mlprod.schema import validate
+    from mlprod.tables import read_jsonl_bytes
 
     config = read_bundle_file(folder, "config.yaml", contents, required=False) or {}
     schema = Schema.from_dict(read_bundle_file(folder, "schema.json", contents), folder / "schema.json")

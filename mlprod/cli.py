@@ -25,6 +25,8 @@ __all__ = ['SETTINGS_SPEC', 'OPTION_FLAGS', 'app', 'data_app', 'SkewOption', 'Tr
            'report_evaluate_cmd', 'report_compare_cmd']
 
 # %% ../nbs/90_cli.ipynb #f1a25eef
+from .formats import CHUNK_ROWS  # noqa: E402  (cheap: no pandas; the one default chunk size)
+
 # key: (built-in default, kind, help)
 SETTINGS_SPEC: dict[str, tuple[str, str, str]] = {
     "outputs": ("outputs", "path", "folder for everything mlprod writes"),
@@ -46,7 +48,7 @@ SETTINGS_SPEC: dict[str, tuple[str, str, str]] = {
         "choices:joblib,skops",
         "the model formats a loading command accepts (comma-separated; skops alone across a trust boundary)",
     ),
-    "chunk_rows": ("100000", "int:1-", "rows per chunk when streaming a file"),
+    "chunk_rows": (str(CHUNK_ROWS), "int:1-", "rows per chunk when streaming a file"),
 }
 
 
@@ -343,7 +345,7 @@ def data_split_cmd(
 ) -> None:
     "Split a table into train and test parts, seeded and reproducible byte for byte."
     from mlprod.data import split_file
-    from mlprod.io import read_table
+    from mlprod.tables import read_table
 
     seed = _settings(ctx).int("seed") if seed is None else seed
     size: float | int = int(test_size) if test_size >= 1 and test_size == int(test_size) else test_size
@@ -475,11 +477,10 @@ def train_cmd(
 
 # %% ../nbs/90_cli.ipynb #68a4faa6
 def _stem(path: Path) -> str:
-    "The file name without its table extensions: test.csv.gz -> test."
-    name = path.name
-    for suffix in (".gz", ".csv", ".jsonl", ".json", ".ndjson", ".parquet", ".pq"):
-        name = name.removesuffix(suffix)
-    return name or path.name
+    "The file name without its table extensions: test.csv.gz -> test (the formats' suffixes: mlprod.formats)."
+    from mlprod.formats import table_stem
+
+    return table_stem(path)
 
 
 @app.command("predict")
@@ -532,7 +533,10 @@ def predict_cmd(
             output = s.path("predictions") / _stem(input_file)
         # --output out.csv / out.jsonl / out.parquet: the folder `out` of partitions in that format (Parquet
         # when no format is named).
-        fmt = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}.get(output.suffix.lower())
+        from mlprod.formats import written_format
+        from mlprod.predict import Predictor
+
+        fmt = written_format(output)
         out_dir = output.with_suffix("") if fmt else output
         path = run_dask(
             model_dir,
@@ -541,8 +545,9 @@ def predict_cmd(
             proba,
             scheduler,
             workers,
-            output_format=fmt or "parquet",
+            output_format=fmt.name if fmt else "parquet",
             chunk_rows=s.int("chunk_rows") if chunk_rows is None else chunk_rows,
+            loader=Predictor.load,
             **load,
         )
         typer.echo(f"wrote {path}/ (partitions)")

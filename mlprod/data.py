@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .io import write_table
+from .tables import write_table
 
 if TYPE_CHECKING:
     import numpy as np
@@ -263,8 +263,10 @@ def split_file(
     from contextlib import ExitStack
 
     from mlprod.errors import DataError
-    from mlprod.io import check_paths, read_table, table_format
+    from mlprod.formats import table_format
+    from mlprod.io import check_paths
     from mlprod.lineage import commit_with_lineage, staged_output
+    from mlprod.tables import read_table
 
     paths = [Path(input_file), Path(train_out), Path(test_out)]
     for out in paths[1:]:

@@ -290,13 +290,16 @@ class Predictor:
         return {user: record[user], "items": items, "scores": scores, "fallback": bool(row["fallback"])}
 
 # %% ../nbs/11_predict.ipynb #531a0a2a
+from .formats import CHUNK_ROWS  # noqa: E402  (the one default chunk size)
+
+
 def predict_from_path(
     model_dir: str | Path,  # a version folder, or a model root
     input_file: str | Path,
     output_file: str | Path,
     *,
     proba: bool = False,
-    chunk_rows: int = 100_000,
+    chunk_rows: int = CHUNK_ROWS,
     version_skew: str = "error",
     trusted_types: list[str] | tuple[str, ...] = (),
     allowed_formats: Sequence[str] = ("joblib", "skops"),
@@ -308,8 +311,10 @@ def predict_from_path(
     "Predict every row of `input_file` with the model at `model_dir`; write them to `output_file`, atomically."
 
     from mlprod.batch import run_local
-    from mlprod.io import check_paths, check_table, table_format
+    from mlprod.formats import table_format
+    from mlprod.io import check_paths
     from mlprod.lineage import commit_with_lineage, staged_output, write_lineage
+    from mlprod.tables import check_table
 
     input_file, output_file = Path(input_file), Path(output_file)
     check_paths(input_file, output_file)  # a loop of links, a name too long: one line

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ConfigError, DataError, QueryError
-from .io import SUPPORTED, table_format
+from .formats import CHUNK_ROWS, TableFormat, supported, table_format
 
 if TYPE_CHECKING:
     import duckdb
@@ -79,43 +79,23 @@ def _one_line(e: BaseException) -> str:
 def register_tables(
     con: duckdb.DuckDBPyConnection,
     tables: dict[str, str | Path],
-    ids: Sequence[str] = (),  # id columns: in a CSV file, the text written (VARCHAR), as mlprod.io reads them
+    ids: Sequence[
+        str
+    ] = (),  # id columns: in a CSV file, the text written (VARCHAR), as mlprod.tables reads them
 ) -> None:
-    "Register each file in `tables` (name -> path) as a view called `name`, read as strictly as `mlprod.io` reads it."
+    "Register each file in `tables` (name -> path) as a view called `name`, read as strictly as `mlprod.tables` reads it: by its format's `relation`."
     import duckdb
 
-    from mlprod.io import check_json_lines, check_table
+    from mlprod.tables import check_table
 
     for name, path in tables.items():
         if not _IDENT.match(name):
             raise QueryError(
                 f"bad table name {name!r}", expected="letters, digits and _, not starting with a digit"
             )
-        path, fmt, _ = check_table(path)  # missing, folder, unreadable, empty, bad gzip, a column named twice
+        path, fmt = check_table(path)  # missing, folder, unreadable, empty, bad gzip, a column named twice
         try:
-            if fmt == "csv":
-                # No guessing: comma-separated, the header on line 1 (the sniffer may otherwise skip lines and
-                # take a later row for the header); a ragged row or a bad byte is an error, not a NULL.
-                strict: dict[str, Any] = {
-                    "header": True,
-                    "sep": ",",
-                    "quotechar": '"',
-                    "skiprows": 0,
-                    "encoding": "utf-8",
-                    "strict_mode": True,
-                    "null_padding": False,
-                    "ignore_errors": False,
-                }
-                rel = con.read_csv(str(path), **strict)
-                text = {c: "VARCHAR" for c in rel.columns if c in ids}
-                if text:  # 007 stays '007', 1e3 '1e3': never sniffed as numbers
-                    rel = con.read_csv(str(path), dtype=text, **strict)
-            elif fmt == "parquet":
-                rel = con.read_parquet(str(path))
-            else:  # one JSON object per line, as mlprod.io requires (not a column of raw JSON values)
-                check_json_lines(path)  # no line too long or nested too deep: the same limits as mlprod.io
-                rel = con.read_json(str(path), format="newline_delimited", records="true")
-            rel.create_view(name)
+            fmt.relation(con, path, ids).create_view(name)  # each format reads itself (mlprod.formats)
         except duckdb.Error as e:
             raise _table_error(e, name, path) from None
 
@@ -133,7 +113,7 @@ def _table_error(e: Exception, name: str, path: Path) -> DataError:
         f"cannot read as table {name!r} ({text})",
         path=path,
         line=int(m.group(1)) if m else None,
-        expected=SUPPORTED.replace("a .csv", "a comma-separated .csv with a header", 1),
+        expected=supported(for_duckdb=True),
     )
 
 
@@ -336,22 +316,9 @@ def _check_params(params: dict[str, Any], sql_file: str | Path) -> None:
             )
 
 
-# DuckDB types that a writer cannot hold faithfully, by output format; anywhere inside a LIST, STRUCT, MAP too
-_NEVER = {
-    "INTERVAL",
-    "BIT",
-    "UNION",
-}  # pandas / Arrow have no faithful form of them in any of the three formats
-_UNWRITABLE = {
-    "csv": _NEVER | {"BLOB", "LIST", "ARRAY", "STRUCT", "MAP"},  # text cells: no bytes, no nesting
-    "jsonl": _NEVER | {"BLOB", "MAP"},  # JSON text has no bytes; a map would be a list of pairs
-    "parquet": _NEVER | {"MAP"},  # pyarrow cannot convert DuckDB's maps
-}
-
-
-def _type_refused(t: Any, fmt: str) -> bool:
+def _type_refused(t: Any, fmt: TableFormat) -> bool:
     "Whether the DuckDB type `t` (a DuckDBPyType), or one nested in it, cannot be written to `fmt`."
-    if t.id.upper() in _UNWRITABLE[fmt]:
+    if t.id.upper() in fmt.duckdb_unwritable:  # each format says what it cannot hold (mlprod.formats)
         return True
     try:
         children = t.children
@@ -362,16 +329,14 @@ def _type_refused(t: Any, fmt: str) -> bool:
 
 def _check_types(rel: Any, output: Path, sql_file: str | Path) -> None:
     "Refuse, before a row is written, a result column of a type the output's format cannot hold faithfully."
-    fmt = table_format(output)[0]
+    fmt = table_format(output)
     for name, t in zip(rel.columns, rel.types, strict=True):
         if _type_refused(t, fmt):
             raise QueryError(
-                f"the result has a column of type {t}, which a {fmt} file cannot hold",
+                f"the result has a column of type {t}, which a {fmt.name} file cannot hold",
                 path=sql_file,
                 column=name,
-                expected="a CAST in the SQL (e.g. to VARCHAR)"
-                + ("" if fmt == "parquet" else ", or a Parquet output")
-                + ("" if fmt != "csv" else " / JSON Lines output for lists and structs"),
+                expected="a CAST in the SQL (e.g. to VARCHAR)" + fmt.duckdb_hint,
             )
 
 
@@ -381,13 +346,13 @@ def fetch(
     tables: dict[str, str | Path] | None = None,
     database: str | Path | None = None,
     params: dict[str, Any] | None = None,
-    batch_rows: int = 100_000,
+    batch_rows: int = CHUNK_ROWS,
 ) -> Path:
     "Run `sql_file` on DuckDB and write its result to `output` (by extension), with `output`.lineage.json."
     import duckdb
 
-    from mlprod.io import TableWriter
     from mlprod.lineage import commit_with_lineage, staged_output, write_lineage
+    from mlprod.tables import TableWriter
 
     output = Path(output)
     table_format(output)  # refuse an unknown output format before running anything

@@ -81,7 +81,7 @@ class Scored:
 
 def load_data(path: str | Path) -> pd.DataFrame:
     "The report's data table (CSV, JSON Lines, Parquet): (n_rows, n_columns)."
-    from mlprod.io import read_table
+    from mlprod.tables import read_table
 
     return read_table(path)
 
@@ -1675,7 +1675,7 @@ def _check_inputs(
     (loaded and verified as the report will), the data (read, and checked against each model's schema as
     evaluation checks it). The version folder of each model."""
     from mlprod.bundle import load_bundle
-    from mlprod.io import read_table
+    from mlprod.tables import read_table
 
     _check_out_dir(Path(out_dir), [*model_dirs, data])
     bundles = [

@@ -1148,8 +1148,9 @@ def train_versions(
 
     from mlprod.bundle import save_bundle
     from mlprod.errors import BundleError
-    from mlprod.io import read_table, sha256_file
+    from mlprod.io import sha256_file
     from mlprod.lineage import chain
+    from mlprod.tables import read_table
 
     config_file, train_data_file, out_dir = Path(config_file), Path(train_data_file), Path(out_dir)
     cfg = load_config(config_file, default_seed)

@@ -53,8 +53,8 @@ def case_frames(name: str) -> tuple[Any, pd.DataFrame, pd.DataFrame]:
     """The case's config and its (train, test) frames: the same split as `mlprod data split --test-size 0.25`;
     for a recommender, each user's latest interaction held out (`mlprod.recsys.split_interactions`)."""
     from mlprod.data import iris_frame, split_frame
-    from mlprod.io import read_table
     from mlprod.recsys import split_interactions
+    from mlprod.tables import read_table
     from mlprod.train import load_config
 
     case = CASES[name]
@@ -131,7 +131,7 @@ def golden_file(name: str) -> Path:
 def golden_failures(name: str, predictions: pd.DataFrame, metrics: dict[str, Any]) -> list[str]:
     "Every way `predictions` and `metrics` break the committed golden file and floors of case `name`."
     from mlprod.evaluate import higher_is_better
-    from mlprod.io import read_table
+    from mlprod.tables import read_table
 
     problems = []
     want = read_table(golden_file(name))  # (n_test, n_columns)
@@ -166,7 +166,7 @@ def golden_failures(name: str, predictions: pd.DataFrame, metrics: dict[str, Any
 
 def update(names: list[str]) -> None:
     "Rewrite the golden predictions of `names`; print each case's metrics to compare with its floors."
-    from mlprod.io import write_table
+    from mlprod.tables import write_table
 
     for name in names:
         predictions, metrics = run_case(name)

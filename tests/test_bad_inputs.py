@@ -78,7 +78,7 @@ class Workspace:
 @pytest.fixture(scope="module")
 def ws() -> Iterator[Workspace]:
     "A folder any user may enter and write (the unprivileged runs need that), with good inputs and old outputs."
-    from mlprod.io import read_table, write_table
+    from mlprod.tables import read_table, write_table
     from mlprod.train import train_from_path
 
     d = Path(tempfile.mkdtemp(prefix="mlprod-bad-inputs-"))
@@ -467,8 +467,8 @@ def test_cli(case: Case, slot: str, ws: Workspace, folder: Path) -> None:
 def _check_success(run: Run, ws: Workspace, folder: Path, before: dict[str, str]) -> None:
     "A run that must succeed: its outputs are whole, no temporary is left, nothing outside `folder` changed."
     from mlprod.bundle import load_bundle
-    from mlprod.io import read_table
     from mlprod.registry import read_aliases
+    from mlprod.tables import read_table
 
     after = snapshot(ws.dir)
     inside = _rel(folder, ws.dir) + os.sep

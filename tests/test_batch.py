@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import mlprod.io
+import mlprod.chunks
 from mlprod.batch import run_dask, run_local
 from mlprod.bundle import save_bundle
 from mlprod.errors import MlprodError, SchemaError
-from mlprod.io import iter_table, read_table, write_table
 from mlprod.predict import Predictor, predict_from_path
+from mlprod.tables import iter_table, read_table, write_table
 from mlprod.train import train_from_data
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -147,7 +147,7 @@ def test_quoted_newlines_and_blank_lines_chunk_like_the_whole_file(
     path.write_text("".join(text), encoding="utf-8")
     whole = pd.read_csv(path)
     monkeypatch.setattr(
-        mlprod.io, "_BLOCK", 97
+        mlprod.chunks, "_BLOCK", 97
     )  # read in 97-byte blocks: cuts inside quotes, rows, the header
     for rows in (1, 5, CHUNK, 1000):
         chunks = list(iter_table(path, chunk_rows=rows))
@@ -309,7 +309,15 @@ def test_dask_engine_agrees_with_the_local_engine(
     binary: pd.DataFrame,
 ) -> None:
     parts = _partitions(binary, tmp_path / "parts")
-    out = run_dask(models["churn_rf"], parts, tmp_path / "pred", proba=True, workers=2, processes=False)
+    out = run_dask(
+        models["churn_rf"],
+        parts,
+        tmp_path / "pred",
+        proba=True,
+        workers=2,
+        processes=False,
+        loader=Predictor.load,
+    )
     got = pd.concat([read_table(p) for p in sorted(out.glob("*.parquet"))], ignore_index=True)
     local = tmp_path / "local.parquet"
     run_local(predictors["churn_rf"], inputs["csv"], local, proba=True, chunk_rows=CHUNK, quiet=True)

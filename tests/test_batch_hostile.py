@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import psutil
@@ -21,7 +22,8 @@ import pytest
 from bad_inputs import figures
 
 from mlprod.bundle import save_bundle
-from mlprod.io import read_table, sha256_file
+from mlprod.io import sha256_file
+from mlprod.tables import read_table
 from mlprod.train import train_from_data
 
 from conftest import small_tmpfs
@@ -304,21 +306,22 @@ def test_enospc_at_any_write_ends_with_one_line(
 
     import mlprod.io
     import mlprod.lineage
+    import mlprod.tables
     from mlprod.cli import app
 
     out = tmp_path / "out.jsonl"
     out.write_text('{"earlier": 1}\n')
     before = sha256_file(out)
     if where == "chunk":  # the third chunk's write finds the disk full
-        real, calls = mlprod.io.TableWriter.write_encoded, []
+        real, calls = mlprod.tables.TableWriter.write_encoded, []
 
-        def write_encoded(self: mlprod.io.TableWriter, text: str, rows: int) -> None:
+        def write_encoded(self: mlprod.tables.TableWriter, text: str, rows: int, head: Any = None) -> None:
             calls.append(rows)
             if len(calls) == 3:
                 _enospc()
-            real(self, text, rows)
+            real(self, text, rows, head)
 
-        monkeypatch.setattr(mlprod.io.TableWriter, "write_encoded", write_encoded)
+        monkeypatch.setattr(mlprod.tables.TableWriter, "write_encoded", write_encoded)
     elif where == "commit":  # the fsync before the rename
         monkeypatch.setattr(mlprod.io.AtomicFile, "commit", _enospc)
     else:
@@ -397,15 +400,15 @@ def test_capped_pool_size(model: Path, tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_workers_capped_by_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     "As many workers as the available memory holds at the parent's size each; one at least."
-    import mlprod.batch
-    from mlprod.batch import worker_cap
+    import mlprod.pool
+    from mlprod.pool import worker_cap
 
-    monkeypatch.setattr(mlprod.batch, "default_workers", lambda: 8)  # as if on 8 cores
-    monkeypatch.setattr(mlprod.batch, "_rss", lambda: 200 << 20)
-    monkeypatch.setattr(mlprod.batch, "_mem_available", lambda: 700 << 20)
+    monkeypatch.setattr(mlprod.pool, "default_workers", lambda: 8)  # as if on 8 cores
+    monkeypatch.setattr(mlprod.pool, "_rss", lambda: 200 << 20)
+    monkeypatch.setattr(mlprod.pool, "_mem_available", lambda: 700 << 20)
     assert worker_cap(8) == (3, "700 MiB available, ~200 MiB per worker")
     assert worker_cap(2) == (2, "")
-    monkeypatch.setattr(mlprod.batch, "_mem_available", lambda: 100 << 20)
+    monkeypatch.setattr(mlprod.pool, "_mem_available", lambda: 100 << 20)
     assert worker_cap(4)[0] == 1
-    monkeypatch.setattr(mlprod.batch, "_mem_available", lambda: None)  # unknown: the cores alone
+    monkeypatch.setattr(mlprod.pool, "_mem_available", lambda: None)  # unknown: the cores alone
     assert worker_cap(64) == (8, "8 cores")

@@ -28,10 +28,10 @@ from mlprod.errors import (
     VersionSkewWarning,
 )
 from mlprod.features import build_pipeline
-from mlprod.io import read_table
 from mlprod.layout import MANIFEST
 from mlprod.registry import list_versions, promote, read_aliases
 from mlprod.schema import capture_schema, validate
+from mlprod.tables import read_table
 from mlprod.verify import _manifest, verify_files
 
 TRUSTED = ["numpy.dtype", "sklearn.tree._tree.Tree", "mlprod.features.ColumnProduct"]
@@ -456,7 +456,7 @@ def test_custom_transformer_model_loads_in_a_fresh_process(fixtures: Path, tmp_p
     here = b.model.predict_proba(validate(b.schema, read_table(fixtures / "binary.csv")))[:, 1]  # (300,)
     code = (
         "import sys, json\n"
-        "from mlprod.bundle import load_bundle\nfrom mlprod.io import read_table\nfrom mlprod.schema import validate\n"
+        "from mlprod.bundle import load_bundle\nfrom mlprod.schema import validate\nfrom mlprod.tables import read_table\n"
         "b = load_bundle(sys.argv[1])\n"
         "X = validate(b.schema, read_table(sys.argv[2]))\n"
         "print(json.dumps(b.model.predict_proba(X)[:, 1].tolist()))\n"

@@ -25,8 +25,9 @@ import yaml
 from bad_inputs import figures
 
 from mlprod.bundle import load_bundle
-from mlprod.io import read_table, sha256_file, write_table
+from mlprod.io import sha256_file
 from mlprod.registry import read_aliases
+from mlprod.tables import read_table, write_table
 from mlprod.verify import verify_files
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlprod.data import FIXTURES, make_fixtures
-from mlprod.io import read_table
+from mlprod.tables import read_table
 
 
 def test_make_fixtures_twice_is_byte_identical(tmp_path: Path) -> None:

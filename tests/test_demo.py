@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mlprod.cli import app
-from mlprod.io import read_table
 from mlprod.predict import Predictor
+from mlprod.tables import read_table
 
 from conftest import ROOT
 

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from mlprod.cli import app
 from mlprod.errors import ConfigError, DataError, SchemaError
 from mlprod.evaluate import evaluate_from_data, evaluate_from_path
-from mlprod.io import read_table, sha256_file, write_table
+from mlprod.io import sha256_file
+from mlprod.tables import read_table, write_table
 
 TRUTH = pd.DataFrame(
     {"id": ["a", "b", "c", "d", "e", "f"], "label": ["x", "y", "y", "z", "x", "z"]}

@@ -20,19 +20,12 @@ from hypothesis import strategies as st
 from mlprod.bundle import Bundle, load_bundle, save_bundle
 from mlprod.errors import DataError, IntegrityError
 from mlprod.features import build_pipeline
-from mlprod.io import (
-    TableWriter,
-    encode_rows,
-    iter_table,
-    read_jsonl_bytes,
-    read_table,
-    table_format,
-    write_json,
-    write_table,
-)
+from mlprod.formats import table_format
+from mlprod.io import write_json
 from mlprod.layout import MANIFEST
 from mlprod.predict import Predictor, predict_from_path
 from mlprod.schema import capture_schema, validate
+from mlprod.tables import TableWriter, encode_rows, iter_table, read_jsonl_bytes, read_table, write_table
 from mlprod.train import train_from_data
 from mlprod.verify import _manifest
 
@@ -208,7 +201,7 @@ def test_tables_written_as_text_read_back_as_the_same_bits(xs: list[float], scra
         for c in chunks:
             same_floats(c["x"], df["x"].to_numpy()[c["id"].to_numpy()])
         with TableWriter(scratch / ("enc-" + name)) as w:  # as batch prediction's workers hand text over
-            w.write_encoded(encode_rows(df, table_format(path)[0], header=True), len(df))
+            w.write_encoded(encode_rows(df, table_format(path), header=True), len(df))
         assert (scratch / ("enc-" + name)).read_bytes() == path.read_bytes()
     same_floats(read_jsonl_bytes(encode_rows(df, "jsonl", header=False).encode(), "x.jsonl")["x"], xs)
 

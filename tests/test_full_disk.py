@@ -19,6 +19,7 @@ from bad_inputs import figures
 from typer.testing import CliRunner
 
 import mlprod.io
+import mlprod.tables
 from mlprod.cli import app
 from mlprod.data import write_iris
 from mlprod.errors import OutputError
@@ -99,7 +100,7 @@ def test_an_injected_enospc_is_one_output_error(tmp_path: Path, monkeypatch: pyt
     def refuse(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(mlprod.io.TableWriter, "write", refuse)
+    monkeypatch.setattr(mlprod.tables.TableWriter, "write", refuse)
     with pytest.raises(OutputError) as e:
         write_iris(out)
     assert str(out) in str(e.value) and "\n" not in str(e.value)

@@ -119,7 +119,7 @@ _CHILD_READ = textwrap.dedent(
     """
     import sys
     from mlprod.errors import MlprodError
-    from mlprod.io import iter_chunks, parse_chunk, read_table
+    from mlprod.tables import iter_chunks, parse_chunk, read_table
     try:
         if sys.argv[2] == "read_table":
             read_table(sys.argv[1])
@@ -152,7 +152,7 @@ def test_deep_nesting_is_refused_by_the_readers(tmp_path: Path, depth: int, colu
 
 
 def test_nesting_within_the_limit_still_reads(tmp_path: Path) -> None:
-    from mlprod.io import read_table
+    from mlprod.tables import read_table
 
     path = _deep_file(tmp_path, MAX_JSON_DEPTH - 1, "extra", False)  # the row's own object is one more level
     df = read_table(path)  # (3, n_columns + 1)
@@ -160,7 +160,7 @@ def test_nesting_within_the_limit_still_reads(tmp_path: Path) -> None:
 
 
 def test_brackets_inside_strings_are_no_nesting(tmp_path: Path) -> None:
-    from mlprod.io import read_table
+    from mlprod.tables import read_table
 
     path = tmp_path / "strings.jsonl"
     rows = [{"id": i, "text": "[" * 10_000 + '"{' * 500, "tags": ["a]", "[b"]} for i in range(3)]
@@ -267,7 +267,7 @@ _CHILD_PEAK = textwrap.dedent(
     """
     import resource, sys
     from mlprod.errors import MlprodError
-    from mlprod.io import read_table
+    from mlprod.tables import read_table
     try:
         read_table(sys.argv[1])
         print("read")

@@ -75,7 +75,7 @@ def _snapshot(d: Path) -> dict[str, bytes | None]:
 @pytest.fixture(scope="module")
 def forest() -> Iterator[Path]:
     "A folder with a small random forest trained on the churn fixture (models/forest), and its data."
-    from mlprod.io import read_table, write_table
+    from mlprod.tables import read_table, write_table
     from mlprod.train import train_from_path
 
     d = Path(tempfile.mkdtemp(prefix="mlprod-hostile-values-"))
@@ -153,8 +153,8 @@ def test_predict_command_beyond_float32(forest: Path, run_dir: Path, value: str,
 @figures.passed_only
 def test_predictor_beyond_float32(forest: Path, value: float) -> None:
     "Predictor.predict on a frame and predict_one on a record: a DataError naming the column and the row."
-    from mlprod.io import read_table
     from mlprod.predict import Predictor
+    from mlprod.tables import read_table
 
     p = Predictor.load(forest / "models" / "forest")
     df = read_table(forest / "data.csv").head(10)  # (10, 8)
@@ -213,8 +213,8 @@ def test_float64_models_take_large_values(forest: Path, tmp_path: Path) -> None:
 @figures.passed_only
 def test_missing_value_for_a_model_without_imputation(forest: Path, tmp_path: Path) -> None:
     "impute_numeric: none and a logistic regression, which cannot take NaN: a missing age is named, not a traceback."
-    from mlprod.io import read_table, write_table
     from mlprod.predict import Predictor, predict_from_path
+    from mlprod.tables import read_table, write_table
     from mlprod.train import train_from_path
 
     cfg = FOREST | {
@@ -253,7 +253,7 @@ def test_missing_value_for_a_model_without_imputation(forest: Path, tmp_path: Pa
 
 def _predictions(d: Path, value: str) -> tuple[Path, Path]:
     "predictions.csv (row 4, id c0003, has proba_1 = `value`) and truth.csv for the same ten ids."
-    from mlprod.io import read_table, write_table
+    from mlprod.tables import read_table, write_table
 
     src = Path(__file__).parent / "bad_inputs" / "rows" / "predictions_good.csv"
     preds = _with_value(src, d / "predictions.csv", value, row=4, column="proba_1")
@@ -363,8 +363,8 @@ TYPES = [
 def test_fetch_column_types(
     tmp_path: Path, expr: str, refused: tuple[str, ...], type_name: str, fmt: str
 ) -> None:
-    from mlprod.io import read_table
     from mlprod.query import fetch
+    from mlprod.tables import read_table
 
     sql = tmp_path / "q.sql"
     sql.write_text(f"SELECT i AS n, {expr} AS c FROM range(3) t(i)\n")
@@ -479,14 +479,14 @@ def test_disk_full_on_a_small_tmpfs(tmp_path: Path, small_disk: Path, command: s
 @figures.passed_only
 def test_disk_full_injected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
     "ENOSPC injected into the table writer (split: once the train part is written): one line, nothing left."
-    import mlprod.io
+    import mlprod.tables
 
     inp = _big_table(tmp_path / "big.csv", copies=2)
     d = tmp_path / "out"
     d.mkdir()
     _earlier_outputs(d)
     before = _snapshot(d)
-    real = mlprod.io.TableWriter.write
+    real = mlprod.tables.TableWriter.write
     calls = {"n": 0}
     fail_at = 2 if command == "split" else 1  # split: the test part, after the train part was written
 
@@ -496,7 +496,7 @@ def test_disk_full_injected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, com
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(self, *a, **k)
 
-    monkeypatch.setattr(mlprod.io.TableWriter, "write", full)
+    monkeypatch.setattr(mlprod.tables.TableWriter, "write", full)
     args = (_split_args if command == "split" else _fetch_args)(inp, d)
     r = _cli(*args)
     _one_line(r, "output error", str(d), os.strerror(errno.ENOSPC))

@@ -17,8 +17,8 @@ import pytest
 from mlprod.batch import run_dask
 from mlprod.errors import DataError
 from mlprod.evaluate import evaluate_from_path
-from mlprod.io import iter_table, read_table
 from mlprod.predict import Predictor, predict_from_path
+from mlprod.tables import iter_table, read_table
 from mlprod.train import train_from_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,7 +164,14 @@ def test_dask_engine_keeps_every_id(model: Path, tmp_path: Path, fmt: str) -> No
     frame.iloc[:7].to_csv(parts / "part-0.csv", index=False)
     frame.iloc[7:].to_csv(parts / "part-1.csv", index=False)
     out = run_dask(
-        model, parts, tmp_path / "pred", workers=1, processes=False, output_format=fmt, chunk_rows=2
+        model,
+        parts,
+        tmp_path / "pred",
+        workers=1,
+        processes=False,
+        output_format=fmt,
+        chunk_rows=2,
+        loader=Predictor.load,
     )
     got: list[str] = []
     for p in sorted(out.glob(f"*.{fmt}")):

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from mlprod.errors import DataError, MlprodError
-from mlprod.io import TableWriter, encode_rows, iter_table, read_table, sha256_file, write_json, write_table
+from mlprod.io import sha256_file, write_json
+from mlprod.tables import TableWriter, encode_rows, iter_table, read_table, write_table
 
 FORMATS = ["t.csv", "t.csv.gz", "t.jsonl", "t.json", "t.jsonl.gz", "t.parquet"]
 
@@ -286,7 +287,7 @@ def test_every_error_is_an_mlprod_error() -> None:
 @pytest.mark.parametrize("name", ["t.csv", "t.jsonl", "t.csv.gz"])
 def test_tapered_chunks_end_ever_smaller_and_hold_every_row(tmp_path: Path, name: str) -> None:
     "taper=True (the batch engine): a plain file's last two chunks' worth of rows in ever smaller chunks; gzip: as is."
-    from mlprod.io import iter_chunks, parse_chunk
+    from mlprod.tables import iter_chunks, parse_chunk
 
     df = pd.DataFrame({"id": range(1000), "x": [i / 7 for i in range(1000)]})  # (1000, 2)
     path = write_table(df, tmp_path / name)
@@ -308,7 +309,7 @@ def test_tapered_chunks_end_ever_smaller_and_hold_every_row(tmp_path: Path, name
 
 def test_json_lines_bytes_read_as_the_file_is(tmp_path: Path) -> None:
     "read_jsonl_bytes (a bundle's golden rows, from the bytes that were hashed) gives read_table's frame."
-    from mlprod.io import read_jsonl_bytes
+    from mlprod.tables import read_jsonl_bytes
 
     df = pd.DataFrame({"id": [1, 2, 3], "x": [0.5, None, 2.0], "c": ["a", None, "b"]})  # (3, 3)
     path = write_table(df, tmp_path / "g.jsonl")

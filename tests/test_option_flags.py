@@ -20,9 +20,9 @@ from mlprod.bundle import Bundle, load_bundle, save_bundle
 from mlprod.cli import OPTION_FLAGS, _error_line
 from mlprod.errors import BundleError, IntegrityError, UntrustedTypeError, VersionSkewError
 from mlprod.features import build_pipeline
-from mlprod.io import read_table
 from mlprod.layout import MANIFEST
 from mlprod.schema import capture_schema, validate
+from mlprod.tables import read_table
 from mlprod.verify import _manifest
 
 BUNDLE_MODULES = ("layout", "verify", "serialise", "registry", "bundle")

@@ -16,11 +16,11 @@ from mlprod.bundle import load_bundle
 from mlprod.data import split_file
 from mlprod.errors import MlprodError
 from mlprod.evaluate import evaluate_from_path
-from mlprod.io import read_table
 from mlprod.predict import predict_from_path
 from mlprod.query import fetch
 from mlprod.registry import read_aliases
 from mlprod.report import evaluate_report
+from mlprod.tables import read_table
 from mlprod.train import train_from_path
 
 from conftest import CHURN_CONFIG as CONFIG

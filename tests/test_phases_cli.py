@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mlprod.bundle import save_bundle
 from mlprod.cli import app
-from mlprod.io import read_table, write_table
+from mlprod.tables import read_table, write_table
 from mlprod.train import train_from_data
 
 CHURN = {

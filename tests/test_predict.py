@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from mlprod.bundle import save_bundle
 from mlprod.cli import app
 from mlprod.errors import BundleError, DataError, SchemaError
-from mlprod.io import read_table, write_table
 from mlprod.predict import Predictor, predict_from_path
+from mlprod.tables import read_table, write_table
 from mlprod.train import train_from_data
 
 CHURN = {

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mlprod.errors import MlprodError, SchemaError
-from mlprod.io import iter_table, read_table
 from mlprod.schema import Schema, capture_schema, validate
+from mlprod.tables import iter_table, read_table
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BOUNDED = settings(

@@ -12,9 +12,10 @@ import pytest
 
 from mlprod.errors import DataError, QueryError
 from mlprod.evaluate import evaluate_from_data
-from mlprod.io import read_table, sha256_file, write_table
+from mlprod.io import sha256_file
 from mlprod.lineage import read_lineage
 from mlprod.query import evaluate_sql, fetch
+from mlprod.tables import read_table, write_table
 
 
 @pytest.fixture

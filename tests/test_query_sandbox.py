@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from mlprod.errors import ConfigError, MlprodError, QueryError
-from mlprod.io import read_table, sha256_file
+from mlprod.io import sha256_file
 from mlprod.query import evaluate_sql, fetch
+from mlprod.tables import read_table
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -267,7 +268,7 @@ def test_output_check_comes_before_the_query_runs(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("ext", ["csv", "csv.gz", "jsonl", "parquet"])
 def test_every_table_format_reads_in_the_sandbox(tmp_path: Path, fixtures: Path, ext: str) -> None:
-    from mlprod.io import write_table
+    from mlprod.tables import write_table
 
     src = read_table(fixtures / "binary.csv")
     table = write_table(src, tmp_path / f"customers.{ext}")
@@ -323,7 +324,7 @@ def test_sql_evaluation_runs_in_the_sandbox(
     "evaluate_sql reads the predictions and truth it is given (a symlink too) under the same locked connection."
     import pandas as pd
 
-    from mlprod.io import write_table
+    from mlprod.tables import write_table
 
     truth = read_table(fixtures / "regression.csv")
     preds = write_table(

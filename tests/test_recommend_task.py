@@ -20,10 +20,10 @@ from mlprod.bundle import load_bundle
 from mlprod.cli import app
 from mlprod.errors import BundleError, ConfigError, DataError, IntegrityError, SchemaError
 from mlprod.evaluate import evaluate_from_data, evaluate_from_path, recommend_options
-from mlprod.io import read_table, write_table
 from mlprod.predict import Predictor, predict_from_path
 from mlprod.recsys import split_interactions
 from mlprod.registry import resolve_version
+from mlprod.tables import read_table, write_table
 from mlprod.train import load_config, train_from_data, train_from_path
 
 from conftest import FIXTURES, ROOT

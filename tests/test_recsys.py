@@ -53,7 +53,7 @@ def planted(
 
 @pytest.fixture(scope="module")
 def fixture_df() -> pd.DataFrame:
-    from mlprod.io import read_table
+    from mlprod.tables import read_table
 
     return read_table(Path(__file__).parent / "fixtures" / "interactions.csv")  # (360, 5)
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from mlprod.cli import app
 from mlprod.data import iris_frame, split_file, split_frame
 from mlprod.errors import ConfigError, DataError, SchemaError
-from mlprod.io import read_table, write_table
+from mlprod.tables import read_table, write_table
 
 
 def test_split_is_sklearns_train_test_split(fixtures: Path) -> None:

@@ -18,8 +18,9 @@ from mlprod.cli import app
 from mlprod.data import split_positions
 from mlprod.errors import ConfigError, DataError, SchemaError
 from mlprod.evaluate import evaluate_from_data
-from mlprod.io import read_table, sha256_file
+from mlprod.io import sha256_file
 from mlprod.schema import validate
+from mlprod.tables import read_table
 from mlprod.train import load_config, parse_config, train_candidates, train_from_data, train_from_path
 
 BASE: dict[str, Any] = {
@@ -319,7 +320,7 @@ def test_training_files_are_recorded_relative(
 def test_bad_training_data_names_the_file_and_saves_nothing(
     tmp_path: Path, binary: pd.DataFrame, change: Any, error: type, fragment: str
 ) -> None:
-    from mlprod.io import write_table
+    from mlprod.tables import write_table
 
     data = write_table(change(binary), tmp_path / "train.csv")
     cfg = _write(tmp_path / "churn.yaml", BASE | {"numeric": ["age"]})  # age: numbers, even if text appears

@@ -20,11 +20,11 @@ from sklearn.tree import DecisionTreeClassifier
 from mlprod.bundle import Bundle, load_bundle, save_bundle
 from mlprod.errors import BundleError, IntegrityError
 from mlprod.features import build_pipeline
-from mlprod.io import read_table
 from mlprod.layout import MANIFEST
 from mlprod.predict import Predictor
 from mlprod.registry import list_versions, promote
 from mlprod.schema import capture_schema, validate
+from mlprod.tables import read_table
 from mlprod.verify import _manifest
 
 TRUSTED = ["numpy.dtype", "sklearn.tree._tree.Tree"]

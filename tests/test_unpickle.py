@@ -24,9 +24,9 @@ from sklearn.linear_model import LogisticRegression
 
 from mlprod.bundle import Bundle, load_bundle, save_bundle
 from mlprod.features import build_pipeline
-from mlprod.io import read_table
 from mlprod.schema import capture_schema, validate
 from mlprod.serialise import _load_model, _NotPlainJoblib, _unpickle_joblib
+from mlprod.tables import read_table
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
