@@ -5,7 +5,6 @@
 # %% ../nbs/14_batch.ipynb #e89ca47c
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -363,13 +362,12 @@ def run_dask(
     loader: Callable[..., Any],  # loads and verifies the model in each worker: mlprod.predict.Predictor.load
 ) -> Path:
     "Predict every file of `inputs` on a Dask cluster, one partition per file, into the folder `out_dir`."
-    import shutil
     import sys
 
     import dask
     from distributed import Client, LocalCluster
 
-    from mlprod.io import temp_sibling
+    from mlprod.commit import AtomicFolder
     from mlprod.registry import resolve_version
 
     files = input_files(inputs)
@@ -385,7 +383,7 @@ def run_dask(
     from mlprod.runtime import resume_gc
 
     resume_gc()  # the CLI's start-up is over (see mlprod.runtime.pause_gc): frozen before the workers fork
-    cluster, tmp = None, temp_sibling(out_dir)
+    cluster, folder = None, None
     try:
         if scheduler is None:
             # Forked workers start in a blink with everything imported and the model loaded; spawned ones
@@ -409,7 +407,8 @@ def run_dask(
                     processes=processes,
                     dashboard_address=None,
                 )
-        tmp.mkdir()
+        folder = AtomicFolder(out_dir)  # mlprod.commit: a hidden folder beside out_dir, swept of dead runs'
+        tmp = folder.tmp
         targets = [str(tmp / f"part-{i:05d}{written.suffixes[0]}") for i in range(len(files))]
         with Client(scheduler or cluster) as client:
             tasks = client.map(
@@ -427,11 +426,10 @@ def run_dask(
                 pure=False,
             )
             client.gather(tasks)  # the first failure is raised here, with its file and row
-        if out_dir.exists():
-            shutil.rmtree(out_dir)  # replaced only now that the new partitions are complete
-        os.replace(tmp, out_dir)
+        folder.commit()  # in one step, only now that the new partitions are complete; the old folder goes after
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if folder is not None:
+            folder.discard()
         if cluster is not None:
             cluster.close()
         _WORKER_PREDICTORS.pop(key, None)  # this process keeps no model once the job is done

@@ -120,7 +120,8 @@ def save_bundle(
 
     import yaml
 
-    from mlprod.io import write_json, write_text
+    from mlprod.commit import write_text
+    from mlprod.io import write_json
     from mlprod.tables import write_table
 
     if model_format not in MODEL_FILES:

@@ -262,9 +262,9 @@ def split_file(
     "Split the table at `input_file` into `train_out` and `test_out` (formats by extension)."
     from contextlib import ExitStack
 
+    from mlprod.commit import check_paths
     from mlprod.errors import DataError
     from mlprod.formats import table_format
-    from mlprod.io import check_paths
     from mlprod.lineage import commit_with_lineage, staged_output
     from mlprod.tables import read_table
 

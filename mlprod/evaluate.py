@@ -466,7 +466,8 @@ def evaluate_from_path(
     k_values: Sequence[int] | None = None,  # recommend: default the model config's, else 5 and 10
 ) -> dict[str, Any]:
     "Evaluate `predictions_file` against `truth_file`; write the metrics (and the inputs read) to `output_file`."
-    from mlprod.io import check_paths, write_json
+    from mlprod.commit import check_paths
+    from mlprod.io import write_json
     from mlprod.tables import read_table
 
     predictions_file, truth_file, output_file = Path(predictions_file), Path(truth_file), Path(output_file)

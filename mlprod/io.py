@@ -5,73 +5,25 @@
 # %% ../nbs/01_io.ipynb #a851a8dc
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import math
 import os
-import secrets
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .commit import _path_error, check_paths, write_text
 from .errors import DataError, MlprodError
 
 # %% auto #0
-__all__ = ['NAME_MAX', 'MAX_PATH_BYTES', 'MAX_LINE_BYTES', 'MAX_JSON_DEPTH', 'MAX_YAML_DEPTH', 'MAX_YAML_NODES', 'check_paths',
-           'check_yaml', 'temp_stem', 'temp_sibling', 'AtomicFile', 'atomic_path', 'write_text', 'write_json',
-           'sha256_file']
+__all__ = ['MAX_LINE_BYTES', 'MAX_JSON_DEPTH', 'MAX_YAML_DEPTH', 'MAX_YAML_NODES', 'check_yaml', 'write_json', 'sha256_file']
 
 # %% ../nbs/01_io.ipynb #e40c81f8
-NAME_MAX = 255  # bytes in one name of a path (Linux, macOS)
-MAX_PATH_BYTES = 3584  # bytes in a whole path (absolute): PATH_MAX (4096) less room for a hidden temporary
 MAX_LINE_BYTES = (
     64 << 20
 )  # bytes in one line of CSV (a row, with its quoted line breaks) or JSON Lines: 64 MiB
 MAX_JSON_DEPTH = 100  # arrays and objects nested in one JSON line, the row's own object included
-
-
-def _too_long(path: Path) -> DataError | None:
-    "A name of `path` over NAME_MAX bytes, or the whole path (absolute) over MAX_PATH_BYTES, as a DataError."
-    name = next((p for p in path.parts if len(os.fsencode(p)) > NAME_MAX), None)
-    if name is not None:
-        n = len(os.fsencode(name))
-        return DataError(
-            f"a name of {n} bytes is too long", path=path, expected=f"names of at most {NAME_MAX} bytes"
-        )
-    n = len(os.fsencode(os.path.abspath(path)))
-    if n > MAX_PATH_BYTES:
-        return DataError(
-            f"path of {n} bytes is too long", path=path, expected=f"at most {MAX_PATH_BYTES} bytes"
-        )
-    return None
-
-
-def _path_error(path: Path, e: OSError) -> DataError | None:
-    "An OSError about the path itself as a DataError: a loop of symbolic links, a name or path too long; else None."
-    if e.errno == errno.ELOOP:
-        return DataError(
-            "a loop of symbolic links", path=path, expected="a link that ends at a file or folder"
-        )
-    if e.errno == errno.ENAMETOOLONG:
-        return _too_long(path) or DataError("the path is too long", path=path, expected="a shorter path")
-    return None
-
-
-def check_paths(*paths: str | Path) -> None:
-    "Refuse a path no file can have, before anything is read or written: a name or a path too long, a loop of symbolic links."
-    for p in paths:
-        path = Path(p)
-        error = _too_long(path)
-        if error is None:
-            try:
-                os.stat(path)
-            except OSError as e:  # a path that does not exist (yet) is no error here
-                error = _path_error(path, e)
-        if error is not None:
-            raise error
 
 
 _KINDS = {
@@ -149,88 +101,6 @@ def check_yaml(text: str, path: str | Path, error: type[MlprodError] = DataError
         return  # not YAML at all: the loader that follows says where, as it always has
 
 # %% ../nbs/01_io.ipynb #33e95352
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _prepare_parent(path: Path) -> None:
-    parent = path.parent
-    if parent.exists() and not parent.is_dir():
-        raise DataError("output folder is a file", path=parent, expected="a folder")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"cannot create the output folder ({e.strerror})", path=parent) from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise DataError("output folder is not writable", path=parent)
-
-
-def temp_stem(name: str) -> str:
-    "What stands for `name` in its temporaries' hidden names `.STEM.PID-XXXX.tmp`: `name`, or its start and a hash when the whole would pass NAME_MAX."
-    room = NAME_MAX - len(".") - len(".4194304-0123abcd.tmp")  # a PID has at most 7 digits (pid_max 2**22)
-    raw = os.fsencode(name)
-    if len(raw) <= room:
-        return name
-    head = raw[: room - 13].decode("utf-8", errors="ignore")  # whole characters only
-    return f"{head}~{hashlib.sha256(raw).hexdigest()[:12]}"
-
-
-def temp_sibling(path: str | Path) -> Path:
-    "A fresh hidden name beside `path`, for writing before an atomic rename: `.NAME.PID-XXXX.tmp` (NAME: `temp_stem`)."
-    path = Path(path)
-    return path.with_name(f".{temp_stem(path.name)}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-
-
-class AtomicFile:
-    "A temporary sibling of `path`: write `tmp`, then `commit()` renames it over `path`, or `discard()`."
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        check_paths(self.path)  # a name or path too long, a loop of symbolic links: one line, nothing written
-        if self.path.is_dir():
-            raise DataError("output is a folder", path=self.path, expected="a file path")
-        _prepare_parent(self.path)
-        self.tmp = temp_sibling(self.path)
-
-    def commit(self) -> Path:
-        if self.tmp.exists():
-            with open(self.tmp, "rb+") as f:
-                os.fsync(f.fileno())
-        os.replace(self.tmp, self.path)
-        _fsync_dir(self.path.parent)
-        return self.path
-
-    def discard(self) -> None:
-        self.tmp.unlink(missing_ok=True)
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    "Yield a temporary path beside `path`; on success rename it over `path`, on error remove it."
-    af = AtomicFile(path)
-    try:
-        yield af.tmp
-        af.commit()
-    finally:
-        af.discard()
-
-
-def write_text(path: str | Path, text: str) -> Path:
-    "Write `text` (UTF-8) to `path` atomically."
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
-
-
 def _non_finite(obj: Any, where: str = "") -> tuple[str, float] | None:
     "The first NaN or infinity in `obj` (dicts, lists, numbers) and where it is, e.g. ('run.scores[1]', inf)."
     if isinstance(obj, float):

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError, LineageError, output_error
+from .commit import NAME_MAX, put_in_place, staging, sweep
+from .errors import DataError, LineageError
 from .io import sha256_file, write_json
 
 SUFFIX = ".lineage.json"
@@ -22,8 +23,8 @@ SOURCES = ("sql", "config", "table", "database")  # roles whose files start a ch
 
 # %% auto #0
 __all__ = ['SUFFIX', 'SOURCES', 'lineage_file', 'repo_root', 'git_state', 'relative_to', 'file_ref', 'write_lineage',
-           'read_lineage', 'folder_lock', 'commit_with_lineage', 'staged_output', 'owner_alive', 'sweep_temporaries',
-           'chain', 'Link', 'trace', 'render', 'chain_summary']
+           'read_lineage', 'commit_with_lineage', 'staged_output', 'sweep_temporaries', 'chain', 'Link', 'trace',
+           'render', 'chain_summary']
 
 # %% ../nbs/06_lineage.ipynb #a0829210
 def lineage_file(path: str | Path) -> Path:
@@ -187,33 +188,13 @@ def read_lineage(path: str | Path) -> dict[str, Any] | None:
     return _check_record(record, lf)
 
 # %% ../nbs/06_lineage.ipynb #40c2a5c7
-@contextmanager
-def folder_lock(folder: str | Path) -> Iterator[int]:
-    "An exclusive lock on `folder` between the processes of this machine (`flock` on the folder); yields its descriptor."
-    import fcntl
-
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield fd
-    finally:
-        os.close(fd)  # closing it lets the lock go
-
-
 def commit_with_lineage(staged: str | Path, output: str | Path) -> Path:
     "Rename `staged` and the record beside it to `output` and its record, together, under a lock on the output's folder."
     staged, output = Path(staged), Path(output)
     record = lineage_file(staged)
-    with folder_lock(output.parent) as fd:
-        os.replace(staged, output)
-        if record.exists():
-            os.replace(record, lineage_file(output))
-        else:  # no record: none of an earlier run may stay beside this output
-            lineage_file(output).unlink(missing_ok=True)
-        try:
-            os.fsync(fd)  # the renames reach the disk
-        except OSError:
-            pass
+    put_in_place(  # no record: none of an earlier run may stay beside this output
+        [(staged, output), (record if record.exists() else None, lineage_file(output))]
+    )
     return output
 
 
@@ -224,9 +205,6 @@ def staged_output(output: str | Path) -> Iterator[Path]:
     `output` are swept first; the hidden folder is removed at the end, committed or not. A write the machine
     refuses on the way (a full disk, a file size limit: `errors.WRITE_FAILURES`) is an `OutputError` naming
     `output`, raised after the hidden folder is gone: whatever wrote there, nothing of this run is left."""
-    import shutil
-
-    from mlprod.io import NAME_MAX, AtomicFile
     from mlprod.layout import refuse_inside_model
 
     output = Path(output)
@@ -238,84 +216,14 @@ def staged_output(output: str | Path) -> Iterator[Path]:
             path=output,
             expected=f"a name of at most {NAME_MAX - len(SUFFIX)} bytes",
         )
-    stage = AtomicFile(
-        output
-    ).tmp  # refuses a folder; creates the output's folder (or says why not); a fresh name
-    sweep_temporaries(output)
-    stage.mkdir()
-    try:
+    with staging(output, [record]) as stage:  # mlprod.commit: swept, fresh, removed at the end
         yield stage / output.name
-    except OSError as e:
-        shutil.rmtree(stage, ignore_errors=True)
-        refused = output_error(e, output)
-        if refused is None:
-            raise
-        raise refused from None
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-
-
-def _started_at(pid: int) -> float | None:
-    "When process `pid` started (seconds since the epoch, to about a second), where /proc tells; else None."
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-        ticks = int(stat.rpartition(")")[2].split()[19])  # field 22, starttime: clock ticks after boot
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-
-
-def owner_alive(pid: int, path: str | Path) -> bool:
-    """Whether the process `pid`, which named the temporary `path` after itself, still runs. PIDs are reused (this
-    machine may count only to 32768): a process that started after `path` last changed is not its owner."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        pass
-    started = _started_at(pid)
-    if started is None:
-        return True  # cannot tell: leave it
-    try:
-        changed = Path(path).lstat().st_ctime
-    except OSError:
-        return False  # gone already
-    return started <= changed + 1.0  # a start time is known to within a second (boot time in whole seconds)
 
 
 def sweep_temporaries(output: str | Path) -> list[Path]:
     "Remove the hidden temporaries of `output` and of its record (`.NAME.PID-XXXX.tmp`) whose process is gone; returns them."
-    import shutil
-
     output = Path(output)
-    from mlprod.io import temp_stem
-
-    names = "|".join(re.escape(temp_stem(n)) for n in (output.name, lineage_file(output).name))
-    pattern = re.compile(rf"^\.(?:{names})\.(\d+)-[0-9a-f]+\.tmp$")
-    try:
-        entries = list(output.parent.iterdir())
-    except OSError:  # no folder yet, or not ours to list: nothing to sweep
-        return []
-    removed = []
-    for p in entries:
-        m = pattern.match(p.name)
-        if not m or int(m.group(1)) == os.getpid() or owner_alive(int(m.group(1)), p):
-            continue
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            try:
-                p.unlink()
-            except OSError:
-                continue
-        removed.append(p)
-    return removed
+    return sweep(output.parent, [output.name, lineage_file(output).name])
 
 # %% ../nbs/06_lineage.ipynb #6f48e91b
 _INDENT_MAX = 4 * 32  # `render` indents a link 4 spaces more than the one that read it, at most 32 times

@@ -311,8 +311,8 @@ def predict_from_path(
     "Predict every row of `input_file` with the model at `model_dir`; write them to `output_file`, atomically."
 
     from mlprod.batch import run_local
+    from mlprod.commit import check_paths
     from mlprod.formats import table_format
-    from mlprod.io import check_paths
     from mlprod.lineage import commit_with_lineage, staged_output, write_lineage
     from mlprod.tables import check_table
 

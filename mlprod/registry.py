@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .commit import owner_alive
 from .errors import BundleError, IntegrityError
 from .layout import ALIASES, MANIFEST, MODEL_FILES, _plain_name, read_bundle_file
-from .lineage import owner_alive
 from .verify import _verify, verify_files
 
 # %% auto #0

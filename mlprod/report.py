@@ -1401,7 +1401,7 @@ def _check_out_dir(
     inputs: Sequence[str | Path] = (),  # the run's input files and folders: none may lie inside `out_dir`
 ) -> Path:
     "Refuse an output folder the report cannot replace, before anything runs or is written; its real path."
-    from mlprod.io import check_paths
+    from mlprod.commit import check_paths
 
     check_paths(out_dir)  # a loop of links, a name too long: one line
     if out_dir.exists() and not out_dir.is_dir():
@@ -1468,63 +1468,6 @@ def _prepare_out_dir(out_dir: Path, inputs: Sequence[str | Path] = ()) -> Path:
     return real
 
 
-def _staging_name(like: str = "") -> str:
-    """A hidden folder name for one run, `.tmp-PID-XXXX`, as long as `like` (22 characters at least): so a path
-    the kernel prints with it, once rewritten, keeps its width, and every run's report has the same bytes."""
-    import secrets
-
-    head = f".tmp-{os.getpid()}-"
-    width = max(len(like), 22) - len(head)
-    return head + secrets.token_hex(width // 2 + 1)[:width]
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    "Swap two folders in one step (Linux `renameat2`, `RENAME_EXCHANGE`); False where that cannot be done."
-    import ctypes
-    import errno
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):  # a C library without it
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    at_cwd, exchange = -100, 2
-    if renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOENT):
-        return False  # a file system without it, or `b` is gone: rename instead
-    raise OSError(err, os.strerror(err), str(b))
-
-
-def _swap_in(stage: Path, final: Path) -> None:
-    "Put the folder `stage` at `final` in one step; the folder that was there is deleted after."
-    import errno
-    import shutil
-
-    old: list[Path] = []
-    for _ in range(5):  # another run may put a folder there between the test and the rename
-        if final.is_dir():
-            if _exchange(stage, final):
-                old.append(stage)
-                break
-            away = final.with_name(_staging_name(final.name))
-            os.rename(final, away)
-            old.append(away)
-        try:
-            os.rename(stage, final)
-            break
-        except OSError as e:
-            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise
-    else:
-        raise ReportError("another run keeps replacing the output folder", path=_shown(final))
-    for p in old:
-        shutil.rmtree(p, ignore_errors=True)
-
-
 def _remove_metrics(out_dir: Path) -> None:
     from mlprod.lineage import lineage_file
 
@@ -1558,27 +1501,29 @@ def run_notebook(
     progress: bool | None = None,  # a progress bar on stderr; default: when stderr is a terminal
 ) -> Path:
     "Run `notebook` with `params` into `out_dir`, replaced whole: report.ipynb, report.html (and the notebook writes metrics.json)."
-    import shutil
     import tempfile
 
     import nbformat
 
-    from mlprod.io import sha256_file, write_text
+    from mlprod.commit import AtomicFolder, run_name, write_text
+    from mlprod.errors import OutputError
+    from mlprod.io import sha256_file
     from mlprod.lineage import write_lineage
-    from mlprod.registry import sweep_stale_temporaries
 
     notebook, out_dir = Path(notebook), Path(out_dir)
     check_parameters(notebook, params)
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1):
         raise ReportError(f"timeout {timeout!r} is out of range", expected="a whole number of seconds >= 1")
     final = _prepare_out_dir(out_dir, [i["path"] for i in inputs if "path" in i])
-    sweep_stale_temporaries(final.parent)  # runs killed earlier: their hidden folders, once they are gone
     kind = kind or notebook.stem
     if progress is None:
         progress = sys.stderr.isatty()
-    stage = final.parent / _staging_name(final.name)
+    folder = None
     try:
-        stage.mkdir()
+        # A hidden folder beside the report's (mlprod.commit; runs killed earlier: their folders are swept), named
+        # `.tmp-PID-XXXX` as long as the report folder's name, so a path printed with it keeps its width.
+        folder = AtomicFolder(final, tmp_name=run_name(final.name))
+        stage = folder.tmp
         write_text(
             stage / REPORT_MARKER, _MARKER_TEXT
         )  # this folder is a report: the next run may replace it
@@ -1602,13 +1547,16 @@ def run_notebook(
         elif (stage / "metrics.json").exists():
             write_lineage(stage / "metrics.json", "report", **lineage)
         try:
-            _swap_in(stage, final)
+            folder.commit()  # in one step; the folder that was there is deleted after
+        except OutputError:
+            raise ReportError("another run keeps replacing the output folder", path=_shown(final)) from None
         except OSError as e:
             raise ReportError(
                 f"cannot put the report in place ({e.strerror})", path=_shown(out_dir)
             ) from None
     except BaseException as e:
-        shutil.rmtree(stage, ignore_errors=True)
+        if folder is not None:
+            folder.discard()
         if isinstance(e, OSError):  # a full disk (ENOSPC), a file size limit (EFBIG): here, or in the scratch
             raise ReportError(
                 f"cannot write the report ({e.strerror or e}); the earlier report, if any, is unchanged",

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .chunks import RawChunk
+from .commit import AtomicFile
 from .errors import DataError
 from .formats import CHUNK_ROWS, TableFormat, format_named, table_format
-from .io import AtomicFile
 from .jsonlines import parse_jsonl
 
 if TYPE_CHECKING:

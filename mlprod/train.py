@@ -1075,8 +1075,8 @@ def _relative(path: str | Path) -> str:
 
 def _check_model_root(out_dir: Path) -> None:
     "Fail now if versions cannot be written into `out_dir` (a file, or a folder this user cannot write)."
+    from mlprod.commit import check_paths
     from mlprod.errors import BundleError
-    from mlprod.io import check_paths
     from mlprod.layout import MANIFEST, refuse_inside_model
 
     check_paths(out_dir)  # a loop of links, a name too long: one line

@@ -304,6 +304,7 @@ def test_enospc_at_any_write_ends_with_one_line(
     "ENOSPC injected at a chunk's write, at the output's commit or at its lineage record: one line, exit 2."
     from typer.testing import CliRunner
 
+    import mlprod.commit
     import mlprod.io
     import mlprod.lineage
     import mlprod.tables
@@ -323,7 +324,7 @@ def test_enospc_at_any_write_ends_with_one_line(
 
         monkeypatch.setattr(mlprod.tables.TableWriter, "write_encoded", write_encoded)
     elif where == "commit":  # the fsync before the rename
-        monkeypatch.setattr(mlprod.io.AtomicFile, "commit", _enospc)
+        monkeypatch.setattr(mlprod.commit.AtomicFile, "commit", _enospc)
     else:
         monkeypatch.setattr(mlprod.lineage, "write_lineage", _enospc)
     start = time.monotonic()

@@ -1,7 +1,8 @@
 """A write the machine refuses (a full disk, a file size limit) while a command commits a table or metrics:
 one `output error` line naming the output, exit 2, no hidden temporary left, an earlier output byte-identical.
 
-The guard is one place, `mlprod.lineage.staged_output` (every table and metrics output is written through it);
+The guard is one place, `mlprod.lineage.staged_output` (every table and metrics output is written through it;
+it stages with `mlprod.commit.staging`);
 these tests drive it with a real full file system (a tmpfs, where this machine lets root mount one) and with an
 ENOSPC injected into the writer in-process."""
 

@@ -25,6 +25,7 @@ import yaml
 from bad_inputs import figures
 from typer.testing import CliRunner
 
+import mlprod.commit
 import mlprod.io
 from mlprod.bundle import load_bundle, save_bundle
 from mlprod.cli import app
@@ -486,14 +487,14 @@ def test_report_meeting_enospc_fails_in_one_line(workspace: Path, monkeypatch: p
     monkeypatch.chdir(workspace)
     _old_report(workspace)
     before = _state(workspace / "reports")
-    real = mlprod.io.write_text
+    real = mlprod.commit.write_text  # the report writes its files through mlprod.commit
 
     def write_text(path: str | Path, text: str) -> Path:
         if Path(path).name == "report.html":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real(path, text)
 
-    monkeypatch.setattr(mlprod.io, "write_text", write_text)
+    monkeypatch.setattr(mlprod.commit, "write_text", write_text)
     err = _one_line(_cli(*REPORT), "report error")
     assert os.strerror(errno.ENOSPC) in err and "reports/churn" in err, err
     assert _state(workspace / "reports") == before

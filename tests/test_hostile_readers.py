@@ -22,7 +22,8 @@ import pytest
 import yaml
 from bad_inputs import figures
 
-from mlprod.io import MAX_JSON_DEPTH, MAX_LINE_BYTES, temp_sibling
+from mlprod.commit import temp_sibling
+from mlprod.io import MAX_JSON_DEPTH, MAX_LINE_BYTES
 from mlprod.lineage import sweep_temporaries
 
 from conftest import CHURN_CONFIG, FIXTURES, run_cli

@@ -158,7 +158,7 @@ def test_a_reused_pid_does_not_keep_a_dead_runs_temporary(tmp_path: Path) -> Non
     import sys
     import time
 
-    from mlprod.lineage import owner_alive
+    from mlprod.commit import owner_alive
 
     before = tmp_path / ".p.csv.made-before.tmp"
     before.write_text("")
