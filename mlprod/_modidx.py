@@ -607,6 +607,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'mlprod.tasks.Task.stratify': ('tasks.html#task.stratify', 'mlprod/tasks.py'),
                               'mlprod.tasks.find_task': ('tasks.html#find_task', 'mlprod/tasks.py'),
                               'mlprod.tasks.higher_is_better': ('tasks.html#higher_is_better', 'mlprod/tasks.py'),
+                              'mlprod.tasks.keys_elsewhere': ('tasks.html#keys_elsewhere', 'mlprod/tasks.py'),
                               'mlprod.tasks.metric_names': ('tasks.html#metric_names', 'mlprod/tasks.py'),
                               'mlprod.tasks.register': ('tasks.html#register', 'mlprod/tasks.py'),
                               'mlprod.tasks.task_for': ('tasks.html#task_for', 'mlprod/tasks.py'),

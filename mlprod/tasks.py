@@ -12,9 +12,9 @@ from .errors import ConfigError, MlprodError
 
 # %% auto #0
 __all__ = ['CLASSIFICATION_METRICS', 'REGRESSION_METRICS', 'RANKING_METRICS', 'RANKING_FAMILY', 'DEFAULT_K_VALUES',
-           'LOWER_IS_BETTER', 'PROBA_PREFIX', 'TABLE_KEYS', 'RECOMMEND_KEYS', 'TASKS', 'higher_is_better', 'Task',
-           'Classification', 'Regression', 'Recommendation', 'register', 'unregister', 'task_names', 'find_task',
-           'task_for', 'metric_names']
+           'LOWER_IS_BETTER', 'PROBA_PREFIX', 'TABLE_KEYS', 'RECOMMEND_KEYS', 'INTERACTION_PARAMS', 'TASKS',
+           'higher_is_better', 'Task', 'Classification', 'Regression', 'Recommendation', 'register', 'unregister',
+           'task_names', 'find_task', 'task_for', 'keys_elsewhere', 'metric_names']
 
 # %% ../nbs/09_tasks.ipynb #3650d9c4
 CLASSIFICATION_METRICS = (
@@ -34,6 +34,7 @@ LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape"})
 PROBA_PREFIX = "proba_"
 TABLE_KEYS = ("target", "id_col", "features", "categorical", "numeric", "preprocessing")  # not for recommend
 RECOMMEND_KEYS = ("user_col", "item_col", "weight_col", "timestamp_col", "evaluate")  # recommend only
+INTERACTION_PARAMS = ("user_col", "item_col", "weight_col")  # config columns given to the recommender
 
 
 def higher_is_better(metric: str) -> bool:
@@ -91,8 +92,8 @@ class Task:
         "What to give instead of `key`, a key of another task, in this task's config."
         return None
 
-    def baselines(self, columns: Mapping[str, Any], k: int) -> dict[str, Any]:
-        "Unfitted models fitted and scored beside the candidates, by name (e.g. the popularity baseline)."
+    def baselines(self, config: Any) -> dict[str, Any]:
+        "Unfitted models of a parsed `config` (mlprod.train.TrainConfig), fitted and scored beside its candidates."
         return {}
 
     def __repr__(self) -> str:
@@ -146,10 +147,12 @@ class Recommendation(Task):
     def key_hint(self, key: str) -> str | None:
         return "user_col and item_col" if key in ("target", "id_col") else f"no {key}"
 
-    def baselines(self, columns: Mapping[str, Any], k: int) -> dict[str, Any]:
+    def baselines(self, config: Any) -> dict[str, Any]:
+        "The popularity baseline: the most popular items the user has not seen."
         from mlprod.recsys import PopularityRecommender
 
-        return {"popularity": PopularityRecommender(**columns, k=k)}
+        columns = {c: getattr(config, c) for c in INTERACTION_PARAMS}
+        return {"popularity": PopularityRecommender(**columns, k=max(config.k_values))}
 
 # %% ../nbs/09_tasks.ipynb #8099825a
 _REGISTRY: dict[str, Task] = {}
@@ -189,6 +192,16 @@ def task_for(name: Any, kind: type[MlprodError] = ConfigError, **where: Any) -> 
     if task is None:
         raise kind(f"unknown task {name!r}", expected=" or ".join(task_names()), **where)
     return task
+
+
+def keys_elsewhere(task: Task) -> list[tuple[str, list[str]]]:
+    "The config keys of other tasks that `task` does not take, each with the names of the tasks that do."
+    out: dict[str, list[str]] = {}
+    for other in _REGISTRY.values():
+        for key in other.own_keys:
+            if key not in task.own_keys:
+                out.setdefault(key, []).append(other.name)
+    return list(out.items())
 
 
 def metric_names(task: str, k_values: Sequence[int] | None = None) -> tuple[str, ...]:

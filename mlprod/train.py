@@ -20,13 +20,27 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['TRAIN_TASKS', 'TOP_KEYS', 'TABLE_KEYS', 'RECOMMEND_KEYS', 'INTERACTION_PARAMS', 'DEFAULT_HOLDOUT',
-           'PREPROCESSING_CHOICES', 'DEFAULT_SELECT_BY', 'DEFAULT_TEST_SIZE', 'GOLDEN_ROWS', 'Candidate', 'TrainConfig',
-           'parse_config', 'load_config', 'TrainResult', 'Prepared', 'train_candidates', 'train_from_data',
-           'train_versions', 'train_from_path']
+__all__ = ['TRAIN_TASKS', 'TOP_KEYS', 'DEFAULT_HOLDOUT', 'PREPROCESSING_CHOICES', 'DEFAULT_TEST_SIZE', 'GOLDEN_ROWS', 'Candidate',
+           'TrainConfig', 'parse_config', 'load_config', 'TrainResult', 'Prepared', 'train_candidates',
+           'train_from_data', 'train_versions', 'train_from_path']
 
 # %% ../nbs/10_train.ipynb #af1323d4
-TRAIN_TASKS = ("classification", "regression", "recommend")
+# What differs between tasks, their own config keys among it, belongs to the tasks (mlprod.tasks).
+from mlprod.tasks import (  # noqa: F401  (the task keys, for train's users)
+    DEFAULT_K_VALUES,
+    INTERACTION_PARAMS,
+    RECOMMEND_KEYS,
+    TABLE_KEYS,
+    TASKS,
+    Task,
+    find_task,
+    higher_is_better,
+    keys_elsewhere,
+    task_for,
+    task_names,
+)
+
+TRAIN_TASKS = TASKS  # the tasks mlprod ships (mlprod.tasks); a registered task trains too
 TOP_KEYS = (
     "name",
     "description",
@@ -48,9 +62,6 @@ TOP_KEYS = (
     "evaluate",
     "seed",
 )
-TABLE_KEYS = ("target", "id_col", "features", "categorical", "numeric", "preprocessing")  # not for recommend
-RECOMMEND_KEYS = ("user_col", "item_col", "weight_col", "timestamp_col", "evaluate")  # recommend only
-INTERACTION_PARAMS = ("user_col", "item_col", "weight_col")  # config columns given to the recommender
 DEFAULT_HOLDOUT = 1
 PREPROCESSING_CHOICES: dict[str, tuple[Any, ...]] = {
     "impute_numeric": ("mean", "median", "most_frequent", "constant", "none"),
@@ -58,7 +69,6 @@ PREPROCESSING_CHOICES: dict[str, tuple[Any, ...]] = {
     "scale": (True, False),
     "one_hot": (True, False),
 }
-DEFAULT_SELECT_BY = {"classification": "accuracy", "regression": "rmse"}
 DEFAULT_TEST_SIZE = 0.2
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -194,7 +204,7 @@ class TrainConfig:
         d: dict[str, Any] = {"name": self.name}
         if self.description is not None:
             d["description"] = self.description
-        if self.task == "recommend":
+        if task_for(self.task).data == "interactions":
             d |= {"task": self.task, "user_col": self.user_col, "item_col": self.item_col}
             d |= {k: getattr(self, k) for k in ("weight_col", "timestamp_col") if getattr(self, k)}
             d |= self._estimators()
@@ -272,6 +282,7 @@ def _candidate(
 ) -> Candidate:
     from mlprod.features import import_object, make_object
 
+    t = task_for(task)  # the kind of estimator it takes (mlprod.tasks)
     allowed = ("name", "class", "params") if named else ("class", "params")
     raw = chk.mapping(raw, key, allowed)
     if "class" not in raw:
@@ -282,8 +293,8 @@ def _candidate(
     params = chk.typed(raw.get("params") or {}, f"{key}.params", dict, "a mapping of parameter: value")
     try:
         # a class of the expected kind, checked before anything is instantiated or called
-        cls = import_object(cls_path, f"{key}.class", "recommender" if task == "recommend" else "estimator")
-        if task != "recommend" and hasattr(cls, "recommend"):
+        cls = import_object(cls_path, f"{key}.class", t.estimator_kind)
+        if t.estimator_kind != "recommender" and hasattr(cls, "recommend"):
             raise chk.error(
                 f"{cls_path} is a recommender, the task is {task}", f"{key}.class", f"an estimator for {task}"
             )
@@ -299,9 +310,7 @@ def _candidate(
                     )
                 if name in takes and name not in params and (value is not None or name != "weight_col"):
                     params[name] = value
-        est = make_object(
-            cls_path, params, f"{key}.params", "recommender" if task == "recommend" else "estimator"
-        )
+        est = make_object(cls_path, params, f"{key}.params", t.estimator_kind)
     except ConfigError as e:
         raise chk.relocate(e) from None
     check_params = getattr(est, "_check_params", None)  # mlprod.recsys: ConfigError naming the parameter
@@ -319,7 +328,7 @@ def _candidate(
         except (ValueError, TypeError) as e:
             raise chk.error(" ".join(str(e).split()), f"{key}.params") from None
     kind = _estimator_kind(est)
-    if kind is not None and kind != task:
+    if kind is not None and kind != t.sklearn_kind:
         raise chk.error(
             f"{cls_path} is a {'classifier' if kind == 'classification' else 'regressor'}, the task is {task}",
             f"{key}.class",
@@ -339,8 +348,6 @@ def parse_config(
     default_seed: int = 0,  # used when the config has no `seed`
 ) -> TrainConfig:
     "Validate a config given as data (e.g. parsed YAML); errors name the key (and `source`'s line)."
-    from mlprod.evaluate import metric_names
-
     chk = _Check(source, lines or {})
     if not isinstance(raw, dict):
         raise ConfigError(f"a config is a mapping of keys, not a {type(raw).__name__}", path=source)
@@ -352,16 +359,15 @@ def parse_config(
     if not _NAME.match(raw["name"]):
         raise chk.error(f"bad name {raw['name']!r}", "name", "letters, digits, . _ - (it names folders)")
     task = raw["task"]
-    if task not in TRAIN_TASKS:
-        raise chk.error(f"unknown task {task!r}", "task", " or ".join(TRAIN_TASKS))
-    recommend = task == "recommend"
-    for key in RECOMMEND_KEYS if not recommend else TABLE_KEYS:
+    kind = find_task(task)  # what differs between tasks: its keys, columns, metrics, validation (mlprod.tasks)
+    if kind is None:
+        raise chk.error(f"unknown task {task!r}", "task", " or ".join(task_names()))
+    interactions = kind.data == "interactions"
+    for key, others in keys_elsewhere(kind):
         if key in raw:
-            other = "classification and regression" if recommend else "recommend"
-            hint = "user_col and item_col" if key in ("target", "id_col") else f"no {key}"
-            raise chk.error(f"{key} applies to {other}, not to {task}", key, hint if recommend else None)
+            raise chk.error(f"{key} applies to {' and '.join(others)}, not to {task}", key, kind.key_hint(key))
     columns: dict[str, str | None] | None = None
-    if recommend:
+    if interactions:
         columns = _interaction_columns(chk, raw)
         target, id_col = columns["item_col"], columns["user_col"]
         features, kinds, prep = None, {"categorical": [], "numeric": []}, {}
@@ -389,16 +395,16 @@ def parse_config(
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise chk.error(f"two candidates are named {dup[0]!r}", "candidates", "a distinct name for each")
-    k_values = _k_values(chk, raw) if recommend else []
-    default_metric = f"ndcg@{max(k_values)}" if recommend else DEFAULT_SELECT_BY[task]
+    k_values = _k_values(chk, raw) if interactions else []
+    default_metric = kind.default_select_by(k_values)
     select_by = chk.typed(raw.get("select_by", default_metric), "select_by", str, "a metric name")
-    if select_by not in metric_names(task, k_values):
+    if select_by not in kind.metric_names(k_values):
         raise chk.error(
             f"unknown metric {select_by!r} for {task}",
             "select_by",
-            "one of " + ", ".join(metric_names(task, k_values)),
+            "one of " + ", ".join(kind.metric_names(k_values)),
         )
-    validation = _recommend_validation(chk, raw) if recommend else _table_validation(chk, raw, task)
+    validation = _recommend_validation(chk, raw) if interactions else _table_validation(chk, raw, kind)
     seed = chk.typed(raw.get("seed", default_seed), "seed", int, "an integer")
     if not 0 <= seed < 2**32:
         raise chk.error(f"{seed} is out of range", "seed", "an integer in [0, 2**32)")
@@ -487,7 +493,7 @@ def _table_columns(chk: _Check, raw: dict[str, Any]) -> tuple[Any, ...]:
     return target, id_col, features, kinds, prep
 
 
-def _table_validation(chk: _Check, raw: dict[str, Any], task: str) -> dict[str, Any]:
+def _table_validation(chk: _Check, raw: dict[str, Any], task: Task) -> dict[str, Any]:
     "Classification and regression: {'test_size'} or {'cv'}, then {'stratify', 'refit'}."
     val = chk.mapping(raw.get("validation") or {}, "validation", ("test_size", "cv", "stratify", "refit"))
     if "cv" in val and "test_size" in val:
@@ -517,9 +523,9 @@ def _table_validation(chk: _Check, raw: dict[str, Any], task: str) -> dict[str, 
             )
         scheme["test_size"] = test_size
     stratify = chk.typed(
-        val.get("stratify", task == "classification"), "validation.stratify", bool, "true or false"
+        val.get("stratify", task.stratify), "validation.stratify", bool, "true or false"
     )
-    if stratify and task != "classification":
+    if stratify and not task.stratify:
         raise chk.error("stratify applies to classification only", "validation.stratify", "false")
     refit = chk.typed(val.get("refit", True), "validation.refit", bool, "true or false")
     if not refit and "cv" in scheme:
@@ -548,8 +554,6 @@ def _interaction_columns(chk: _Check, raw: dict[str, Any]) -> dict[str, str | No
 
 def _k_values(chk: _Check, raw: dict[str, Any]) -> list[int]:
     "Recommend: the sorted, distinct k of the ranking metrics (evaluate.k_values; default 5 and 10)."
-    from mlprod.evaluate import DEFAULT_K_VALUES
-
     ev = chk.mapping(raw.get("evaluate") or {}, "evaluate", ("k_values",))
     ks = chk.typed(
         ev.get("k_values", list(DEFAULT_K_VALUES)), "evaluate.k_values", list, "a list of integers"
@@ -680,7 +684,7 @@ def _target(df: pd.DataFrame, cfg: TrainConfig, source: str | Path | None) -> An
     import pandas as pd
 
     y = df[cfg.target]
-    if cfg.task == "classification":
+    if task_for(cfg.task).target == "labels":
         return y.to_numpy()
     num = pd.to_numeric(y, errors="coerce").to_numpy(dtype="float64")
     bad = np.isnan(num) | np.isinf(num)
@@ -901,7 +905,7 @@ def _fit(
     "A new model of candidate `cand`, fitted on `data`: a pipeline (preprocessing + estimator), or a recommender."
     from mlprod.features import build_pipeline
 
-    if cfg.task == "recommend":
+    if task_for(cfg.task).estimator_kind == "recommender":  # no preprocessing: the model takes interactions
         model = cand.make()
         try:
             return model.fit(*data)
@@ -947,7 +951,7 @@ def _score(cfg: TrainConfig, model: Any, prep: Prepared, cand: Candidate | None 
 
     from mlprod.evaluate import evaluate_from_data, recommend_options
 
-    if cfg.task == "recommend":
+    if task_for(cfg.task).data == "interactions":
         recs = model.recommend(prep.X_val[cfg.user_col], k=max(cfg.k_values))  # (n_users, 4)
         options = recommend_options(model) | {"k_values": cfg.k_values}
         return evaluate_from_data(recs, prep.truth, cfg.task, cfg.user_col, cfg.item_col, **options)
@@ -973,19 +977,17 @@ def train_candidates(
     is `.best`. Each bundle's model is then refit on every row (`validation.refit`, the default)."""
     from functools import partial
 
-    from mlprod.evaluate import higher_is_better
     from mlprod.features import model_features
 
     cfg = config if isinstance(config, TrainConfig) else parse_config(dict(config))
     cfg = cfg.seeded(cfg.seed if seed is None else seed)
     chk = _Check(cfg.source, cfg.lines)
     df = df_train.reset_index(drop=True)  # (n_rows, n_columns), positions = index
-    prepare = _prepare_interactions if cfg.task == "recommend" else _prepare_table
+    task = task_for(cfg.task)  # what differs between tasks (mlprod.tasks)
+    prepare = _prepare_interactions if task.data == "interactions" else _prepare_table
     try:
         prep = prepare(cfg, chk, df, source)
-        ids = (
-            df[cfg.id_col] if cfg.task != "recommend" else None
-        )  # (n_rows,): names a row the estimator refuses
+        ids = df[cfg.id_col] if task.data == "table" else None  # (n_rows,): names a row the estimator refuses
         fitted, scores = {}, {}
         for cand in cfg.candidates:
             if prep.folds is not None:  # cv: one model per fold, each scored on the rows it left out
@@ -994,13 +996,9 @@ def train_candidates(
                 continue
             fitted[cand.name] = _fit(cfg, chk, prep.schema, cand, prep.fit_data, ids)
             scores[cand.name] = _score(cfg, fitted[cand.name], prep, cand)
-        baseline = {}
-        if cfg.task == "recommend":  # the popularity baseline, fitted and scored like a candidate
-            from mlprod.recsys import PopularityRecommender
-
-            cols = {c: getattr(cfg, c) for c in INTERACTION_PARAMS}
-            popular = PopularityRecommender(**cols, k=max(cfg.k_values)).fit(*prep.fit_data)
-            baseline = {"popularity": _score(cfg, popular, prep)}
+        baseline = {  # the task's baselines (recommend: popularity), fitted and scored like a candidate
+            name: _score(cfg, model.fit(*prep.fit_data), prep) for name, model in task.baselines(cfg).items()
+        }
     except (SchemaError, DataError) as e:
         raise _with_source(e, source) from None
     sign = 1.0 if higher_is_better(cfg.select_by) else -1.0
