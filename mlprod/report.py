@@ -443,7 +443,9 @@ def _model_input(r: Scored) -> dict[str, Any]:
 def evaluate_payload(run: Scored, data: str | Path, df: pd.DataFrame) -> dict[str, Any]:
     "metrics.json of an evaluation report: the metrics of `run`, and the inputs."
     inputs = {"model": _model_input(run), "data": _data_input(data, df)}
-    extra = {key: globals()[fn](run) for key, fn in task_for(run.task).payload_extras}  # recommend: popularity bias
+    extra = {
+        key: globals()[fn](run) for key, fn in task_for(run.task).payload_extras
+    }  # recommend: popularity bias
     return {**run.metrics, **extra, "engine": "pandas", "inputs": inputs}  # evaluate_from_path's keys
 
 

@@ -359,13 +359,17 @@ def parse_config(
     if not _NAME.match(raw["name"]):
         raise chk.error(f"bad name {raw['name']!r}", "name", "letters, digits, . _ - (it names folders)")
     task = raw["task"]
-    kind = find_task(task)  # what differs between tasks: its keys, columns, metrics, validation (mlprod.tasks)
+    kind = find_task(
+        task
+    )  # what differs between tasks: its keys, columns, metrics, validation (mlprod.tasks)
     if kind is None:
         raise chk.error(f"unknown task {task!r}", "task", " or ".join(task_names()))
     interactions = kind.data == "interactions"
     for key, others in keys_elsewhere(kind):
         if key in raw:
-            raise chk.error(f"{key} applies to {' and '.join(others)}, not to {task}", key, kind.key_hint(key))
+            raise chk.error(
+                f"{key} applies to {' and '.join(others)}, not to {task}", key, kind.key_hint(key)
+            )
     columns: dict[str, str | None] | None = None
     if interactions:
         columns = _interaction_columns(chk, raw)
@@ -522,9 +526,7 @@ def _table_validation(chk: _Check, raw: dict[str, Any], task: Task) -> dict[str,
                 "a fraction in (0, 1) or a number of rows",
             )
         scheme["test_size"] = test_size
-    stratify = chk.typed(
-        val.get("stratify", task.stratify), "validation.stratify", bool, "true or false"
-    )
+    stratify = chk.typed(val.get("stratify", task.stratify), "validation.stratify", bool, "true or false")
     if stratify and not task.stratify:
         raise chk.error("stratify applies to classification only", "validation.stratify", "false")
     refit = chk.typed(val.get("refit", True), "validation.refit", bool, "true or false")
