@@ -347,7 +347,7 @@ def ranking_evaluation(
     import pandas as pd
 
     from mlprod.errors import MlprodError
-    from mlprod.recsys import as_id_strings, ranking_metrics
+    from mlprod.ranking import as_id_strings, ranking_metrics
 
     _require(predictions, [user_col, items_col], predictions_source, "predictions")
     _require(truth, [user_col, item_col], truth_source, "truth")
