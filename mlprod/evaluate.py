@@ -250,7 +250,7 @@ def evaluate_from_data(
 
     kind = task_for(task, column="task")  # an unknown task fails first
     if kind.data == "interactions":  # target_col: the truth's item column
-        return ranking_evaluation(
+        ranking = ranking_evaluation(
             predictions,
             truth,
             id_col,
@@ -262,6 +262,7 @@ def evaluate_from_data(
             predictions_source,
             truth_source,
         )
+        return ranking | {"task": task}  # the task's own name, in its place (first)
     probas = proba_columns(predictions) if kind.target == "labels" else []
     _require(predictions, [id_col, prediction_col], predictions_source, "predictions")
     _require(truth, [id_col, target_col], truth_source, "truth")

@@ -252,7 +252,7 @@ def _prepare_interactions(
             column=user,
             expected="users with at least two interactions, one of them with an item new to the user",
         )
-    schema = capture_schema(df, "recommend", item, None, [user], identifiers=[user])
+    schema = capture_schema(df, cfg.task, item, None, [user], identifiers=[user])
     users = held[[user]].drop_duplicates().reset_index(drop=True)  # (n_users_held, 1), first seen first
     golden = pd.concat(
         [users.head(GOLDEN_ROWS - 1), pd.DataFrame({user: [_unseen_user(df[user])]})], ignore_index=True
