@@ -16,6 +16,7 @@ from .lineage import git_state
 from .registry import _update_aliases, resolve_version, sweep_stale_temporaries
 from .schema import Schema
 from .serialise import _load_model, _serialise_model
+from .tasks import task_for
 from .verify import _manifest, _mlprod_version, _read_metadata, _verify, library_versions
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def model_outputs(
     "The model's outputs for `X`: `prediction` and, for classifiers, `proba_<class>` columns: (n_rows, 1 + n_classes)."
     import pandas as pd
 
-    if not (proba and schema.task == "classification" and hasattr(model, "predict_proba")):
+    if not (proba and task_for(schema.task).has_proba(model)):  # the task decides (mlprod.tasks)
         return pd.DataFrame({"prediction": model.predict(X)}, index=X.index)
     p = model.predict_proba(X)  # (n_rows, n_classes), columns in model.classes_ order
     classes = getattr(model, "classes_", None)
@@ -274,10 +275,7 @@ def _check_golden_columns(bundle: Bundle, path: Path) -> None:
     "golden.jsonl holds an `expected_*` column for every output the model gives (prediction, proba_<class>)."
     if not bundle.metadata.get("golden_rows"):
         return
-    outputs = ["prediction"]
-    if bundle.schema.task == "classification" and hasattr(bundle.model, "predict_proba"):
-        classes = getattr(bundle.model, "classes_", None)
-        outputs += [f"proba_{c}" for c in (bundle.schema.classes or [] if classes is None else classes)]
+    outputs = task_for(bundle.schema.task).output_columns(bundle.model, bundle.schema.classes)
     columns = set(bundle.golden.columns) if bundle.golden is not None else set()
     missing = [EXPECTED + o for o in outputs if EXPECTED + o not in columns]
     if missing:

@@ -18,44 +18,24 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['CLASSIFICATION_METRICS', 'REGRESSION_METRICS', 'RANKING_METRICS', 'DEFAULT_K_VALUES', 'LOWER_IS_BETTER',
-           'PROBA_PREFIX', 'TASKS', 'metric_names', 'higher_is_better', 'classification_metrics', 'regression_metrics',
-           'check_ids', 'id_keys', 'proba_columns', 'check_probabilities', 'evaluate_from_data', 'ranking_evaluation',
-           'recommend_options', 'evaluate_from_path']
+__all__ = ['classification_metrics', 'regression_metrics', 'check_ids', 'id_keys', 'proba_columns', 'check_probabilities',
+           'evaluate_from_data', 'ranking_evaluation', 'recommend_options', 'evaluate_from_path']
 
 # %% ../nbs/12_evaluate.ipynb #280846ef
-CLASSIFICATION_METRICS = (
-    "accuracy",
-    "balanced_accuracy",
-    "precision_macro",
-    "recall_macro",
-    "f1_macro",
-    "roc_auc",
-    "log_loss",
+# The metric names, their direction and the task lookup belong to the tasks (mlprod.tasks); here for evaluate's users.
+from mlprod.tasks import (  # noqa: F401
+    CLASSIFICATION_METRICS,
+    DEFAULT_K_VALUES,
+    LOWER_IS_BETTER,
+    PROBA_PREFIX,
+    RANKING_METRICS,
+    REGRESSION_METRICS,
+    TASKS,
+    find_task,
+    higher_is_better,
+    metric_names,
+    task_for,
 )
-REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
-RANKING_METRICS = ("precision", "recall", "map", "ndcg", "coverage")  # each at every k: 'ndcg@10'
-DEFAULT_K_VALUES = (5, 10)
-LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape"})
-PROBA_PREFIX = "proba_"
-TASKS = ("classification", "regression", "recommend")
-
-
-def metric_names(task: str, k_values: Sequence[int] | None = None) -> tuple[str, ...]:
-    "The scalar metrics of `task`; for 'recommend', each ranking metric at each of `k_values` (default 5, 10)."
-    if task == "classification":
-        return CLASSIFICATION_METRICS
-    if task == "regression":
-        return REGRESSION_METRICS
-    if task == "recommend":
-        ks = sorted({int(k) for k in (k_values or DEFAULT_K_VALUES)})
-        return tuple(f"{m}@{k}" for m in RANKING_METRICS for k in ks)
-    raise ConfigError(f"unknown task {task!r}", column="task", expected=" or ".join(TASKS))
-
-
-def higher_is_better(metric: str) -> bool:
-    "Whether a larger value of `metric` is better (accuracy: yes; rmse: no; popularity@k, the bias: no)."
-    return metric not in LOWER_IS_BETTER and not metric.startswith("popularity@")
 
 
 def _plain(v: Any) -> Any:
@@ -268,9 +248,9 @@ def evaluate_from_data(
     import numpy as np
     import pandas as pd
 
-    metric_names(task)  # an unknown task fails first
-    if task == "recommend":  # target_col: the truth's item column
-        return ranking_evaluation(
+    kind = task_for(task, column="task")  # an unknown task fails first
+    if kind.data == "interactions":  # target_col: the truth's item column
+        ranking = ranking_evaluation(
             predictions,
             truth,
             id_col,
@@ -282,7 +262,8 @@ def evaluate_from_data(
             predictions_source,
             truth_source,
         )
-    probas = proba_columns(predictions) if task == "classification" else []
+        return ranking | {"task": task}  # the task's own name, in its place (first)
+    probas = proba_columns(predictions) if kind.target == "labels" else []
     _require(predictions, [id_col, prediction_col], predictions_source, "predictions")
     _require(truth, [id_col, target_col], truth_source, "truth")
     p = predictions[[id_col, prediction_col, *probas]]  # (n_pred, 2 + n_classes)
@@ -325,7 +306,7 @@ def evaluate_from_data(
                 expected="a value in every row",
             )
     result: dict[str, Any] = {"task": task, "rows": len(joined)}
-    if task == "regression":
+    if kind.target == "numbers":
         ys = []
         for col, source in ((target_col, truth_source), (prediction_col, predictions_source)):
             y = pd.to_numeric(joined[col], errors="coerce").to_numpy(dtype="float64")  # (n_rows,)
@@ -367,7 +348,7 @@ def ranking_evaluation(
     import pandas as pd
 
     from mlprod.errors import MlprodError
-    from mlprod.recsys import as_id_strings, ranking_metrics
+    from mlprod.ranking import as_id_strings, ranking_metrics
 
     _require(predictions, [user_col, items_col], predictions_source, "predictions")
     _require(truth, [user_col, item_col], truth_source, "truth")
@@ -450,6 +431,12 @@ def _input_record(path: Path, rows: int) -> dict[str, Any]:
     return {"path": _relative(path), "rows": rows, "sha256": sha256_file(path)}
 
 
+def _ranking(task: str) -> bool:
+    "Whether `task` ranks items from interactions (an unknown task: no; evaluation names it later)."
+    found = find_task(task)
+    return found is not None and found.data == "interactions"
+
+
 def evaluate_from_path(
     predictions_file: str | Path,
     truth_file: str | Path,
@@ -490,10 +477,11 @@ def evaluate_from_path(
         schema, model_path = bundle.schema, bundle.path
         task = task or schema.task
         # A recommender's rows are identified by its one feature, the user column.
-        user_col = schema.feature_names[0] if schema.task == "recommend" else None
+        ranks = task_for(schema.task).data == "interactions"
+        user_col = schema.feature_names[0] if ranks else None
         id_col = id_col or schema.id_col or user_col
         target_col = target_col or schema.target
-        if task == "recommend" and schema.task == "recommend":
+        if ranks and _ranking(task):
             options = recommend_options(bundle.model, bundle.config)
     if k_values:
         options["k_values"] = list(k_values)
@@ -505,17 +493,18 @@ def evaluate_from_path(
             expected="task, id_col and target_col, or a model_dir to take them from",
         )
     assert task is not None and id_col is not None and target_col is not None
+    ranking = _ranking(task)  # recommend: ranking metrics of lists of items
     if engine == "sql":
         from mlprod.query import evaluate_sql
 
-        metric_names(task)  # an unknown task fails first
-        ks = {"k_values": options.get("k_values") or DEFAULT_K_VALUES} if task == "recommend" else {}
+        task_for(task, column="task")  # an unknown task fails first
+        ks = {"k_values": options.get("k_values") or DEFAULT_K_VALUES} if ranking else {}
         metrics = {"task": task, **evaluate_sql(predictions_file, truth_file, task, id_col, target_col, **ks)}
         n_truth = metrics["rows"]
         n_pred = metrics.pop("prediction_rows", n_truth)  # other tasks: the SQL checked ids match one to one
     elif engine == "pandas":
         # Ids as written on both sides (mlprod.io's "Ids"): '007' in one file joins '007' in the other, not 7.
-        ids = [id_col, target_col] if task == "recommend" else [id_col]  # recommend: item IDs too
+        ids = [id_col, target_col] if ranking else [id_col]  # recommend: item IDs too
         predictions = read_table(predictions_file, ids=[id_col])  # (n_rows, 2 + n_classes) | (n_users, 4)
         truth = read_table(truth_file, ids=ids)  # (n_rows, n_columns)
         metrics = evaluate_from_data(
@@ -526,7 +515,7 @@ def evaluate_from_path(
             target_col,
             predictions_source=predictions_file,
             truth_source=truth_file,
-            **(options if task == "recommend" else {}),
+            **(options if ranking else {}),
         )
         n_pred, n_truth = len(predictions), len(truth)
     else:

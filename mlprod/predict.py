@@ -14,6 +14,7 @@ import numpy as np
 
 from .bundle import Bundle, model_outputs
 from .errors import DataError, SchemaError
+from .tasks import task_for
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,10 +38,11 @@ class Predictor:
         self._numeric = [c.kind == "numeric" for c in bundle.schema.features]  # (n_features,)
         classes = getattr(self.model, "classes_", bundle.schema.classes or [])
         self.classes: list[Any] = [c.item() if hasattr(c, "item") else c for c in classes]
-        self._can_proba = bundle.schema.task == "classification" and hasattr(self.model, "predict_proba")
+        task = task_for(bundle.schema.task)  # what differs between tasks (mlprod.tasks)
+        self._can_proba = task.has_proba(self.model)
         self._proba_names = [f"proba_{c}" for c in self.classes]
         # A recommender (task recommend): its one feature is the user column; its outputs are lists of items.
-        self.user_col: str | None = self.features[0] if bundle.schema.task == "recommend" else None
+        self.user_col: str | None = self.features[0] if task.data == "interactions" else None
 
     @classmethod
     def load(

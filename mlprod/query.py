@@ -533,11 +533,15 @@ def evaluate_sql(
     "The metrics of `predictions` against `truth` computed by DuckDB with sql/evaluate_<task>.sql."
     import duckdb
 
-    if task not in ("classification", "regression", "recommend"):
+    from mlprod.tasks import find_task, task_names
+
+    kind = find_task(task)  # what differs between tasks (mlprod.tasks): the views, the checks, the result
+    if kind is None:
+        names = task_names()
         raise QueryError(
-            f"no SQL evaluation for task {task!r}", expected="classification, regression or recommend"
+            f"no SQL evaluation for task {task!r}", expected=", ".join(names[:-1]) + " or " + names[-1]
         )
-    recommend = task == "recommend"
+    recommend = kind.data == "interactions"
     sql_file = Path(sql_dir or shipped_sql_dir()) / f"evaluate_{task}.sql"
     with connect(inputs=(predictions, truth)) as con:  # the sandbox: these two files, nothing else
         if recommend:
@@ -555,7 +559,7 @@ def evaluate_sql(
             in_predictions = what.endswith(("in the predictions", "of the predictions without a truth"))
             in_predictions = in_predictions or what.startswith("a row of the predictions")
             raise DataError(f"{what}: {ids}", path=predictions if in_predictions else truth, column=id_col)
-        if task == "classification":
+        if kind.target == "labels":
             _check_probabilities(con, Path(predictions), id_col)
         params = {"k_values": [int(k) for k in k_values]} if recommend else None
         with run_query(sql_file, con=con, params=params) as rel:
@@ -565,13 +569,14 @@ def evaluate_sql(
             (users,) = con.execute("SELECT count(DISTINCT id) FROM truth").fetchone()
             (n_pred,) = con.execute("SELECT count(*) FROM predictions").fetchone()
             counts = {"users": int(users), "prediction_rows": int(n_pred)}
-            return {"rows": int(n_rows), **counts, **_assemble(task, rows)}
-    return {"rows": int(n_rows), **_assemble(task, rows)}
+            return {"rows": int(n_rows), **counts, **_assemble(kind.target == "labels", rows)}
+    return {"rows": int(n_rows), **_assemble(kind.target == "labels", rows)}
 
 
-def _assemble(task: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+def _assemble(by_class: bool, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    "The metrics of the SQL's rows: (metric, label, predicted, value); `by_class`: labels, with a confusion matrix."
     out: dict[str, Any] = {}
-    if task in ("regression", "recommend"):
+    if not by_class:
         return {m: (None if v is None else float(v)) for m, _, _, v in rows}
     per_class: dict[str, dict[str, float]] = {}
     confusion: dict[tuple[str, str], int] = {}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ReportError
+from .tasks import find_task, higher_is_better, task_for
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,7 +75,8 @@ class Scored:
     def proba(self) -> np.ndarray | None:
         "The predicted probabilities: (n_rows, n_classes) in `classes` order, or None."
         cols = [f"proba_{c}" for c in self.classes]
-        if self.task != "classification" or not cols or any(c not in self.predictions for c in cols):
+        labels = task_for(self.task).target == "labels"  # only a classifier's predictions have probabilities
+        if not labels or not cols or any(c not in self.predictions for c in cols):
             return None
         return self.predictions[cols].to_numpy(dtype="float64")
 
@@ -105,7 +107,7 @@ def check_data(
             column=schema.target,
             expected="the truth beside the features: a report scores the model against it",
         )
-    if schema.task == "recommend":
+    if task_for(schema.task).data == "interactions":
         user = schema.feature_names[0]
         if user not in df.columns:
             raise SchemaError(
@@ -150,7 +152,8 @@ def score(
     check_data(schema, df, source)
     name = predictor.bundle.name or Path(model_dir).name
     folder = predictor.bundle.path or Path(model_dir)
-    if schema.task == "recommend":
+    task = task_for(schema.task)  # what differs between tasks (mlprod.tasks)
+    if task.data == "interactions":
         return _score_recommender(predictor, df, label or name, folder, source)
     preds = predictor.predict(df, proba=True, source=source)  # (n_rows, 2 + n_classes)
     metrics = evaluate_from_data(
@@ -163,7 +166,7 @@ def score(
         truth_source=source,
     )
     y = df[schema.target].to_numpy()  # (n_rows,)
-    if schema.task == "regression":
+    if task.target == "numbers":
         y = y.astype("float64")
     return Scored(label or name, folder, predictor, preds.reset_index(drop=True), y, metrics)
 
@@ -179,7 +182,7 @@ def _score_recommender(
     preds = predictor.predict(users, source=source).reset_index(drop=True)  # (n_users, 4)
     options = recommend_options(predictor.model, predictor.bundle.config)
     metrics = evaluate_from_data(
-        preds, df, "recommend", user, item, predictions_source=source, truth_source=source, **options
+        preds, df, predictor.task, user, item, predictions_source=source, truth_source=source, **options
     )
     truth = df[[user, item]].reset_index(drop=True)  # (n_rows, 2)
     return Scored(label, folder, predictor, preds, truth[item].to_numpy(), metrics, truth)
@@ -400,20 +403,11 @@ def data_table(path: str | Path, df: pd.DataFrame) -> pd.DataFrame:
 
 def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:
     "The scalar metrics of an evaluation, in the task's order (confusion matrix and counts left out)."
-    from mlprod.evaluate import metric_names
-
-    if metrics["task"] == "recommend":  # every ranking metric evaluated, k by k: 'ndcg@5', ..., 'ndcg@10'
-        family = ("precision", "recall", "map", "ndcg", "coverage", "popularity")
-        names = [k for k in metrics if k.partition("@")[0] in family and k.partition("@")[2].isdigit()]
-        names.sort(key=lambda n: (int(n.partition("@")[2]), family.index(n.partition("@")[0])))
-        return {k: metrics[k] for k in names}
-    return {k: metrics.get(k) for k in metric_names(metrics["task"])}
+    return task_for(metrics["task"], column="task").scalar_metrics(metrics)  # recommend: every k evaluated
 
 
 def best_label(runs: Sequence[Scored], metric: str) -> str | None:
     "The label of the best model by `metric` (its direction respected; the first wins a tie), or None."
-    from mlprod.evaluate import higher_is_better
-
     sign = 1.0 if higher_is_better(metric) else -1.0
     have = [(i, r) for i, r in enumerate(runs) if r.metrics.get(metric) is not None]
     if not have:
@@ -450,33 +444,30 @@ def _model_input(r: Scored) -> dict[str, Any]:
 def evaluate_payload(run: Scored, data: str | Path, df: pd.DataFrame) -> dict[str, Any]:
     "metrics.json of an evaluation report: the metrics of `run`, and the inputs."
     inputs = {"model": _model_input(run), "data": _data_input(data, df)}
-    extra = {"popularity_bias": popularity_bias_summary(run)} if run.task == "recommend" else {}
+    extra = {
+        key: globals()[fn](run) for key, fn in task_for(run.task).payload_extras
+    }  # recommend: popularity bias
     return {**run.metrics, **extra, "engine": "pandas", "inputs": inputs}  # evaluate_from_path's keys
 
 
 def select_by(runs: Sequence[Scored]) -> str:
     "The metric a comparison is decided by: the first model's config `select_by`, else the task's default."
-    from mlprod.evaluate import metric_names
-    from mlprod.train import DEFAULT_SELECT_BY
-
+    task = task_for(runs[0].task)
     config = runs[0].predictor.bundle.config
     k_values = (config.get("evaluate") or {}).get("k_values")
-    default = f"ndcg@{max(k_values or [10])}" if runs[0].task == "recommend" else None
-    metric = config.get("select_by") or default or DEFAULT_SELECT_BY[runs[0].task]
-    if metric not in metric_names(runs[0].task, k_values):
+    metric = config.get("select_by") or task.default_select_by(k_values)
+    if metric not in task.metric_names(k_values):
         raise ConfigError(
             f"unknown metric {metric!r} for {runs[0].task}",
             path=_shown(runs[0].model_dir / "config.yaml"),
             column="select_by",
-            expected="one of " + ", ".join(metric_names(runs[0].task, k_values)),
+            expected="one of " + ", ".join(task.metric_names(k_values)),
         )
     return metric
 
 
 def compare_payload(runs: Sequence[Scored], data: str | Path, df: pd.DataFrame) -> dict[str, Any]:
     "metrics.json of a comparison: each model's metrics, differences from the first, the winner."
-    from mlprod.evaluate import higher_is_better
-
     metric = select_by(runs)
     base = scalar_metrics(runs[0].metrics)
     differences = {}
@@ -556,7 +547,7 @@ def _curve_sets(run: Scored, per_class: bool) -> list[tuple[str, np.ndarray, np.
 
 
 def _need_proba(runs: Sequence[Scored]) -> bool:
-    return all(r.task == "classification" and r.proba() is not None for r in runs)
+    return all(r.proba() is not None for r in runs)  # proba(): None unless the task gives probabilities
 
 
 def plot_confusion(runs: Sequence[Scored]) -> bytes:
@@ -690,24 +681,9 @@ def plot_residuals(runs: Sequence[Scored]) -> bytes:
 
 def figures(runs: Sequence[Scored]) -> dict[str, bytes]:
     "Every plot that applies to these models' task, by title (permutation importance aside)."
-    if runs[0].task == "recommend":
-        return {
-            "Ranking metrics at k": plot_ranking_curves(runs),
-            "Popularity bias": plot_popularity_bias(runs),
-        }
-    if runs[0].task == "regression":
-        return {
-            "Predicted vs actual": plot_predicted_vs_actual(runs),
-            "Residuals": plot_residuals(runs),
-        }
-    out = {"Confusion matrix": plot_confusion(runs)}
-    if _need_proba(runs):
-        out |= {
-            "ROC curve": plot_roc(runs),
-            "Precision-recall curve": plot_precision_recall(runs),
-            "Calibration": plot_calibration(runs),
-        }
-    return out
+    task = task_for(runs[0].task)  # the task names its figures, by this module's plotting functions
+    plots = task.figures + (task.proba_figures if task.proba_figures and _need_proba(runs) else ())
+    return {title: globals()[fn](runs) for title, fn in plots}
 
 # %% ../nbs/13_report.ipynb #889a3c7f
 RANKING_PANELS = ("precision", "recall", "map", "ndcg", "coverage", "popularity")
@@ -725,7 +701,7 @@ def ranking_curve(run: Scored, max_k: int | None = None) -> pd.DataFrame:
     longest = int(run.predictions["items"].map(len).max()) if len(run.predictions) else 1
     ks = list(range(1, (max_k or longest) + 1))
     options = recommend_options(run.predictor.model) | {"k_values": ks}
-    m = evaluate_from_data(run.predictions, run.truth, "recommend", user, item, **options)
+    m = evaluate_from_data(run.predictions, run.truth, run.task, user, item, **options)
     table = {name: [m.get(f"{name}@{k}") for k in ks] for name in RANKING_PANELS}
     return pd.DataFrame(table, index=pd.Index(ks, name="k"), dtype="float64")
 
@@ -775,7 +751,8 @@ def baseline_table(run: Scored) -> pd.DataFrame:
 
     m = run.predictor.bundle.metrics
     base = (m.get("baseline") or {}).get("popularity") or {}
-    names = list(scalar_metrics(m)) if m.get("task") == "recommend" else []
+    task = find_task(m.get("task"))
+    names = list(scalar_metrics(m)) if task is not None and task.data == "interactions" else []
     table = pd.DataFrame(
         {run.label: [m.get(n) for n in names], "popularity baseline": [base.get(n) for n in names]},
         index=names,
@@ -859,7 +836,7 @@ IMPORTANCE_MAX_HEIGHT = 8.0  # inches (x DPI: pixels), whatever the number of fe
 def importance_metric(run: Scored, metric: str) -> str:
     "The metric permutation importance measures for `run`: `metric`, or accuracy when it needs probabilities the model has not."
     if metric in ("roc_auc", "log_loss") and run.proba() is None:
-        return "accuracy" if run.task == "classification" else "r2"
+        return task_for(run.task).importance_fallback  # classification: accuracy; regression: r2
     return metric
 
 

@@ -15,11 +15,12 @@ from .errors import SchemaError
 if TYPE_CHECKING:
     import pandas as pd
 
-TASKS = ("classification", "regression", "recommend")
+from .tasks import TASKS, task_for  # noqa: F401  (TASKS: the task names, for schema's users)
+
 KINDS = ("numeric", "categorical")
 
 # %% auto #0
-__all__ = ['TASKS', 'KINDS', 'Column', 'Schema', 'capture_schema', 'validate']
+__all__ = ['KINDS', 'Column', 'Schema', 'capture_schema', 'validate']
 
 # %% ../nbs/02_schema.ipynb #fbe7a170
 @dataclass
@@ -124,8 +125,7 @@ def capture_schema(
     "The schema of `df`: feature columns with kinds, dtypes and categories; classes for a classifier."
     import pandas as pd
 
-    if task not in TASKS:
-        raise SchemaError(f"unknown task {task!r}", expected=" or ".join(TASKS))
+    labels = task_for(task, SchemaError).target == "labels"  # the task decides; an unknown one fails first
     for role, col in (("target", target), ("id column", id_col)):
         if col is not None and col not in df.columns:
             raise SchemaError(
@@ -155,7 +155,7 @@ def capture_schema(
         cats = sorted(s.dropna().astype(str).unique().tolist()) if listed else None
         cols.append(Column(name, kind, str(s.dtype), cats))
     classes = None
-    if task == "classification":
+    if labels:  # classification: the classes, checked
         y = df[target]
         if y.isna().any():
             raise SchemaError(

@@ -6,613 +6,22 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .bundle import Bundle
+from .config import Candidate, TrainConfig, _Check, load_config, parse_config  # noqa: F401  (mlprod.config)
 from .errors import ConfigError, DataError, MlprodError, SchemaError
 from .schema import Schema
+from .tasks import higher_is_better, task_for
 
 if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['TRAIN_TASKS', 'TOP_KEYS', 'TABLE_KEYS', 'RECOMMEND_KEYS', 'INTERACTION_PARAMS', 'DEFAULT_HOLDOUT',
-           'PREPROCESSING_CHOICES', 'DEFAULT_SELECT_BY', 'DEFAULT_TEST_SIZE', 'GOLDEN_ROWS', 'Candidate', 'TrainConfig',
-           'parse_config', 'load_config', 'TrainResult', 'Prepared', 'train_candidates', 'train_from_data',
-           'train_versions', 'train_from_path']
-
-# %% ../nbs/10_train.ipynb #af1323d4
-TRAIN_TASKS = ("classification", "regression", "recommend")
-TOP_KEYS = (
-    "name",
-    "description",
-    "task",
-    "target",
-    "id_col",
-    "features",
-    "categorical",
-    "numeric",
-    "preprocessing",
-    "user_col",
-    "item_col",
-    "weight_col",
-    "timestamp_col",
-    "estimator",
-    "candidates",
-    "select_by",
-    "validation",
-    "evaluate",
-    "seed",
-)
-TABLE_KEYS = ("target", "id_col", "features", "categorical", "numeric", "preprocessing")  # not for recommend
-RECOMMEND_KEYS = ("user_col", "item_col", "weight_col", "timestamp_col", "evaluate")  # recommend only
-INTERACTION_PARAMS = ("user_col", "item_col", "weight_col")  # config columns given to the recommender
-DEFAULT_HOLDOUT = 1
-PREPROCESSING_CHOICES: dict[str, tuple[Any, ...]] = {
-    "impute_numeric": ("mean", "median", "most_frequent", "constant", "none"),
-    "impute_categorical": ("constant", "most_frequent", "none"),
-    "scale": (True, False),
-    "one_hot": (True, False),
-}
-DEFAULT_SELECT_BY = {"classification": "accuracy", "regression": "rmse"}
-DEFAULT_TEST_SIZE = 0.2
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def _key_lines(text: str) -> dict[str, int]:
-    "Dotted key -> 1-based line of every key and list item in the YAML `text`."
-    import yaml
-
-    lines: dict[str, int] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                key = f"{prefix}.{k.value}" if prefix else str(k.value)
-                lines[key] = k.start_mark.line + 1
-                walk(v, key)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                key = f"{prefix}[{i}]"
-                lines[key] = v.start_mark.line + 1
-                walk(v, key)
-
-    try:
-        walk(yaml.compose(text, Loader=yaml.SafeLoader), "")
-    except yaml.YAMLError:
-        pass
-    return lines
-
-
-class _Check:
-    "Raise ConfigErrors that name the key, the file and the key's line."
-
-    def __init__(self, source: str | Path | None, lines: dict[str, int]) -> None:
-        self.source, self.lines = source, lines
-
-    def line(self, key: str) -> int | None:
-        k = key
-        while k:
-            if k in self.lines:
-                return self.lines[k]
-            k = re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", k) if re.search(r"(\.|\[)", k) else ""
-        return None
-
-    def error(self, message: str, key: str, expected: str | None = None) -> ConfigError:
-        return ConfigError(message, path=self.source, line=self.line(key), column=key, expected=expected)
-
-    def relocate(self, e: ConfigError, key: str | None = None) -> ConfigError:
-        "`e` (raised without a file, e.g. by mlprod.features) with this config's file and line."
-        key = e.column or key
-        return ConfigError(
-            e.message,
-            path=e.path or self.source,
-            line=self.line(key) if key else None,
-            column=key,
-            expected=e.expected,
-        )
-
-    def typed(self, value: Any, key: str, kind: type | tuple[type, ...], expected: str) -> Any:
-        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            raise self.error(f"{value!r} is a boolean", key, expected)
-        if not isinstance(value, kind):
-            raise self.error(f"{value!r} is a {type(value).__name__}", key, expected)
-        return value
-
-    def names(self, value: Any, key: str) -> list[str]:
-        self.typed(value, key, list, "a list of column names")
-        for i, v in enumerate(value):
-            self.typed(v, f"{key}[{i}]", str, "a column name")
-        dup = sorted({v for v in value if value.count(v) > 1})
-        if dup:
-            raise self.error(f"listed twice: {', '.join(dup)}", key, "each column once")
-        return list(value)
-
-    def mapping(self, value: Any, key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
-        self.typed(value, key, dict, "a mapping of keys")
-        for k in value:
-            if k not in allowed:
-                raise self.error(
-                    "unknown key", f"{key}.{k}" if key else str(k), "one of " + ", ".join(allowed)
-                )
-        return value
-
-# %% ../nbs/10_train.ipynb #18b55acf
-@dataclass
-class Candidate:
-    "One estimator to train: a name, a class by import path, and its parameters."
-
-    name: str
-    cls: str  # import path, e.g. sklearn.ensemble.RandomForestClassifier
-    params: dict[str, Any] = field(default_factory=dict)
-    key: str = "estimator"  # where it is in the config, for error messages
-
-    def make(self) -> Any:
-        "A new, unfitted estimator."
-        from mlprod.features import make_object
-
-        return make_object(self.cls, self.params, f"{self.key}.params")
-
-    def to_dict(self, with_name: bool = True) -> dict[str, Any]:
-        d = {"name": self.name} if with_name else {}
-        return d | {"class": self.cls, "params": dict(self.params)}
-
-
-@dataclass
-class TrainConfig:
-    "A validated model config. `to_dict()` is the exact, complete config saved in the bundle."
-
-    name: str
-    task: str
-    target: str
-    id_col: str
-    candidates: list[Candidate]
-    features: list[str] | None = None
-    categorical: list[str] = field(default_factory=list)
-    numeric: list[str] = field(default_factory=list)
-    preprocessing: dict[str, Any] = field(default_factory=dict)
-    select_by: str = "accuracy"
-    validation: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    description: str | None = None
-    single: bool = True  # given as `estimator:` (else `candidates:`)
-    source: Path | None = field(default=None, compare=False)  # the file it was loaded from
-    lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
-    # task recommend: the interaction columns (then target = item_col, id_col = user_col) and the k values
-    user_col: str | None = None
-    item_col: str | None = None
-    weight_col: str | None = None
-    timestamp_col: str | None = None
-    k_values: list[int] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        "The config as YAML-able data, every default filled in."
-        d: dict[str, Any] = {"name": self.name}
-        if self.description is not None:
-            d["description"] = self.description
-        if self.task == "recommend":
-            d |= {"task": self.task, "user_col": self.user_col, "item_col": self.item_col}
-            d |= {k: getattr(self, k) for k in ("weight_col", "timestamp_col") if getattr(self, k)}
-            d |= self._estimators()
-            d |= {"select_by": self.select_by, "validation": dict(self.validation)}
-            return d | {"evaluate": {"k_values": list(self.k_values)}, "seed": self.seed}
-        d |= {"task": self.task, "target": self.target, "id_col": self.id_col}
-        if self.features is not None:
-            d["features"] = list(self.features)
-        if self.categorical:
-            d["categorical"] = list(self.categorical)
-        if self.numeric:
-            d["numeric"] = list(self.numeric)
-        d["preprocessing"] = _plain_data(self.preprocessing)
-        d |= self._estimators()
-        d |= {"select_by": self.select_by, "validation": dict(self.validation), "seed": self.seed}
-        return d
-
-    def _estimators(self) -> dict[str, Any]:
-        if self.single:
-            return {"estimator": self.candidates[0].to_dict(with_name=False)}
-        return {"candidates": [c.to_dict() for c in self.candidates]}
-
-    def only(self, name: str) -> TrainConfig:
-        "This config narrowed to the candidate `name`, as a single `estimator`."
-        (cand,) = [c for c in self.candidates if c.name == name]
-        return replace(self, candidates=[replace(cand, key="estimator")], single=True)
-
-    def seeded(self, seed: int) -> TrainConfig:
-        "This config with `seed`, given as `random_state` to every candidate that takes one and has none."
-        from mlprod.features import import_object
-
-        cands = []
-        for c in self.candidates:
-            params = dict(c.params)
-            cls = import_object(c.cls, f"{c.key}.class")
-            if "random_state" in _param_names(cls) and "random_state" not in params:
-                params["random_state"] = seed
-            cands.append(replace(c, params=params))
-        return replace(self, candidates=cands, seed=seed)
-
-
-def _param_names(cls: Any) -> set[str]:
-    get = getattr(cls, "_get_param_names", None)  # sklearn's way to list __init__ parameters
-    if get is not None:
-        return set(get())
-    import inspect
-
-    return set(inspect.signature(cls).parameters)
-
-
-def _plain_data(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _plain_data(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain_data(x) for x in v]
-    return v
-
-# %% ../nbs/10_train.ipynb #512b82fa
-def _estimator_kind(est: Any) -> str | None:
-    from sklearn.base import is_classifier, is_regressor
-
-    try:
-        return "classification" if is_classifier(est) else "regression" if is_regressor(est) else None
-    except Exception:  # an estimator that is not sklearn-compatible enough to have tags
-        return None
-
-
-def _candidate(
-    chk: _Check,
-    raw: Any,
-    key: str,
-    task: str,
-    named: bool,
-    columns: Mapping[str, str | None] | None = None,  # recommend: user_col, item_col, weight_col
-) -> Candidate:
-    from mlprod.features import import_object, make_object
-
-    allowed = ("name", "class", "params") if named else ("class", "params")
-    raw = chk.mapping(raw, key, allowed)
-    if "class" not in raw:
-        raise chk.error(
-            "missing key 'class'", key, "class: an import path, e.g. sklearn.ensemble.RandomForestClassifier"
-        )
-    cls_path = chk.typed(raw["class"], f"{key}.class", str, "an import path")
-    params = chk.typed(raw.get("params") or {}, f"{key}.params", dict, "a mapping of parameter: value")
-    try:
-        # a class of the expected kind, checked before anything is instantiated or called
-        cls = import_object(cls_path, f"{key}.class", "recommender" if task == "recommend" else "estimator")
-        if task != "recommend" and hasattr(cls, "recommend"):
-            raise chk.error(
-                f"{cls_path} is a recommender, the task is {task}", f"{key}.class", f"an estimator for {task}"
-            )
-        if columns is not None:  # the config's interaction columns become the recommender's parameters
-            params = dict(params)
-            takes = _param_names(cls)
-            for name, value in columns.items():
-                if name in params and params[name] != value:
-                    raise chk.error(
-                        f"{params[name]!r} differs from the config's {name} {value!r}",
-                        f"{key}.params.{name}",
-                        f"{value!r}, or leave it out: it is taken from the config",
-                    )
-                if name in takes and name not in params and (value is not None or name != "weight_col"):
-                    params[name] = value
-        est = make_object(
-            cls_path, params, f"{key}.params", "recommender" if task == "recommend" else "estimator"
-        )
-    except ConfigError as e:
-        raise chk.relocate(e) from None
-    check_params = getattr(est, "_check_params", None)  # mlprod.recsys: ConfigError naming the parameter
-    if columns is not None and check_params is not None:
-        try:
-            check_params()
-        except ConfigError as e:
-            raise chk.error(e.message, f"{key}.params.{e.column}" if e.column else f"{key}.params") from None
-    validate_params = getattr(est, "_validate_params", None)
-    if not hasattr(est, "_parameter_constraints"):  # sklearn's check needs the class to declare them
-        validate_params = None
-    if validate_params is not None:
-        try:
-            validate_params()
-        except (ValueError, TypeError) as e:
-            raise chk.error(" ".join(str(e).split()), f"{key}.params") from None
-    kind = _estimator_kind(est)
-    if kind is not None and kind != task:
-        raise chk.error(
-            f"{cls_path} is a {'classifier' if kind == 'classification' else 'regressor'}, the task is {task}",
-            f"{key}.class",
-            f"an estimator for {task}",
-        )
-    default_name = cls_path.rpartition(".")[2]
-    name = chk.typed(raw.get("name", default_name), f"{key}.name", str, "a name") if named else default_name
-    if not _NAME.match(name):
-        raise chk.error(f"bad name {name!r}", f"{key}.name", "letters, digits, . _ -")
-    return Candidate(name, cls_path, dict(params), key)
-
-
-def parse_config(
-    raw: Any,
-    source: str | Path | None = None,
-    lines: dict[str, int] | None = None,
-    default_seed: int = 0,  # used when the config has no `seed`
-) -> TrainConfig:
-    "Validate a config given as data (e.g. parsed YAML); errors name the key (and `source`'s line)."
-    from mlprod.evaluate import metric_names
-
-    chk = _Check(source, lines or {})
-    if not isinstance(raw, dict):
-        raise ConfigError(f"a config is a mapping of keys, not a {type(raw).__name__}", path=source)
-    chk.mapping(raw, "", TOP_KEYS)
-    for key in ("name", "task"):
-        if key not in raw:
-            raise chk.error("missing key", key, "a value for name and task")
-        chk.typed(raw[key], key, str, "a string")
-    if not _NAME.match(raw["name"]):
-        raise chk.error(f"bad name {raw['name']!r}", "name", "letters, digits, . _ - (it names folders)")
-    task = raw["task"]
-    if task not in TRAIN_TASKS:
-        raise chk.error(f"unknown task {task!r}", "task", " or ".join(TRAIN_TASKS))
-    recommend = task == "recommend"
-    for key in RECOMMEND_KEYS if not recommend else TABLE_KEYS:
-        if key in raw:
-            other = "classification and regression" if recommend else "recommend"
-            hint = "user_col and item_col" if key in ("target", "id_col") else f"no {key}"
-            raise chk.error(f"{key} applies to {other}, not to {task}", key, hint if recommend else None)
-    columns: dict[str, str | None] | None = None
-    if recommend:
-        columns = _interaction_columns(chk, raw)
-        target, id_col = columns["item_col"], columns["user_col"]
-        features, kinds, prep = None, {"categorical": [], "numeric": []}, {}
-    else:
-        target, id_col, features, kinds, prep = _table_columns(chk, raw)
-    has_est, has_cands = raw.get("estimator") is not None, raw.get("candidates") is not None
-    if has_est == has_cands:
-        raise chk.error(
-            "give exactly one of 'estimator' and 'candidates'",
-            "candidates" if has_cands else "estimator",
-            "estimator: {class, params}, or candidates: [{name, class, params}, ...]",
-        )
-    params = {c: columns[c] for c in INTERACTION_PARAMS} if columns else None
-    if has_est:
-        cands = [_candidate(chk, raw["estimator"], "estimator", task, named=False, columns=params)]
-    else:
-        chk.typed(raw["candidates"], "candidates", list, "a list of {name, class, params}")
-        if not raw["candidates"]:
-            raise chk.error("no candidates", "candidates", "at least one")
-        cands = [
-            _candidate(chk, c, f"candidates[{i}]", task, named=True, columns=params)
-            for i, c in enumerate(raw["candidates"])
-        ]
-        names = [c.name for c in cands]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise chk.error(f"two candidates are named {dup[0]!r}", "candidates", "a distinct name for each")
-    k_values = _k_values(chk, raw) if recommend else []
-    default_metric = f"ndcg@{max(k_values)}" if recommend else DEFAULT_SELECT_BY[task]
-    select_by = chk.typed(raw.get("select_by", default_metric), "select_by", str, "a metric name")
-    if select_by not in metric_names(task, k_values):
-        raise chk.error(
-            f"unknown metric {select_by!r} for {task}",
-            "select_by",
-            "one of " + ", ".join(metric_names(task, k_values)),
-        )
-    validation = _recommend_validation(chk, raw) if recommend else _table_validation(chk, raw, task)
-    seed = chk.typed(raw.get("seed", default_seed), "seed", int, "an integer")
-    if not 0 <= seed < 2**32:
-        raise chk.error(f"{seed} is out of range", "seed", "an integer in [0, 2**32)")
-    description = raw.get("description")
-    if description is not None:
-        chk.typed(description, "description", str, "text")
-    return TrainConfig(
-        name=raw["name"],
-        task=task,
-        target=target,
-        id_col=id_col,
-        candidates=cands,
-        features=features,
-        categorical=kinds["categorical"],
-        numeric=kinds["numeric"],
-        preprocessing=prep,
-        select_by=select_by,
-        validation=validation,
-        seed=seed,
-        description=description,
-        single=has_est,
-        source=Path(source) if source is not None else None,
-        lines=lines or {},
-        k_values=k_values,
-        **(
-            {c: columns[c] for c in ("user_col", "item_col", "weight_col", "timestamp_col")}
-            if columns
-            else {}
-        ),
-    )
-
-
-def _table_columns(chk: _Check, raw: dict[str, Any]) -> tuple[Any, ...]:
-    "Classification and regression: (target, id_col, features, {'categorical', 'numeric'}, preprocessing)."
-    from mlprod.features import PREPROCESSING_DEFAULTS, make_object
-
-    for key in ("target", "id_col"):
-        if key not in raw:
-            raise chk.error("missing key", key, "a value for every one of name, task, target, id_col")
-        chk.typed(raw[key], key, str, "a string")
-    target, id_col = raw["target"], raw["id_col"]
-    if target == id_col:
-        raise chk.error("the target cannot be the id column", "target", "two different columns")
-    features = None
-    if raw.get("features") is not None:
-        features = chk.names(raw["features"], "features")
-        if not features:
-            raise chk.error("no features", "features", "at least one column, or omit the key for all")
-        for role, col in (("target", target), ("id column", id_col)):
-            if col in features:
-                raise chk.error(f"the {role} {col!r} cannot be a feature", "features")
-    kinds = {k: chk.names(raw.get(k) or [], k) for k in ("categorical", "numeric")}
-    both = sorted(set(kinds["categorical"]) & set(kinds["numeric"]))
-    if both:
-        raise chk.error(f"both categorical and numeric: {', '.join(both)}", "numeric")
-    for k, cols in kinds.items():
-        outside = [c for c in cols if features is not None and c not in features]
-        if outside:
-            raise chk.error(f"not among the features: {', '.join(outside)}", k)
-    prep = dict(PREPROCESSING_DEFAULTS)
-    if raw.get("preprocessing") is not None:
-        given = chk.mapping(raw["preprocessing"], "preprocessing", tuple(PREPROCESSING_DEFAULTS))
-        for k, v in given.items():
-            key = f"preprocessing.{k}"
-            # A boolean option takes true or false only (not 1), a named one only its names.
-            if k in PREPROCESSING_CHOICES and (
-                isinstance(v, bool) != isinstance(PREPROCESSING_CHOICES[k][0], bool)
-                or v not in PREPROCESSING_CHOICES[k]
-            ):
-                raise chk.error(f"invalid value {v!r}", key, " or ".join(map(str, PREPROCESSING_CHOICES[k])))
-        transformers = chk.typed(given.get("transformers", []), "preprocessing.transformers", list, "a list")
-        for i, t in enumerate(transformers):
-            key = f"preprocessing.transformers[{i}]"
-            t = chk.mapping(t, key, ("class", "params"))
-            if "class" not in t:
-                raise chk.error("missing key 'class'", key, "{class: import.path, params: {...}}")
-            chk.typed(t["class"], f"{key}.class", str, "an import path")
-            chk.typed(t.get("params") or {}, f"{key}.params", dict, "a mapping of parameter: value")
-            try:
-                make_object(
-                    t["class"], t.get("params"), key, "transformer"
-                )  # checked, then made: a typo fails here
-            except ConfigError as e:
-                raise chk.relocate(e) from None
-        prep |= given
-    return target, id_col, features, kinds, prep
-
-
-def _table_validation(chk: _Check, raw: dict[str, Any], task: str) -> dict[str, Any]:
-    "Classification and regression: {'test_size'} or {'cv'}, then {'stratify', 'refit'}."
-    val = chk.mapping(raw.get("validation") or {}, "validation", ("test_size", "cv", "stratify", "refit"))
-    if "cv" in val and "test_size" in val:
-        raise chk.error(
-            "give one of test_size and cv", "validation.cv", "test_size: a holdout, or cv: a number of folds"
-        )
-    scheme: dict[str, Any] = {}
-    if "cv" in val:
-        cv = chk.typed(val["cv"], "validation.cv", int, "a number of folds >= 2")
-        if cv < 2:
-            raise chk.error(f"{cv} is out of range", "validation.cv", "a number of folds >= 2")
-        scheme["cv"] = cv
-    else:
-        test_size = chk.typed(
-            val.get("test_size", DEFAULT_TEST_SIZE),
-            "validation.test_size",
-            (int, float),
-            "a fraction in (0, 1)",
-        )
-        if (isinstance(test_size, float) and not 0 < test_size < 1) or (
-            isinstance(test_size, int) and test_size < 1
-        ):
-            raise chk.error(
-                f"{test_size} is out of range",
-                "validation.test_size",
-                "a fraction in (0, 1) or a number of rows",
-            )
-        scheme["test_size"] = test_size
-    stratify = chk.typed(
-        val.get("stratify", task == "classification"), "validation.stratify", bool, "true or false"
-    )
-    if stratify and task != "classification":
-        raise chk.error("stratify applies to classification only", "validation.stratify", "false")
-    refit = chk.typed(val.get("refit", True), "validation.refit", bool, "true or false")
-    if not refit and "cv" in scheme:
-        raise chk.error(
-            "refit: false keeps the scored model, and cv scores one model per fold",
-            "validation.refit",
-            "true with cv (or test_size: a holdout, to keep the scored model)",
-        )
-    return scheme | {"stratify": stratify, "refit": refit}
-
-
-def _interaction_columns(chk: _Check, raw: dict[str, Any]) -> dict[str, str | None]:
-    "Recommend: {'user_col', 'item_col', 'weight_col', 'timestamp_col'}; the first two required, all distinct."
-    cols: dict[str, str | None] = {}
-    for key in ("user_col", "item_col", "weight_col", "timestamp_col"):
-        if key in ("user_col", "item_col") and key not in raw:
-            raise chk.error("missing key", key, "the user and item columns of the interactions")
-        cols[key] = None if raw.get(key) is None else chk.typed(raw[key], key, str, "a column name")
-    given = [(k, v) for k, v in cols.items() if v is not None]
-    for i, (key, col) in enumerate(given):
-        for other, col2 in given[:i]:
-            if col == col2:
-                raise chk.error(f"{col!r} is also the {other}", key, "a different column for each role")
-    return cols
-
-
-def _k_values(chk: _Check, raw: dict[str, Any]) -> list[int]:
-    "Recommend: the sorted, distinct k of the ranking metrics (evaluate.k_values; default 5 and 10)."
-    from mlprod.evaluate import DEFAULT_K_VALUES
-
-    ev = chk.mapping(raw.get("evaluate") or {}, "evaluate", ("k_values",))
-    ks = chk.typed(
-        ev.get("k_values", list(DEFAULT_K_VALUES)), "evaluate.k_values", list, "a list of integers"
-    )
-    if not ks:
-        raise chk.error("no k values", "evaluate.k_values", "at least one positive integer")
-    for i, k in enumerate(ks):
-        chk.typed(k, f"evaluate.k_values[{i}]", int, "a positive integer")
-        if k < 1:
-            raise chk.error(f"{k} is out of range", f"evaluate.k_values[{i}]", "a positive integer")
-    return sorted(set(ks))
-
-
-def _recommend_validation(chk: _Check, raw: dict[str, Any]) -> dict[str, Any]:
-    "Recommend: {'holdout': per-user count or fraction held out, 'refit': refit the bundle's model on all rows}."
-    val = chk.mapping(raw.get("validation") or {}, "validation", ("holdout", "refit"))
-    holdout = chk.typed(
-        val.get("holdout", DEFAULT_HOLDOUT), "validation.holdout", (int, float), "a count >= 1 or a fraction"
-    )
-    if (isinstance(holdout, float) and not 0 < holdout < 1) or (isinstance(holdout, int) and holdout < 1):
-        raise chk.error(
-            f"{holdout} is out of range",
-            "validation.holdout",
-            "a count of interactions per user (>= 1) or a fraction of them in (0, 1)",
-        )
-    refit = chk.typed(val.get("refit", True), "validation.refit", bool, "true or false")
-    return {"holdout": holdout, "refit": refit}
-
-
-def load_config(path: str | Path, default_seed: int = 0) -> TrainConfig:
-    "Read and validate the YAML config at `path`."
-    import yaml
-
-    from mlprod.io import check_yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(
-            "config file not found" if not path.exists() else "not a file", path=path, expected="a YAML file"
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError("not valid UTF-8 text", path=path, expected="a YAML file") from None
-    except PermissionError:
-        raise ConfigError("permission denied: cannot read the config", path=path) from None
-    try:
-        check_yaml(text, path, ConfigError)  # deep nesting would crash or recurse out; an alias bomb, hang
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(
-            f"not valid YAML: {problem}",
-            path=path,
-            line=mark.line + 1 if mark else None,
-            expected="a YAML mapping",
-        ) from None
-    if raw is None:
-        raise ConfigError(
-            "empty config", path=path, expected="a YAML mapping with name, task, target, id_col, estimator"
-        )
-    return parse_config(raw, path, _key_lines(text), default_seed)
+__all__ = ['GOLDEN_ROWS', 'TrainResult', 'Prepared', 'train_candidates', 'train_from_data', 'train_versions', 'train_from_path']
 
 # %% ../nbs/10_train.ipynb #0c893c91
 GOLDEN_ROWS = 8  # validation rows saved in the bundle with their predictions
@@ -680,7 +89,7 @@ def _target(df: pd.DataFrame, cfg: TrainConfig, source: str | Path | None) -> An
     import pandas as pd
 
     y = df[cfg.target]
-    if cfg.task == "classification":
+    if task_for(cfg.task).target == "labels":
         return y.to_numpy()
     num = pd.to_numeric(y, errors="coerce").to_numpy(dtype="float64")
     bad = np.isnan(num) | np.isinf(num)
@@ -843,7 +252,7 @@ def _prepare_interactions(
             column=user,
             expected="users with at least two interactions, one of them with an item new to the user",
         )
-    schema = capture_schema(df, "recommend", item, None, [user], identifiers=[user])
+    schema = capture_schema(df, cfg.task, item, None, [user], identifiers=[user])
     users = held[[user]].drop_duplicates().reset_index(drop=True)  # (n_users_held, 1), first seen first
     golden = pd.concat(
         [users.head(GOLDEN_ROWS - 1), pd.DataFrame({user: [_unseen_user(df[user])]})], ignore_index=True
@@ -901,7 +310,7 @@ def _fit(
     "A new model of candidate `cand`, fitted on `data`: a pipeline (preprocessing + estimator), or a recommender."
     from mlprod.features import build_pipeline
 
-    if cfg.task == "recommend":
+    if task_for(cfg.task).estimator_kind == "recommender":  # no preprocessing: the model takes interactions
         model = cand.make()
         try:
             return model.fit(*data)
@@ -947,7 +356,7 @@ def _score(cfg: TrainConfig, model: Any, prep: Prepared, cand: Candidate | None 
 
     from mlprod.evaluate import evaluate_from_data, recommend_options
 
-    if cfg.task == "recommend":
+    if task_for(cfg.task).data == "interactions":
         recs = model.recommend(prep.X_val[cfg.user_col], k=max(cfg.k_values))  # (n_users, 4)
         options = recommend_options(model) | {"k_values": cfg.k_values}
         return evaluate_from_data(recs, prep.truth, cfg.task, cfg.user_col, cfg.item_col, **options)
@@ -973,19 +382,17 @@ def train_candidates(
     is `.best`. Each bundle's model is then refit on every row (`validation.refit`, the default)."""
     from functools import partial
 
-    from mlprod.evaluate import higher_is_better
     from mlprod.features import model_features
 
     cfg = config if isinstance(config, TrainConfig) else parse_config(dict(config))
     cfg = cfg.seeded(cfg.seed if seed is None else seed)
     chk = _Check(cfg.source, cfg.lines)
     df = df_train.reset_index(drop=True)  # (n_rows, n_columns), positions = index
-    prepare = _prepare_interactions if cfg.task == "recommend" else _prepare_table
+    task = task_for(cfg.task)  # what differs between tasks (mlprod.tasks)
+    prepare = _prepare_interactions if task.data == "interactions" else _prepare_table
     try:
         prep = prepare(cfg, chk, df, source)
-        ids = (
-            df[cfg.id_col] if cfg.task != "recommend" else None
-        )  # (n_rows,): names a row the estimator refuses
+        ids = df[cfg.id_col] if task.data == "table" else None  # (n_rows,): names a row the estimator refuses
         fitted, scores = {}, {}
         for cand in cfg.candidates:
             if prep.folds is not None:  # cv: one model per fold, each scored on the rows it left out
@@ -994,13 +401,9 @@ def train_candidates(
                 continue
             fitted[cand.name] = _fit(cfg, chk, prep.schema, cand, prep.fit_data, ids)
             scores[cand.name] = _score(cfg, fitted[cand.name], prep, cand)
-        baseline = {}
-        if cfg.task == "recommend":  # the popularity baseline, fitted and scored like a candidate
-            from mlprod.recsys import PopularityRecommender
-
-            cols = {c: getattr(cfg, c) for c in INTERACTION_PARAMS}
-            popular = PopularityRecommender(**cols, k=max(cfg.k_values)).fit(*prep.fit_data)
-            baseline = {"popularity": _score(cfg, popular, prep)}
+        baseline = {  # the task's baselines (recommend: popularity), fitted and scored like a candidate
+            name: _score(cfg, model.fit(*prep.fit_data), prep) for name, model in task.baselines(cfg).items()
+        }
     except (SchemaError, DataError) as e:
         raise _with_source(e, source) from None
     sign = 1.0 if higher_is_better(cfg.select_by) else -1.0
