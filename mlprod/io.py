@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from .commit import _path_error, check_paths, write_text
+from .commit import _path_error, write_text
 from .errors import DataError, MlprodError
 
 # %% auto #0
