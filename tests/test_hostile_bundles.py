@@ -406,7 +406,7 @@ def test_train_meeting_enospc_fails_in_one_line_and_keeps_the_earlier_versions(
     root = workspace / "models" / "churn"
     before = _state(root)
     real_open = builtins.open
-    real_json, real_text = mlprod.io.write_json, mlprod.io.write_text
+    real_json, real_text = mlprod.io.write_json, mlprod.commit.write_text
 
     def full(path: Any) -> None:
         if Path(path).name == file and ".tmp-" in str(path):
@@ -419,7 +419,7 @@ def test_train_meeting_enospc_fails_in_one_line_and_keeps_the_earlier_versions(
 
     monkeypatch.setattr(builtins, "open", open_)
     monkeypatch.setattr(mlprod.io, "write_json", lambda p, o: (full(p), real_json(p, o))[1])
-    monkeypatch.setattr(mlprod.io, "write_text", lambda p, t: (full(p), real_text(p, t))[1])
+    monkeypatch.setattr(mlprod.commit, "write_text", lambda p, t: (full(p), real_text(p, t))[1])
     r = _cli("train", "--config", "churn.yaml", "--train-data", "data.csv", "--out-dir", "models/churn")
     err = _one_line(r, "bundle error")
     assert os.strerror(errno.ENOSPC) in err and "models/churn" in err, err
