@@ -255,6 +255,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'mlprod.formats._parquet_chunks': ('formats.html#_parquet_chunks', 'mlprod/formats.py'),
                                 'mlprod.formats._parquet_to_pandas': ('formats.html#_parquet_to_pandas', 'mlprod/formats.py'),
                                 'mlprod.formats.format_named': ('formats.html#format_named', 'mlprod/formats.py'),
+                                'mlprod.formats.partition_output': ('formats.html#partition_output', 'mlprod/formats.py'),
                                 'mlprod.formats.register': ('formats.html#register', 'mlprod/formats.py'),
                                 'mlprod.formats.supported': ('formats.html#supported', 'mlprod/formats.py'),
                                 'mlprod.formats.table_format': ('formats.html#table_format', 'mlprod/formats.py'),

@@ -146,11 +146,10 @@ def predict_cmd(
             output = s.path("predictions") / _stem(input_file)
         # --output out.csv / out.jsonl / out.parquet: the folder `out` of partitions in that format (Parquet
         # when no format is named).
-        from mlprod.formats import PARQUET, written_format
+        from mlprod.formats import partition_output
         from mlprod.predict import Predictor
 
-        fmt = written_format(output)
-        out_dir = output.with_suffix("") if fmt else output
+        out_dir, fmt = partition_output(output)
         path = run_dask(
             model_dir,
             input_file,
@@ -158,7 +157,7 @@ def predict_cmd(
             proba,
             scheduler,
             workers,
-            output_format=(fmt or PARQUET).name,
+            output_format=fmt.name,
             chunk_rows=s.int("chunk_rows") if chunk_rows is None else chunk_rows,
             loader=Predictor.load,
             **load,
