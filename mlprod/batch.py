@@ -13,7 +13,7 @@ from typing import Any
 from .chunks import RawChunk
 from .errors import DataError, MlprodError
 from .formats import CHUNK_ROWS, TableFormat, format_named, table_format
-from .pool import Pool, WorkerDied, default_workers, worker_cap
+from .pool import Pool, WorkerDied, WorkersCapped, default_workers, worker_cap
 from .tables import TableWriter, check_table, iter_chunks, parse_chunk
 
 # %% auto #0
@@ -187,7 +187,7 @@ def run_local(
 ) -> int:
     "Predict `input_file` into `output_file` (atomically), in input order; returns the rows written."
     global _PREDICTOR
-    import sys
+    import warnings
 
     from mlprod.runtime import check_terminated
 
@@ -198,7 +198,7 @@ def run_local(
         raise DataError(f"workers {asked} is out of range", expected="an integer >= 1")
     workers, why = worker_cap(asked)
     if why:
-        print(f"mlprod: --workers {asked} capped to {workers} ({why})", file=sys.stderr)
+        warnings.warn(WorkersCapped(asked, workers, why), stacklevel=2)  # the command names its flag
     check_table(input_file)  # a missing, empty or unreadable input fails before any process starts
     from mlprod.runtime import resume_gc
 
@@ -242,7 +242,8 @@ def run_local(
                     f"a worker process died while predicting rows {writer.rows + 1} and after "
                     "(killed, or out of memory?)",
                     path=input_file,
-                    expected="fewer --workers or a smaller --chunk-rows if memory is short",
+                    expected="fewer workers or a smaller chunk_rows if memory is short",
+                    option=("workers", ""),
                 ) from None
             check_terminated()
             if writer.rows == 0:

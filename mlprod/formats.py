@@ -26,7 +26,7 @@ _NEVER = frozenset({"INTERVAL", "BIT", "UNION"})  # DuckDB types no format here 
 # %% auto #0
 __all__ = ['CHUNK_ROWS', 'CSV', 'JSON_LINES', 'PARQUET', 'TableFormat', 'FormatWriter', 'TextWriter', 'TextFormat', 'Csv',
            'JsonLines', 'ParquetWriter', 'Parquet', 'register', 'unregister', 'supported', 'table_format',
-           'format_named', 'written_format', 'table_stem']
+           'format_named', 'written_format', 'table_stem', 'partition_output']
 
 # %% ../nbs/01e_formats.ipynb #884ef036
 class TableFormat:
@@ -544,3 +544,10 @@ def table_stem(path: str | Path) -> str:
 
 
 CSV, JSON_LINES, PARQUET = register(Csv()), register(JsonLines()), register(Parquet())
+
+# %% ../nbs/01e_formats.ipynb #6b56bb4b
+def partition_output(path: str | Path) -> tuple[Path, TableFormat]:
+    "The folder a partitioned output named `path` goes into, and its partitions' format (Parquet by default)."
+    path = Path(path)
+    fmt = written_format(path)
+    return (path.with_suffix(""), fmt) if fmt else (path, PARQUET)

@@ -13,7 +13,7 @@ from typing import Any
 from .errors import MlprodError
 
 # %% auto #0
-__all__ = ['default_workers', 'worker_cap', 'WorkerDied', 'Pool']
+__all__ = ['default_workers', 'worker_cap', 'WorkersCapped', 'WorkerDied', 'Pool']
 
 # %% ../nbs/08a_pool.ipynb #536ea288
 def default_workers() -> int:
@@ -55,6 +55,20 @@ def worker_cap(requested: int) -> tuple[int, str]:
     if n > 1 and avail is not None and rss > 0 and n * rss > avail:
         n, why = max(1, avail // rss), f"{avail >> 20} MiB available, ~{rss >> 20} MiB per worker"
     return n, why
+
+# %% ../nbs/08a_pool.ipynb #8786a7dc
+class WorkersCapped(UserWarning):
+    """Fewer workers run than were asked for (`worker_cap`): how many, and why. Its text names the library's
+    parameter (`workers=64`); `option` is that parameter and value, so a command can say it with its own flag."""
+
+    def __init__(self, asked: int, workers: int, why: str) -> None:
+        self.asked, self.workers, self.why = asked, workers, why
+        self.option = ("workers", str(asked))  # (parameter, value), as an MlprodError carries it
+        super().__init__(self.says(f"workers={asked}"))
+
+    def says(self, asked: str) -> str:
+        "The notice, the number asked for spelled `asked`: `workers=64` here, a command's `--workers 64`."
+        return f"{asked} capped to {self.workers} ({self.why})"
 
 # %% ../nbs/08a_pool.ipynb #27679739
 _PARENT_PID = 0  # the pid of the process that forks the workers (set before each fork)
@@ -147,7 +161,9 @@ class Pool:
             for fd in (task_r, task_w, result_r, result_w):
                 os.close(fd)
             raise MlprodError(
-                f"cannot start a worker process: {e.strerror}", expected="fewer --workers"
+                f"cannot start a worker process: {e.strerror}",
+                expected="fewer workers",
+                option=("workers", ""),
             ) from None
         if pid == 0:  # the worker: never returns into the caller's code, runs no exit hook of the parent's
             code = 1

@@ -299,7 +299,8 @@ def _refuse_output_in_inputs(output: Path, inputs: list[dict[str, Any]]) -> None
                 raise ConfigError(
                     f"the output is also an input ({role} {ref['path']})",
                     path=output,
-                    expected="an output that is none of --sql, --table and --database",
+                    expected="an output that is none of sql_file, tables and database",
+                    option=("fetch_inputs", ""),  # the command names its flags
                 )
 
 

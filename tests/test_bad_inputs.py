@@ -148,7 +148,8 @@ def _rel(p: Path | str, base: Path) -> str:
 
 def plan(slot: str, made: Made, ws: Workspace, folder: Path, ok: bool) -> Run:
     "The command line and the Python call that feed `made` to `slot`; outputs are old ones, or fresh when `ok`."
-    from mlprod import bundle, cli, data, evaluate, predict, query, registry, report, train
+    from mlprod import bundle, data, evaluate, predict, query, registry, report, train
+    from mlprod.settings import load_settings
 
     cmd, _, role = slot.partition(".")
     bad = _rel(made.path, ws.dir)
@@ -163,7 +164,7 @@ def plan(slot: str, made: Made, ws: Workspace, folder: Path, ok: bool) -> Run:
         cfg, dat = given("config", "churn.yaml"), given("data", "data.csv")
         return Run(
             [*settings, "train", "--config", cfg, "--train-data", dat, "--out-dir", out],
-            (lambda: cli.load_settings(Path(bad)))
+            (lambda: load_settings(Path(bad)))
             if settings
             else (lambda: train.train_from_path(cfg, dat, out)),
             ("train",),
@@ -176,7 +177,7 @@ def plan(slot: str, made: Made, ws: Workspace, folder: Path, ok: bool) -> Run:
             inp = out
         return Run(  # one process: a pool costs 0.3 s a run here; test_predict_in_workers covers the others
             [*settings, "predict", "--model-dir", model, "--input", inp, "--output", out, "--workers", "1"],
-            (lambda: cli.load_settings(Path(bad)))
+            (lambda: load_settings(Path(bad)))
             if settings
             else (lambda: predict.predict_from_path(model, inp, out, workers=1)),
             ("predict",),
@@ -194,7 +195,7 @@ def plan(slot: str, made: Made, ws: Workspace, folder: Path, ok: bool) -> Run:
         kw |= {} if model else {"task": "classification", "id_col": "customer_id", "target_col": "churned"}
         return Run(
             [*settings, "evaluate", "--predictions", preds, "--truth", truth, "--output", out, *how],
-            (lambda: cli.load_settings(Path(bad)))
+            (lambda: load_settings(Path(bad)))
             if settings
             else (lambda: evaluate.evaluate_from_path(preds, truth, out, **kw)),
             ("evaluate",),
@@ -208,7 +209,7 @@ def plan(slot: str, made: Made, ws: Workspace, folder: Path, ok: bool) -> Run:
             inp = a
         return Run(
             [*settings, "data", "split", inp, "--train-out", a, "--test-out", b],
-            (lambda: cli.load_settings(Path(bad))) if settings else (lambda: data.split_file(inp, a, b)),
+            (lambda: load_settings(Path(bad))) if settings else (lambda: data.split_file(inp, a, b)),
             ("data", "split"),
             (a, b) if ok else (),
         )
@@ -226,7 +227,7 @@ def plan(slot: str, made: Made, ws: Workspace, folder: Path, ok: bool) -> Run:
         model, dat = given("model", "models/churn"), given("data", "data.csv")
         return Run(
             [*settings, "report", "evaluate", "--model-dir", model, "--data", dat, "--out-dir", out],
-            (lambda: cli.load_settings(Path(bad)))
+            (lambda: load_settings(Path(bad)))
             if settings
             else (lambda: report.evaluate_report(model, dat, out)),
             ("report", "evaluate"),
@@ -247,7 +248,7 @@ def plan(slot: str, made: Made, ws: Workspace, folder: Path, ok: bool) -> Run:
             return Run(["models", "list", root], lambda: registry.list_versions(root), ("models", "list"))
         return Run(
             [*settings, "models", "verify", path],
-            (lambda: cli.load_settings(Path(bad))) if settings else (lambda: bundle.load_bundle(path)),
+            (lambda: load_settings(Path(bad))) if settings else (lambda: bundle.load_bundle(path)),
             ("models", "verify"),
         )
     raise AssertionError(f"unknown slot {slot}")

@@ -159,3 +159,13 @@ def test_a_format_registered_again_replaces_the_first(toy: Toy) -> None:
         assert formats.format_named("toy") is again
     finally:
         formats.unregister(again)
+
+
+def test_partition_output_names_the_folder_and_the_format() -> None:
+    "The Dask engine's `--output`: out.csv is the folder `out` of CSV partitions; a bare name, Parquet ones."
+    from mlprod.formats import CSV, JSON_LINES, PARQUET, partition_output
+
+    assert partition_output("p/out.csv") == (Path("p/out"), CSV)
+    assert partition_output("p/out.JSONL") == (Path("p/out"), JSON_LINES)
+    assert partition_output("p/out.parquet") == (Path("p/out"), PARQUET)
+    assert partition_output("p/out") == (Path("p/out"), PARQUET)

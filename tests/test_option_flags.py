@@ -119,3 +119,97 @@ def test_the_bundle_modules_name_no_flag_and_every_option_has_one() -> None:
     assert {"model_format", "version_skew", "trusted_types"} <= options
     assert options <= set(OPTION_FLAGS), options - set(OPTION_FLAGS)
     assert _error_line(BundleError("x", path="m")) == "m: x"  # no option: the line is the message
+
+
+# The worker pool, batch prediction and the query name their own parameters (`workers`, `chunk_rows`, fetch's
+# inputs); the command's line still names its flags.
+FLAGGED_MODULES = ("pool", "batch", "query")
+
+
+def test_pool_batch_and_query_name_no_flag() -> None:
+    package = Path(mlprod.__file__).parent
+    for name in FLAGGED_MODULES:
+        text = (package / f"{name}.py").read_text()
+        assert "settings.ini" not in text and not re.search(r"[\"' ]--[a-z]", text), name
+
+
+def test_a_worker_that_cannot_start_names_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    from mlprod.errors import MlprodError
+    from mlprod.pool import Pool
+
+    def no_fork() -> int:
+        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    with pytest.raises(MlprodError) as e:
+        Pool(2, lambda *a: None, lambda: None)
+    msg = str(e.value)
+    assert msg == f"cannot start a worker process: {os.strerror(errno.EAGAIN)} (expected fewer workers)", msg
+    assert e.value.option == ("workers", "")
+    assert _error_line(e.value) == msg + " (CLI: --workers N)"
+
+
+def test_a_dead_worker_names_workers_and_chunk_rows(fixtures: Path, tmp_path: Path) -> None:
+    import os
+
+    from mlprod.batch import run_local
+    from mlprod.errors import MlprodError
+
+    class Dies:
+        def __init__(self, b: Bundle) -> None:
+            self.model, self._parent = b.model, os.getpid()
+
+        def predict(self, df: pd.DataFrame, **kwargs: object) -> pd.DataFrame:
+            os._exit(9)
+
+    with pytest.raises(MlprodError) as e:
+        run_local(
+            Dies(_bundle(fixtures)), fixtures / "binary.csv", tmp_path / "p.jsonl", chunk_rows=50, workers=2
+        )
+    msg = str(e.value)
+    assert msg.endswith("(expected fewer workers or a smaller chunk_rows if memory is short)"), msg
+    assert e.value.option == ("workers", "")
+    assert _error_line(e.value) == msg + " (CLI: --workers N)"
+
+
+def test_capped_workers_are_a_warning_and_the_command_names_the_flag(fixtures: Path, tmp_path: Path) -> None:
+    import os
+
+    from mlprod.batch import run_local
+    from mlprod.pool import WorkersCapped
+    from mlprod.predict import Predictor
+
+    cores = len(os.sched_getaffinity(0))
+    with pytest.warns(WorkersCapped) as caught:
+        run_local(
+            Predictor(_bundle(fixtures)), fixtures / "binary.csv", tmp_path / "p.csv", workers=cores + 62
+        )
+    w = caught[0].message
+    assert str(w).startswith(f"workers={cores + 62} capped to "), str(w)
+    assert w.option == ("workers", str(cores + 62))
+    assert w.says("--workers 64").startswith("--workers 64 capped to "), w.says("--workers 64")
+
+
+def test_an_output_that_is_an_input_names_fetchs_inputs(tmp_path: Path, cli) -> None:
+    from mlprod.errors import ConfigError
+    from mlprod.query import fetch
+
+    t = tmp_path / "t.csv"
+    t.write_text("id\n1\n")
+    q = tmp_path / "q.sql"
+    q.write_text("SELECT * FROM t\n")
+    with pytest.raises(ConfigError) as e:
+        fetch(q, t, {"t": t})
+    msg = str(e.value)
+    assert msg.endswith("(expected an output that is none of sql_file, tables and database)"), msg
+    assert e.value.option == ("fetch_inputs", "")
+    line = _cli_line(
+        cli("data", "fetch", "--sql", "q.sql", "--table", "t=t.csv", "--output", "t.csv", cwd=tmp_path)
+    )
+    assert line.endswith(
+        "(expected an output that is none of sql_file, tables and database)"
+        " (CLI: an --output that is none of --sql, --table and --database)"
+    ), line

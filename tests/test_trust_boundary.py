@@ -326,7 +326,7 @@ def test_a_crafted_tree_through_the_command(forests, tmp_path: Path, cli, fixtur
 
 def test_the_workspace_settings_let_no_crafted_tree_through(forests, tmp_path: Path) -> None:
     "settings.ini trusts Tree (forests in skops are a real use): with exactly its trusted types, a crafted forest is refused."
-    from mlprod.cli import load_settings
+    from mlprod.settings import load_settings
 
     s = load_settings(Path(__file__).resolve().parent.parent / "settings.ini")
     trusted = s.list("trusted_types")

@@ -1,0 +1,139 @@
+"""The workspace settings (`mlprod.settings`): a declared pydantic model, read from settings.ini with today's
+one-line messages (the file, the key as `column`, what was expected), pydantic's own text never shown."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mlprod.errors import ConfigError
+from mlprod.formats import CHUNK_ROWS
+from mlprod.settings import SETTINGS_SPEC, Int, MlprodSettings, config_error, load_settings
+
+EVERY_KEY = (
+    "outputs, models, predictions, reports, report_templates, seed, version_skew, compression, model_format, "
+    "trusted_types, allowed_formats, chunk_rows"
+)
+
+# settings.ini's [mlprod] lines -> the message after "<file>: ", word for word as the command prints it
+REFUSED = {
+    "compresion = 3": f"column 'compresion': unknown setting (expected one of {EVERY_KEY})",
+    "seed = zero": "column 'seed': invalid value 'zero' (expected an integer)",
+    "seed = 1.5": "column 'seed': invalid value '1.5' (expected an integer)",
+    "compression = 12": "column 'compression': 12 is out of range (expected an integer in [0, 9])",
+    "compression = -1": "column 'compression': -1 is out of range (expected an integer in [0, 9])",
+    "chunk_rows = 0": "column 'chunk_rows': 0 is out of range (expected an integer in [1, ...])",
+    "chunk_rows = many": "column 'chunk_rows': invalid value 'many' (expected an integer)",
+    "version_skew = sometimes": "column 'version_skew': invalid value 'sometimes' (expected error or warn or ignore)",
+    "model_format = pickle": "column 'model_format': invalid value 'pickle' (expected joblib or skops)",
+    "allowed_formats = joblib, pickle": (
+        "column 'allowed_formats': invalid value 'joblib, pickle' "
+        "(expected one or more of joblib, skops, comma-separated)"
+    ),
+    "allowed_formats =": (
+        "column 'allowed_formats': invalid value '' (expected one or more of joblib, skops, comma-separated)"
+    ),
+    # the first key at fault in the file's order, whatever the model's order
+    "compression = 99\nseed = x": "column 'compression': 99 is out of range (expected an integer in [0, 9])",
+    "seed = x\nzzz = 1": "column 'seed': invalid value 'x' (expected an integer)",
+}
+
+PYDANTIC_WORDS = (
+    "validation error",
+    "pydantic",
+    "Input should",
+    "type=",
+    "errors.pydantic.dev",
+    "literal_error",
+)
+
+
+@pytest.mark.parametrize("lines", list(REFUSED), ids=list(REFUSED))
+def test_each_refused_value_keeps_its_message(tmp_path: Path, lines: str) -> None:
+    ini = tmp_path / "settings.ini"
+    ini.write_text(f"[mlprod]\nreports = r\n{lines}\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(ini)
+    assert str(e.value) == f"{ini}: {REFUSED[lines]}"
+    assert e.value.path == ini and e.value.column == REFUSED[lines].split("'")[1]
+    assert e.value.__cause__ is None and e.value.__suppress_context__  # raised `from None`: no pydantic chain
+    assert not any(w in str(e.value) for w in PYDANTIC_WORDS), str(e.value)
+
+
+def test_the_command_prints_the_same_one_line(cli, tmp_path: Path) -> None:
+    (tmp_path / "settings.ini").write_text("[mlprod]\nallowed_formats = joblib, pickle\n")
+    r = cli("settings", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr == (
+        f"mlprod: config error: {tmp_path.resolve() / 'settings.ini'}: "
+        + REFUSED["allowed_formats = joblib, pickle"]
+        + "\n"
+    ), r.stderr
+
+
+def test_values_accepted_as_before(tmp_path: Path) -> None:
+    ini = tmp_path / "settings.ini"
+    ini.write_text(
+        "[mlprod]\nseed = 1_000\nchunk_rows = 7\ntrusted_types =\nallowed_formats = skops\n"
+        "version_skew = warn\nmodels = m\n"
+    )
+    s = load_settings(ini)
+    assert s.int("seed") == 1000 and s.int("chunk_rows") == 7 and s.list("trusted_types") == []
+    assert s.list("allowed_formats") == ["skops"] and s.get("version_skew") == "warn"
+    assert s.values["seed"] == "1_000"  # shown as written
+    assert s.sources["seed"].endswith("settings.ini [mlprod]") and s.sources["reports"] == "built-in default"
+
+
+def test_one_declared_field_per_setting() -> None:
+    fields = MlprodSettings.model_fields
+    assert ", ".join(fields) == EVERY_KEY
+    assert list(SETTINGS_SPEC) == list(fields)
+    for key, info in fields.items():
+        assert info.description, key  # every setting has its help
+        assert SETTINGS_SPEC[key][1] == info.description
+    assert MlprodSettings().chunk_rows == CHUNK_ROWS  # the one default chunk size, from mlprod.formats
+    assert SETTINGS_SPEC["chunk_rows"][0] == str(CHUNK_ROWS)
+    assert SETTINGS_SPEC["allowed_formats"][0] == "joblib, skops" and SETTINGS_SPEC["trusted_types"][0] == ""
+    assert load_settings(search=False).int("chunk_rows") == CHUNK_ROWS
+
+
+class _Toy(BaseModel):
+    "Another declared model, as a model config would be: the mapping helper is not tied to the settings."
+
+    model_config = ConfigDict(extra="forbid")
+    task: Literal["classification", "regression"] = "classification"
+    folds: Int = Field(5, ge=2)
+
+
+def test_config_error_serves_any_declared_model_with_lines() -> None:
+    data = {"task": "ranking", "folds": "1"}
+    with pytest.raises(ValidationError) as e:
+        _Toy.model_validate(data)
+    err = config_error(e.value, _Toy, data, "m.yaml", lines={"task": 3, "folds": 4})
+    assert isinstance(err, ConfigError)
+    assert (
+        str(err) == "m.yaml:3: column 'task': invalid value 'ranking' (expected classification or regression)"
+    )
+    data = {"folds": "1", "seeds": 2}
+    with pytest.raises(ValidationError) as e:
+        _Toy.model_validate(data)
+    err = config_error(e.value, _Toy, data, "m.yaml", lines={"folds": 4, "seeds": 5}, unknown="unknown key")
+    assert str(err) == "m.yaml:4: column 'folds': 1 is out of range (expected an integer in [2, ...])"
+    data = {"seeds": 2}
+    with pytest.raises(ValidationError) as e:
+        _Toy.model_validate(data)
+    err = config_error(e.value, _Toy, data, "m.yaml", lines={"seeds": 5}, unknown="unknown key")
+    assert str(err) == "m.yaml:5: column 'seeds': unknown key (expected one of task, folds)"
+
+
+def test_help_imports_no_pydantic() -> None:
+    "Settings are read inside the commands: `mlprod --help` pays for neither pydantic nor the settings module."
+    code = "import sys; sys.argv=['mlprod','--help']\nimport mlprod.cli as c\ntry: c.main()\nexcept SystemExit: pass\n"
+    code += "print([m for m in ('pydantic', 'mlprod.settings') if m in sys.modules])"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip().endswith("[]"), r.stdout + r.stderr
