@@ -173,6 +173,7 @@ OPTION_FLAGS: dict[
     "model_format": "--model-format {}",
     "version_skew": "--version-skew {0}, or version_skew = {0} in settings.ini",
     "trusted_types": "trusted_types in settings.ini",
+    "model_dirs": "--model-dir A --model-dir B",
 }
 
 
