@@ -56,7 +56,7 @@ def figure_png(fig: Figure) -> bytes:
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return buf.getvalue()
 
-
+# %% ../nbs/13c_figures.ipynb #cfc5d6ac
 def _labels_like(y: np.ndarray, classes: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
     "y and classes in one comparable form: numbers when both are numeric, else text."
     import numpy as np
@@ -171,7 +171,7 @@ def plot_calibration(runs: Sequence[Scored], bins: int = 10) -> bytes:
         ax.legend(loc="upper left")
         return figure_png(fig)
 
-
+# %% ../nbs/13c_figures.ipynb #575596d8
 def _predicted(r: Scored) -> np.ndarray:
     return r.predictions["prediction"].to_numpy(dtype="float64")  # (n_rows,)
 
@@ -214,7 +214,7 @@ def plot_residuals(runs: Sequence[Scored]) -> bytes:
             a.legend(loc="upper right")
         return figure_png(fig)
 
-
+# %% ../nbs/13c_figures.ipynb #9f2db812
 def figures(runs: Sequence[Scored]) -> dict[str, bytes]:
     "Every plot that applies to these models' task, by title (permutation importance aside)."
     task = task_for(runs[0].task)  # the task names its figures, by this module's plotting functions
