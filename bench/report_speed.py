@@ -6,7 +6,8 @@ another seeded sample, and then, interleaved so machine noise hits all alike, ea
 
 - baseline: papermill runs a notebook with only an empty parameters cell in the report kernel (kernel start,
   papermill's bookkeeping, kernel shutdown): what every report pays before its first line runs;
-- floor: the same with the imports every report needs (pandas, scikit-learn, matplotlib, mlprod.report);
+- floor: the same with the imports every report needs (pandas, scikit-learn, matplotlib, and mlprod's
+  scoring, card and figures modules);
 - `evaluate_report` on the data: the whole report, HTML, metrics.json and lineage included.
 
 The figure is the best of the rounds (on a shared machine other processes only ever add time), with the
@@ -124,7 +125,8 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str, str, str]]:
     ap.add_argument("--repeat", type=int, default=3, help="rounds; the best (and the median) is reported")
     args = ap.parse_args(argv)
 
-    from mlprod.report import evaluate_report, execute
+    from mlprod.execute import execute
+    from mlprod.report import evaluate_report
 
     DATA.mkdir(exist_ok=True)
     data, version = prepare(args.rows)
@@ -132,7 +134,8 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str, str, str]]:
         tmp = Path(d)
         empty = _notebook(tmp / "empty.ipynb")
         imports = _notebook(
-            tmp / "imports.ipynb", "import pandas, sklearn.pipeline, matplotlib.figure, mlprod.report"
+            tmp / "imports.ipynb",
+            "import pandas, sklearn.pipeline, matplotlib.figure, mlprod.card, mlprod.figures, mlprod.scoring",
         )
 
         def run_in_kernel(nb: Path) -> Callable[[], Any]:

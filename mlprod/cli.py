@@ -35,6 +35,7 @@ OPTION_FLAGS: dict[
     "trusted_types": "trusted_types in settings.ini",
     "workers": "--workers {}",
     "fetch_inputs": "an --output that is none of --sql, --table and --database",  # fetch's sql_file, tables, database
+    "model_dirs": "--model-dir A --model-dir B",
 }
 
 

@@ -55,9 +55,9 @@ class Task:
     sklearn_kind: str | None = None  # scikit-learn's estimator type it takes: classification | regression
     metrics: tuple[str, ...] = ()  # the scalar metrics, in report order
     select_by: str = ""  # the default metric a choice of candidates is decided by
-    figures: tuple[tuple[str, str], ...] = ()  # (title, mlprod.report's plotting function), every model
+    figures: tuple[tuple[str, str], ...] = ()  # (title, mlprod.figures' plotting function), every model
     proba_figures: tuple[tuple[str, str], ...] = ()  # (title, function) when every model has probabilities
-    payload_extras: tuple[tuple[str, str], ...] = ()  # (key, mlprod.report function) added to metrics.json
+    payload_extras: tuple[tuple[str, str], ...] = ()  # (key, mlprod.scoring function) added to metrics.json
     importance_fallback: str = ""  # importance's metric when the selected one needs probabilities
 
     def metric_names(self, k_values: Sequence[int] | None = None) -> tuple[str, ...]:

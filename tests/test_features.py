@@ -268,7 +268,7 @@ def test_predict_a_numpy_array_of_the_wrong_shape(iris_predictor: Predictor, sha
 
 
 def test_the_model_card_lists_the_final_features(user_pkg: str, iris: pd.DataFrame, tmp_path: Path) -> None:
-    from mlprod.report import model_card
+    from mlprod.card import model_card
 
     b = train_from_data(iris_config([{"class": f"{user_pkg}.transformers.PetalAreaTransformer"}]), iris)
     v = save_bundle(b, tmp_path / "m")

@@ -22,6 +22,7 @@ from PIL import Image
 
 from mlprod.errors import ReportError
 from mlprod.evaluate import evaluate_from_path, higher_is_better
+from mlprod.execute import packaged_reports, scrub_paths
 from mlprod.lineage import read_lineage
 from mlprod.predict import predict_from_path
 from mlprod.registry import list_versions, resolve_version
@@ -29,10 +30,8 @@ from mlprod.report import (
     REPORTS,
     compare_report,
     evaluate_report,
-    packaged_reports,
     run_notebook,
     run_report,
-    scrub_paths,
 )
 from mlprod.train import train_from_path
 
@@ -195,7 +194,7 @@ def test_evaluate_report(task: str, reports: dict[str, Future], work: Path) -> N
     sections = _sections(html)
     assert all(f'alt="{t}"' in sections[t] for t in images)  # each plot under its own heading
     assert "<script" not in html and not re.search(r'(src|href)="https?:', html)  # opens offline
-    assert "import mlprod.report" not in html and "hl-ipython3" not in html  # no input cells
+    assert "import mlprod.scoring" not in html and "hl-ipython3" not in html  # no input cells
     for part in (
         "Model card",
         "Config",
@@ -470,7 +469,7 @@ def test_report_notebooks_ship_from_nbs_reports() -> None:
         nb = nbformat.read(ROOT / "nbs" / "reports" / f"{kind}.ipynb", as_version=4)
         assert nb.cells[0].metadata["tags"] == ["parameters"] and nb.metadata.kernelspec.name == "python3"
         assert (
-            "import mlprod.report as R" in nb.cells[1].source
+            "import mlprod.scoring as S" in nb.cells[1].source
         )  # the notebooks use the package, not copies of it
     assert (ROOT / "nbs" / "reports" / ".notest").exists()  # nbdev-test leaves them to these tests
     pyproject = (ROOT / "pyproject.toml").read_text()
@@ -509,3 +508,30 @@ def test_a_folder_that_is_not_a_report_is_never_replaced(
     with pytest.raises(ReportError, match="holds the current folder"):
         evaluate_report(models["classification"][0], DATA["classification"], Path("."))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+REPORT_MODULES = ("report", "scoring", "card", "figures", "execute")
+
+
+def test_a_comparison_of_one_model_names_its_parameter_and_the_command_its_flag(tmp_path: Path) -> None:
+    "The library speaks of `model_dirs`; the `mlprod` command's line names the flag that gives them."
+    from mlprod.cli import _error_line
+
+    with pytest.raises(ReportError) as e:
+        compare_report([tmp_path / "m"], tmp_path / "d.csv", tmp_path / "out")
+    msg = str(e.value)
+    assert msg == "a comparison needs two or more models, got 1 (expected model_dirs=[A, B])", msg
+    assert e.value.option is not None and e.value.option[0] == "model_dirs"
+    assert _error_line(e.value) == msg + " (CLI: --model-dir A --model-dir B)"
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_report_modules_name_no_flag_of_the_command() -> None:
+    "The report's modules name the library's parameters; only the CLI knows `--model-dir`, `--out-dir`, ..."
+    package = ROOT / "mlprod"
+    flags = re.compile(r"--(model-dir|data|out-dir|title|timeout|version-skew|trusted-type|allowed-format)\b")
+    for name in REPORT_MODULES:
+        path = package / f"{name}.py"
+        if path.exists():  # the report's parts, as far as they are split
+            text = path.read_text(encoding="utf-8")
+            assert not flags.search(text) and "settings.ini" not in text, name

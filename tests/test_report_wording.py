@@ -13,17 +13,15 @@ import yaml
 from PIL import Image
 
 from mlprod.bundle import save_bundle
-from mlprod.report import (
+from mlprod.card import model_card
+from mlprod.figures import (
     DPI,
-    Scored,
     importance_figure,
     importance_label,
-    model_card,
-    parameters_table,
     permutation_importance_frame,
     plot_importance,
-    score,
 )
+from mlprod.scoring import Scored, parameters_table, score
 from mlprod.train import train_from_data, train_from_path
 
 from conftest import FIXTURES
@@ -158,7 +156,7 @@ def test_model_card_shows_a_raw_training_file_as_the_chains_source(
 def test_a_model_without_probabilities_is_measured_and_labelled_on_accuracy(tmp_path: Path) -> None:
     """roc_auc needs probabilities (a comparison's first model may select by it, the second have none):
     permutation importance then measures accuracy, and the axis must say so."""
-    from mlprod.report import importance_metric
+    from mlprod.figures import importance_metric
 
     df = pd.read_csv(FIXTURES / "binary.csv")
     cfg = {
