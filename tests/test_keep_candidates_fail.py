@@ -20,7 +20,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import mlprod.io
+import mlprod.commit
 from mlprod.cli import app
 from mlprod.errors import BundleError
 from mlprod.registry import read_aliases
@@ -66,7 +66,7 @@ def trained(tmp_path: Path) -> Iterator[tuple[Path, Path, dict[str, bytes | None
 
 def _disk_full_on_second_version(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     "Make the writer save_bundle uses raise ENOSPC while the 2nd version's config.yaml is written."
-    real = mlprod.io.write_text
+    real = mlprod.commit.write_text  # the writer save_bundle imports (mlprod.io re-exports it)
     seen = {"versions": 0}
 
     def write_text(path: str | Path, text: str) -> Path:
@@ -76,7 +76,7 @@ def _disk_full_on_second_version(monkeypatch: pytest.MonkeyPatch) -> dict[str, i
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real(path, text)
 
-    monkeypatch.setattr(mlprod.io, "write_text", write_text)
+    monkeypatch.setattr(mlprod.commit, "write_text", write_text)
     return seen
 
 
