@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import BundleError, IntegrityError, MlprodError
 from .layout import EXPECTED, FORMATS, MANIFEST, MODEL_FILES, read_bundle_file
 from .lineage import git_state
-from .registry import _update_aliases, resolve_version, sweep_stale_temporaries
+from .registry import _unwritable, _update_aliases, resolve_version
 from .schema import Schema
 from .serialise import _load_model, _serialise_model
 from .tasks import task_for
@@ -115,13 +115,11 @@ def save_bundle(
     import datetime as dt
     import hashlib
     import json
-    import os
-    import secrets
     import shutil
 
     import yaml
 
-    from mlprod.commit import write_text
+    from mlprod.commit import AtomicFolder, write_text
     from mlprod.io import write_json
     from mlprod.tables import write_table
 
@@ -139,11 +137,14 @@ def save_bundle(
     except OSError as e:
         model_file.close()
         raise BundleError(f"cannot create the model root ({e.strerror})", path=root) from None
-    sweep_stale_temporaries(root)
-    tmp = root / f".tmp-{os.getpid()}-{secrets.token_hex(4)}"
     now = dt.datetime.now(dt.UTC)
+    folder = None
     try:
-        tmp.mkdir()
+        refused = _unwritable(root)  # said as a save says it, before mlprod.commit would say "not writable"
+        if refused is not None:
+            raise refused
+        folder = AtomicFolder.inside(root)  # this run's hidden `.tmp-PID-XXXX`; dead runs' are swept first
+        tmp = folder.tmp
         with model_file, open(tmp / MODEL_FILES[model_format], "wb") as out:
             shutil.copyfileobj(model_file, out)
         write_text(tmp / "config.yaml", yaml.safe_dump(bundle.config, sort_keys=False, allow_unicode=True))
@@ -178,10 +179,11 @@ def save_bundle(
             raise BundleError("version already exists; versions are never overwritten", path=final)
         if check is not None:
             check(tmp)  # e.g. load it back; no alias, no reader, can see it yet
-        os.rename(tmp, final)  # atomic on one file system; fails rather than replace a non-empty folder
+        folder.commit(to=final, replace=False)  # one rename; FileExistsError rather than replace a version
     except BaseException as e:
         model_file.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if folder is not None:
+            folder.discard()
         if isinstance(e, OSError) and not isinstance(e, MlprodError):
             raise _cannot_save(e, root, "the version was not kept") from None
         raise
@@ -200,7 +202,7 @@ def save_bundle(
 
 
 def _cannot_save(e: OSError, root: Path, outcome: str) -> BundleError:
-    "The one-line error of a save that an OSError stopped (ENOSPC, EFBIG, ENAMETOOLONG, EACCES, ...)."
+    "The one-line error of a save that an OSError stopped (ENOSPC, EFBIG, ENAMETOOLONG, EACCES, EROFS, ...)."
     return BundleError(
         f"cannot save a version ({e.strerror or e}); {outcome}",
         path=root,

@@ -350,6 +350,17 @@ def test_versions_aliases_promote_and_rollback(fixtures: Path, tmp_path: Path) -
         promote(root, "nope")
 
 
+def test_a_model_root_holds_only_its_versions_and_aliases(fixtures: Path, tmp_path: Path) -> None:
+    "Saves and promotions leave nothing hidden in the model root: no lock file, no temporary."
+    b = _bundle(fixtures)
+    root = tmp_path / "churn"
+    v1 = save_bundle(b, root)
+    v2 = save_bundle(b, root, compression=0)
+    promote(root, v1.name)
+    assert {p.name for p in root.iterdir()} == {"aliases.json", v1.name, v2.name}
+    assert read_aliases(root) == {"latest": v2.name, "champion": v1.name}
+
+
 def test_unparseable_aliases(tmp_path: Path, saved: Path) -> None:
     root = tmp_path / "m"
     shutil.copytree(saved, root / saved.name)

@@ -40,7 +40,7 @@ CONFIG = {
     "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}},
     "preprocessing": {"scale": True},
 }
-HIDDEN = re.compile(r"^\.(tmp-\d+-[0-9a-f]+|.+\.\d+-[0-9a-f]+\.tmp|aliases\.lock|mlprod-report)$")
+HIDDEN = re.compile(r"^\.(tmp-\d+-[0-9a-f]+|.+\.\d+-[0-9a-f]+\.tmp|mlprod-report)$")
 
 
 def files(d: Path) -> dict[str, str]:

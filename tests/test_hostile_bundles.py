@@ -31,7 +31,7 @@ from mlprod.bundle import load_bundle, save_bundle
 from mlprod.cli import app
 from mlprod.errors import BundleError, MlprodError
 from mlprod.layout import MANIFEST
-from mlprod.registry import list_versions
+from mlprod.registry import list_versions, promote
 from mlprod.verify import _manifest
 
 from conftest import small_tmpfs
@@ -319,6 +319,36 @@ def test_save_bundle_turns_an_os_error_into_one_bundle_error_and_leaves_nothing(
     assert "\n" not in msg and str(root) in msg and os.strerror(code) in msg, msg
     assert _state(root) == before  # no version, no temporary, aliases.json byte for byte
     figures.hostile("hangs", f"save_bundle {errno.errorcode[code]} at {where}")
+
+
+@pytest.fixture
+def read_only_root(trained: Path, tmp_path: Path) -> Iterator[Path]:
+    "A copy of the trained model root on a file system mounted read-only (skipped where mounting is not allowed)."
+    with small_tmpfs(tmp_path / "ro", "8m") as mnt:
+        shutil.copytree(trained, mnt / "churn")
+        r = subprocess.run(["mount", "-o", "remount,ro", str(mnt)], capture_output=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot remount read-only: {r.stderr.decode().strip()}")
+        yield mnt / "churn"
+
+
+@figures.passed_only
+def test_a_read_only_model_root_is_one_bundle_error_naming_it(read_only_root: Path) -> None:
+    "A save or a promotion into a model root that cannot be written: one BundleError naming the root and the cause."
+    root = read_only_root
+    bundle = load_bundle(root)
+    before = _state(root)
+    with pytest.raises(BundleError) as e:
+        save_bundle(bundle, root)
+    assert str(e.value) == (
+        f"{root}: cannot save a version (Read-only file system); the version was not kept "
+        "(expected a writable model root with room for the version)"
+    )
+    with pytest.raises(BundleError) as e:
+        promote(root, bundle.version)
+    assert str(e.value) == f"{root}: cannot write to the model root (Read-only file system)"
+    assert _state(root) == before
+    figures.hostile("tracebacks", "save_bundle and promote on a read-only model root", runs=2)
 
 
 # --- train and report evaluate on a full disk ---------------------------------------------------------------
