@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['check_csv_header', 'parse_csv', 'iter_csv']
+__all__ = ['PIECE_FIELDS', 'check_csv_header', 'parse_csv', 'iter_csv']
 
 # %% ../nbs/01c_csvparse.ipynb #c164f9ca
 def check_csv_header(path: Path, codec: Codec) -> None:
@@ -69,6 +69,8 @@ def _undecodable(path: Path, codec: Codec) -> DataError:
 # %% ../nbs/01c_csvparse.ipynb #7db456d4
 _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _EOF_IN_STRING = re.compile(r"(EOF inside string starting at row )(\d+)")
+# pandas' C parser (low_memory, its default) reads in pieces of at most about this many fields (rows x columns)
+PIECE_FIELDS = 2**20
 
 
 def _csv_error(path: Path, codec: Codec, e: Exception, line_shift: int = 0) -> DataError:
@@ -104,13 +106,17 @@ def parse_csv(chunk: RawChunk) -> pd.DataFrame:
             # A first row longer than the header: pandas would warn and drop its extra fields (with
             # index_col=False; by default it would silently make the first column the index). It is ragged.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            options = _csv_id_options(_header_names(chunk.header), chunk.ids)
-            df = pd.read_csv(f, encoding="utf-8", index_col=False, **options)
+            # A chunk of no more fields than a piece is read in one go: no more memory than about one piece, and
+            # no joining of each column's pieces (seconds for 100,000 columns, even for a chunk of one piece).
+            one_piece = chunk.rows * (_unquoted_commas(chunk.header) + 1) <= PIECE_FIELDS
+            options = _csv_id_options(chunk.ids)
+            df = pd.read_csv(f, encoding="utf-8", index_col=False, low_memory=not one_piece, **options)
     except pd.errors.ParserWarning:
         raise _long_first_row(chunk, chunk.text()) from None
     except (ValueError, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
         shift = chunk.first_line - 1 - chunk.header_lines  # pandas counts lines from the header
         raise _csv_error(chunk.path, chunk.format.codec, e, shift) from None
+    df = _ids_as_written(df, chunk.ids)
     # A row with fewer fields than the header: pandas pads it with missing values, so a file cut off in its last
     # line would read as if whole. Such a row leaves the last column missing; only then are the commas counted.
     want = len(df.columns)
@@ -187,35 +193,32 @@ def _long_first_row(chunk: RawChunk, text: bytes) -> DataError:
 def iter_csv(path: Path, codec: Codec, chunk_rows: int, ids: tuple[str, ...] = ()) -> Iterator[pd.DataFrame]:
     import pandas as pd
 
-    options = {}
-    if ids:
-        with codec.open(path) as f:
-            options = _csv_id_options(_header_names(f.read(1 << 16)), ids)
+    options = _csv_id_options(ids)
     try:
         reader = pd.read_csv(path, compression=codec.name, chunksize=chunk_rows, encoding="utf-8", **options)
         with reader:
-            yield from reader
+            for df in reader:
+                yield _ids_as_written(df, ids)
     except (ValueError, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
         raise _csv_error(path, codec, e) from None
 
 # %% ../nbs/01c_csvparse.ipynb #13bf8989
-def _header_names(header: bytes) -> list[str]:
-    "The column names of a CSV header (its first line with text; blank lines and a byte-order mark before it)."
-    import csv
-    import io as _io
-
-    rows = csv.reader(_io.StringIO(header.decode("utf-8-sig", errors="replace"), newline=""))
-    return next((r for r in rows if len(r) > 1 or (r and r[0].strip())), [])
+_ID_MARK = "id:"  # put before each id's text while pandas reads it; no spelling of a missing value starts so
 
 
-def _csv_id_options(names: list[str], ids: Sequence[str]) -> dict[str, Any]:
-    "`pd.read_csv` options that read the `ids` columns as the text of their fields ('' when empty), the rest as usual."
-    from pandas._libs.parsers import STR_NA_VALUES  # pandas' default spellings of a missing value
+def _mark_id(text: str) -> str:
+    return _ID_MARK + text
 
-    text = [n for n in names if n in ids]
-    if not text:
-        return {}
-    # keep_default_na=False lets no spelling ('', 'NA', 'null') stand for missing; na_values gives every other
-    # column (by position: an unnamed column too) pandas' default spellings back.
-    others = {i: STR_NA_VALUES for i, n in enumerate(names) if n not in ids}
-    return {"dtype": dict.fromkeys(text, str), "keep_default_na": False, "na_values": others}
+
+def _csv_id_options(ids: Sequence[str]) -> dict[str, Any]:
+    "`pd.read_csv` options that hand each field of the `ids` columns, as written, to `_mark_id` (a column not in the file is ignored)."
+    # One entry per id column, whatever the width of the file: the other columns keep pandas' own defaults.
+    return {"converters": dict.fromkeys(ids, _mark_id)} if ids else {}
+
+
+def _ids_as_written(df: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
+    "`df` (n_rows, n_columns), read with `_csv_id_options(ids)`, with each id column the text of its fields ('' when empty)."
+    for name in ids:
+        if name in df.columns:
+            df[name] = df[name].astype(str).str.removeprefix(_ID_MARK)  # (n_rows,) str, even with no rows
+    return df
