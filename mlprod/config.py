@@ -492,7 +492,7 @@ def _table_columns(chk: _Check, own: Any, raw: dict[str, Any]) -> tuple[Any, ...
             raise chk.error(f"not among the features: {', '.join(outside)}", k)
     prep = dict(PREPROCESSING_DEFAULTS)
     if own.preprocessing is not None:
-        for i, t in enumerate(own.preprocessing.transformers):
+        for i, t in enumerate(own.preprocessing.transformers or []):
             try:  # checked, then made: a typo fails here
                 make_object(t.cls, t.params, f"preprocessing.transformers[{i}]", "transformer")
             except ConfigError as e:

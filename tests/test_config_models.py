@@ -144,6 +144,14 @@ def test_a_tasks_own_key_is_taken_by_that_task_only(tmp_path: Path) -> None:
     assert load_config(path).k_values == [1, 3]
     path.write_text(TABLE + "numeric: [age]\n")
     assert load_config(path).numeric == ["age"]
+    path.write_text(TABLE + "preprocessing: {scale: true}\n")  # the other keys keep their defaults
+    assert load_config(path).preprocessing == {
+        "impute_numeric": "median",
+        "scale": True,
+        "impute_categorical": "constant",
+        "one_hot": True,
+        "transformers": [],
+    }
     assert task_for("recommend").own_keys == tuple(InteractionKeys.model_fields)
     assert task_for("classification").own_keys == tuple(TableKeys.model_fields)
 
