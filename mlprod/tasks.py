@@ -12,9 +12,9 @@ from .errors import ConfigError, MlprodError
 
 # %% auto #0
 __all__ = ['CLASSIFICATION_METRICS', 'REGRESSION_METRICS', 'RANKING_METRICS', 'RANKING_FAMILY', 'DEFAULT_K_VALUES',
-           'LOWER_IS_BETTER', 'PROBA_PREFIX', 'TABLE_KEYS', 'RECOMMEND_KEYS', 'INTERACTION_PARAMS', 'TASKS',
-           'higher_is_better', 'Task', 'Classification', 'Regression', 'Recommendation', 'register', 'unregister',
-           'task_names', 'find_task', 'task_for', 'keys_elsewhere', 'metric_names']
+           'LOWER_IS_BETTER', 'PROBA_PREFIX', 'INTERACTION_PARAMS', 'TASKS', 'higher_is_better', 'Task',
+           'Classification', 'Regression', 'Recommendation', 'register', 'unregister', 'task_names', 'find_task',
+           'task_for', 'keys_elsewhere', 'metric_names']
 
 # %% ../nbs/09_tasks.ipynb #3650d9c4
 CLASSIFICATION_METRICS = (
@@ -32,8 +32,6 @@ RANKING_FAMILY = (*RANKING_METRICS, "popularity")  # + the popularity bias, eval
 DEFAULT_K_VALUES = (5, 10)
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape"})
 PROBA_PREFIX = "proba_"
-TABLE_KEYS = ("target", "id_col", "features", "categorical", "numeric", "preprocessing")  # not for recommend
-RECOMMEND_KEYS = ("user_col", "item_col", "weight_col", "timestamp_col", "evaluate")  # recommend only
 INTERACTION_PARAMS = ("user_col", "item_col", "weight_col")  # config columns given to the recommender
 
 
@@ -48,17 +46,33 @@ class Task:
     name: str = ""
     data: str = "table"  # table: one row per id (features, target) | interactions: (user, item) rows
     target: str = "labels"  # labels (classes) | numbers | items (a user's items)
-    own_keys: tuple[str, ...] = TABLE_KEYS  # config keys that apply to this task only (see keys_elsewhere)
     estimator_kind: str = (
         "estimator"  # the kind `class:` must be (mlprod.features.KINDS): estimator | recommender
     )
-    sklearn_kind: str | None = None  # scikit-learn's estimator type it takes: classification | regression
+    sklearn_kind: str | None = None  # scikit-learn's estimator type it takes: classifier | regressor
     metrics: tuple[str, ...] = ()  # the scalar metrics, in report order
     select_by: str = ""  # the default metric a choice of candidates is decided by
     figures: tuple[tuple[str, str], ...] = ()  # (title, mlprod.figures' plotting function), every model
     proba_figures: tuple[tuple[str, str], ...] = ()  # (title, function) when every model has probabilities
     payload_extras: tuple[tuple[str, str], ...] = ()  # (key, mlprod.scoring function) added to metrics.json
     importance_fallback: str = ""  # importance's metric when the selected one needs probabilities
+
+    def config_keys(self) -> type[Any]:
+        "The declared model (pydantic, mlprod.keys) of the config keys only this task takes: a table's columns."
+        from mlprod.keys import TableKeys  # imported when a config is read, not by every command
+
+        return TableKeys
+
+    def validation_keys(self) -> type[Any]:
+        "The declared model of this task's `validation:` (mlprod.keys): a holdout or K folds."
+        from mlprod.keys import TableValidation
+
+        return TableValidation
+
+    @property
+    def own_keys(self) -> tuple[str, ...]:
+        "The config keys only this task takes (every other task refuses them, see keys_elsewhere)."
+        return tuple(f.alias or n for n, f in self.config_keys().model_fields.items())
 
     def metric_names(self, k_values: Sequence[int] | None = None) -> tuple[str, ...]:
         "The task's scalar metrics (`k_values`: the k of ranking metrics)."
@@ -103,7 +117,7 @@ class Task:
 class Classification(Task):
     "Class labels from a table: accuracy and friends, probabilities, a stratified split."
 
-    name, target, sklearn_kind = "classification", "labels", "classification"
+    name, target, sklearn_kind = "classification", "labels", "classifier"
     metrics, select_by, importance_fallback = CLASSIFICATION_METRICS, "accuracy", "accuracy"
     figures = (("Confusion matrix", "plot_confusion"),)
     proba_figures = (
@@ -116,7 +130,7 @@ class Classification(Task):
 class Regression(Task):
     "Numbers from a table: RMSE, MAE, R2, MAPE."
 
-    name, target, sklearn_kind = "regression", "numbers", "regression"
+    name, target, sklearn_kind = "regression", "numbers", "regressor"
     metrics, select_by, importance_fallback = REGRESSION_METRICS, "rmse", "r2"
     figures = (("Predicted vs actual", "plot_predicted_vs_actual"), ("Residuals", "plot_residuals"))
 
@@ -125,9 +139,21 @@ class Recommendation(Task):
     "A user's next items from interactions: ranking metrics at each k, beside a popularity baseline."
 
     name, data, target = "recommend", "interactions", "items"
-    own_keys, estimator_kind, metrics = RECOMMEND_KEYS, "recommender", RANKING_METRICS
+    estimator_kind, metrics = "recommender", RANKING_METRICS
     figures = (("Ranking metrics at k", "plot_ranking_curves"), ("Popularity bias", "plot_popularity_bias"))
     payload_extras = (("popularity_bias", "popularity_bias_summary"),)
+
+    def config_keys(self) -> type[Any]:
+        "The interaction columns and `evaluate` (mlprod.keys.InteractionKeys)."
+        from mlprod.keys import InteractionKeys
+
+        return InteractionKeys
+
+    def validation_keys(self) -> type[Any]:
+        "A per-user holdout (mlprod.keys.InteractionValidation)."
+        from mlprod.keys import InteractionValidation
+
+        return InteractionValidation
 
     def metric_names(self, k_values: Sequence[int] | None = None) -> tuple[str, ...]:
         "Each ranking metric at each of `k_values` (default 5, 10): 'precision@5', 'precision@10', ..."

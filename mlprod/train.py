@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .bundle import Bundle
 from .config import Candidate, TrainConfig, _Check, load_config, parse_config  # noqa: F401  (mlprod.config)
 from .errors import ConfigError, DataError, MlprodError, SchemaError
+from .prepare import GOLDEN_ROWS, Prepared, prepare  # noqa: F401  (mlprod.prepare)
 from .schema import Schema
 from .tasks import higher_is_better, task_for
 
@@ -21,12 +22,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['GOLDEN_ROWS', 'TrainResult', 'Prepared', 'train_candidates', 'train_from_data', 'train_versions', 'train_from_path']
+__all__ = ['TrainResult', 'train_candidates', 'train_from_data', 'train_versions', 'train_from_path']
 
 # %% ../nbs/10_train.ipynb #0c893c91
-GOLDEN_ROWS = 8  # validation rows saved in the bundle with their predictions
-
-
 @dataclass
 class TrainResult:
     "Every candidate's bundle, by name, and the name of the best."
@@ -37,27 +35,6 @@ class TrainResult:
     @property
     def best(self) -> Bundle:
         return self.bundles[self.selected]
-
-
-@dataclass
-class Prepared:
-    "A training frame made ready for the candidates: what each is fitted on, and scored against."
-
-    schema: Schema
-    fit_data: tuple[Any, ...]  # fit's arguments: (X_train, y_train), or (interactions,) for a recommender
-    X_val: pd.DataFrame  # what is predicted for validation: the features, or the held-out users
-    truth: pd.DataFrame  # the validation truth: (id, target), or the held-out interactions
-    golden: pd.DataFrame  # raw input rows saved in the bundle with their predictions
-    split: dict[str, Any]  # metadata["split"]
-    refit_data: tuple[Any, ...] | None = (
-        None  # fit's arguments for the saved model; None: keep the fitted one
-    )
-    folds: list[tuple[tuple[Any, ...], pd.DataFrame]] | None = (
-        None  # cv: each fold's (fit's arguments, validation features); X_val and truth are then every row
-    )
-    validation: dict[str, Any] = field(
-        default_factory=dict
-    )  # metrics["validation"]: the rows scored, and how
 
 
 def _with_source(e: MlprodError, source: str | Path | None) -> MlprodError:
@@ -81,199 +58,6 @@ def _json_safe(v: Any) -> Any:
     if isinstance(v, dict):
         return {str(k): _json_safe(x) for k, x in v.items()}
     return repr(v)
-
-
-def _target(df: pd.DataFrame, cfg: TrainConfig, source: str | Path | None) -> Any:
-    "The target column as an array: labels (classification) or floats (regression): (n_rows,)."
-    import numpy as np
-    import pandas as pd
-
-    y = df[cfg.target]
-    if task_for(cfg.task).target == "labels":
-        return y.to_numpy()
-    num = pd.to_numeric(y, errors="coerce").to_numpy(dtype="float64")
-    bad = np.isnan(num) | np.isinf(num)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"row {i + 1}: target {y.iloc[i]!r} is not a finite number",
-            path=source,
-            column=cfg.target,
-            expected="a number in every row, for regression",
-        )
-    return num
-
-
-def _prepare_table(cfg: TrainConfig, chk: _Check, df: pd.DataFrame, source: str | Path | None) -> Prepared:
-    "Classification and regression: schema, coerced features, the seeded (stratified) validation split."
-    from mlprod.data import split_positions
-    from mlprod.schema import capture_schema, validate
-
-    schema = capture_schema(df, cfg.task, cfg.target, cfg.id_col, cfg.features, cfg.categorical, cfg.numeric)
-    for key in ("categorical", "numeric"):
-        unknown = [c for c in getattr(cfg, key) if c not in schema.feature_names]
-        if unknown:
-            raise chk.error(f"not a feature column of the data: {', '.join(unknown)}", key)
-    X = validate(schema, df, source=source)  # (n_rows, n_features), coerced as prediction will
-    ids = df[cfg.id_col]
-    if (
-        ids.isna().any() or ids.duplicated().any() or (ids.astype(object) == "").any()
-    ):  # "": an empty CSV field
-        from mlprod.evaluate import check_ids
-
-        check_ids(ids, source, "training data")
-    y = _target(df, cfg, source)  # (n_rows,)
-    val, keep = cfg.validation, [cfg.id_col, *schema.feature_names]
-    every_row = (X, y) if val["refit"] else None  # (n_rows, n_features), (n_rows,): the saved model's
-    if "cv" in val:
-        folds = _folds(cfg, chk, y, source)  # K x ((n_fit,), (n_val,))
-        split = {"train_rows": len(df), "validation_rows": len(df), "cv": val["cv"]}
-        return Prepared(
-            schema,
-            (X, y),
-            X,  # (n_rows, n_features): every row is predicted once, by the fold that left it out
-            df[[cfg.id_col, cfg.target]],  # (n_rows, 2)
-            df.iloc[folds[0][1][:GOLDEN_ROWS]][keep],  # (<= 8, 1 + n_features)
-            split | {"stratify": val["stratify"], "refit": True},
-            every_row,
-            [((X.iloc[f], y[f]), X.iloc[v]) for f, v in folds],
-            {"method": "cv", "rows": len(df), "folds": val["cv"], "stratify": val["stratify"]},
-        )
-    train_pos, val_pos = split_positions(
-        len(df), val["test_size"], cfg.seed, y if val["stratify"] else None, source, cfg.target
-    )  # (n_train,), (n_val,)
-    split = {"train_rows": len(train_pos), "validation_rows": len(val_pos), "test_size": val["test_size"]}
-    return Prepared(
-        schema,
-        (X.iloc[train_pos], y[train_pos]),  # (n_train, n_features), (n_train,)
-        X.iloc[val_pos],  # (n_val, n_features)
-        df.iloc[val_pos][[cfg.id_col, cfg.target]],  # (n_val, 2)
-        df.iloc[val_pos[:GOLDEN_ROWS]][keep],  # (<= 8, 1 + n_features)
-        split | {"stratify": val["stratify"], "refit": val["refit"]},
-        every_row,
-        validation={
-            "method": "holdout",
-            "rows": len(val_pos),
-            "test_size": val["test_size"],
-            "stratify": val["stratify"],
-        },
-    )
-
-
-def _folds(cfg: TrainConfig, chk: _Check, y: Any, source: str | Path | None) -> list[tuple[Any, Any]]:
-    "cv: the K folds' (fit, validation) row positions, seeded; stratified on the target when `stratify`."
-    import numpy as np
-    import pandas as pd
-    from sklearn.model_selection import KFold, StratifiedKFold
-
-    k, n_rows = cfg.validation["cv"], len(y)
-    if k > n_rows:
-        raise chk.error(f"{k} folds for {n_rows} rows", "validation.cv", f"at most {n_rows} folds")
-    splitter: Any = KFold(k, shuffle=True, random_state=cfg.seed)
-    if cfg.validation["stratify"]:
-        labels = pd.Series(y)
-        if labels.isna().any():
-            raise DataError(
-                f"{int(labels.isna().sum())} rows have no value to stratify on",
-                path=source,
-                column=cfg.target,
-                expected="a value in every row",
-            )
-        counts = labels.value_counts()
-        if counts.min() < k:
-            label = counts.idxmin()
-            label = label.item() if hasattr(label, "item") else label  # 'a' or 2, not np.int64(2)
-            raise chk.error(
-                f"{k} folds, but the smallest class {label!r} has {counts.min()} rows",
-                "validation.cv",
-                "at most as many folds as the smallest class has rows (or stratify: false)",
-            )
-        splitter = StratifiedKFold(k, shuffle=True, random_state=cfg.seed)
-    return list(splitter.split(np.zeros((n_rows, 1)), y))
-
-
-def _unseen_user(users: pd.Series) -> Any:
-    "A user ID that is not in `users`, of the same type: max + 1 for numbers, else a new text."
-    import pandas as pd
-
-    from mlprod.recsys import as_id_strings
-
-    if pd.api.types.is_numeric_dtype(users) and not pd.api.types.is_bool_dtype(users):
-        top = users.max()
-        return int(top) + 1 if pd.api.types.is_integer_dtype(users) else float(top) + 1.0
-    known = set(as_id_strings(pd.Series(pd.unique(users))))
-    name, i = "unseen-user", 0
-    while name in known:
-        i += 1
-        name = f"unseen-user-{i}"
-    return name
-
-
-def _prepare_interactions(
-    cfg: TrainConfig, chk: _Check, df: pd.DataFrame, source: str | Path | None
-) -> Prepared:
-    "Recommend: the user column as the schema's one feature, and each user's held-out interactions."
-    import numpy as np
-    import pandas as pd
-
-    from mlprod.recsys import split_interactions
-    from mlprod.schema import capture_schema
-
-    assert cfg.user_col is not None and cfg.item_col is not None
-    user, item, weight = cfg.user_col, cfg.item_col, cfg.weight_col
-    for col in (user, item, weight, cfg.timestamp_col):
-        if col is not None and col not in df.columns:
-            raise SchemaError(
-                "the column is not in the data",
-                path=source,
-                column=col,
-                expected="one of " + ", ".join(map(str, df.columns)),
-            )
-    if weight is not None:  # checked here, on the whole file, so that the row is the file's row
-        w = pd.to_numeric(df[weight], errors="coerce").to_numpy(dtype="float64")  # (n_rows,)
-        bad = ~(np.isfinite(w) & (w > 0))
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0]) + 1
-            value = df[weight].iloc[row - 1]
-            value = value.item() if hasattr(value, "item") else value  # 1.5, not np.float64(1.5)
-            raise DataError(
-                f"row {row}: weight {value!r} is not a positive number",
-                path=source,
-                column=weight,
-                expected="a finite weight > 0 in every row",
-            )
-    train, held = split_interactions(
-        df, user, item, cfg.timestamp_col, cfg.validation["holdout"], cfg.seed
-    )  # (n_train, n_columns), (n_held, n_columns)
-    if len(held) == 0:
-        raise DataError(
-            "no interaction can be held out for validation",
-            path=source,
-            column=user,
-            expected="users with at least two interactions, one of them with an item new to the user",
-        )
-    schema = capture_schema(df, cfg.task, item, None, [user], identifiers=[user])
-    users = held[[user]].drop_duplicates().reset_index(drop=True)  # (n_users_held, 1), first seen first
-    golden = pd.concat(
-        [users.head(GOLDEN_ROWS - 1), pd.DataFrame({user: [_unseen_user(df[user])]})], ignore_index=True
-    )  # (<= 8, 1): held-out users and one unseen user
-    split = {
-        "train_rows": len(train),
-        "validation_rows": len(held),
-        "validation_users": len(users),
-        "holdout": cfg.validation["holdout"],
-        "by": "time" if cfg.timestamp_col else "random",
-        "refit": cfg.validation["refit"],
-    }
-    validation = {
-        "method": "holdout",
-        "rows": len(held),
-        "users": len(users),
-        "holdout": cfg.validation["holdout"],
-        "by": split["by"],
-    }
-    refit_data = (df,) if cfg.validation["refit"] else None
-    return Prepared(schema, (train,), users, held, golden, split, refit_data, validation=validation)
 
 
 def _unfit_data(
@@ -389,9 +173,8 @@ def train_candidates(
     chk = _Check(cfg.source, cfg.lines)
     df = df_train.reset_index(drop=True)  # (n_rows, n_columns), positions = index
     task = task_for(cfg.task)  # what differs between tasks (mlprod.tasks)
-    prepare = _prepare_interactions if task.data == "interactions" else _prepare_table
     try:
-        prep = prepare(cfg, chk, df, source)
+        prep = prepare(cfg, chk, df, source)  # mlprod.prepare: as the task's data asks
         ids = df[cfg.id_col] if task.data == "table" else None  # (n_rows,): names a row the estimator refuses
         fitted, scores = {}, {}
         for cand in cfg.candidates:
