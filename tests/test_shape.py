@@ -1,0 +1,175 @@
+"""The package's shape (issue 18): one place per concern, imports in one direction, rooms a reader can hold.
+
+These tests read the generated modules with `ast` (no import runs), so they fail on the line that breaks the
+rule, whatever notebook it came from:
+- no import cycle between mlprod's modules, counting imports inside functions (a lazy import is still a
+  dependency a reader must follow);
+- no module over 500 lines of code (lines that are neither blank nor comments);
+- only the task definitions compare a task name (`task == "regression"`), and only the format definitions
+  compare a file suffix or a format name.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "mlprod"
+MAX_CODE_LINES = 500
+# where a task name may be compared: the task definitions
+TASK_MODULES = {"tasks"}
+# where a suffix or a format name may be compared: the format definitions
+FORMAT_MODULES = {"formats"}
+SUFFIXES = {".csv", ".jsonl", ".json", ".ndjson", ".parquet", ".pq", ".gz"}
+FORMAT_NAMES = {"csv", "jsonl", "parquet", "gzip"}
+TASK_NAMES = {"classification", "regression", "recommend"}
+
+
+def modules() -> dict[str, ast.Module]:
+    "Every generated module of the package by its short name (`io` for mlprod/io.py), parsed."
+    return {
+        p.stem: ast.parse(p.read_text(encoding="utf-8"), filename=str(p))
+        for p in sorted(PACKAGE.glob("*.py"))
+        if p.stem not in ("_modidx", "__init__")
+    }
+
+
+def imported(name: str, tree: ast.Module, known: set[str]) -> set[str]:
+    "The mlprod modules `name` imports anywhere in its text (top level or inside a function)."
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1:  # from .x import y / from . import x
+                base = node.module
+            elif node.module and (node.module == "mlprod" or node.module.startswith("mlprod.")):
+                base = node.module.removeprefix("mlprod").lstrip(".") or None
+            else:
+                continue
+            if base is None:  # from mlprod import x: x may be a module
+                out |= {a.name for a in node.names if a.name in known}
+            else:
+                out.add(base.split(".")[0])
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("mlprod."):
+                    out.add(a.name.split(".")[1])
+    return (out & known) - {name}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    "The strongly connected groups of more than one module (Tarjan's algorithm), each sorted."
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_cycles_finds_a_cycle():
+    # the checker itself: a cycle through three modules is found, a chain is not
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_no_import_cycle():
+    mods = modules()
+    known = set(mods)
+    graph = {name: imported(name, tree, known) for name, tree in mods.items()}
+    assert cycles(graph) == []
+
+
+def code_lines(path: Path) -> int:
+    "Lines that are neither blank nor only a comment."
+    return sum(
+        1
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
+
+
+def test_no_module_over_500_lines_of_code():
+    sizes = {p.name: code_lines(p) for p in sorted(PACKAGE.glob("*.py")) if p.stem != "_modidx"}
+    assert {name: n for name, n in sizes.items() if n > MAX_CODE_LINES} == {}
+
+
+def _names(node: ast.AST) -> set[str]:
+    "The plain names and attribute names in an expression (`cfg.task` gives {'cfg', 'task'})."
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {
+        n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
+    }
+
+
+def _constants(node: ast.AST) -> set[str]:
+    return {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+def branches(tree: ast.Module, words: set[str]) -> list[int]:
+    "Lines where a comparison (==, !=, in, not in) or a `.get`/subscript on a literal mapping tests one of `words`."
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and _constants(node) & words:
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            # str.endswith(".csv") / str.removesuffix(".gz")
+            if node.func.attr in ("endswith", "removesuffix", "startswith") and _constants(node) & words:
+                lines.append(node.lineno)
+        elif (
+            isinstance(node, ast.Dict) and {k.value for k in node.keys if isinstance(k, ast.Constant)} & words
+        ):
+            lines.append(node.lineno)  # {".csv": "csv", ...}: a branch table on the suffix
+    return sorted(set(lines))
+
+
+def test_task_names_compared_only_in_the_task_definitions():
+    found = {
+        name: lines
+        for name, tree in modules().items()
+        if name not in TASK_MODULES and (lines := branches(tree, TASK_NAMES))
+    }
+    assert found == {}
+
+
+def test_suffixes_compared_only_in_the_format_definitions():
+    found = {
+        name: lines
+        for name, tree in modules().items()
+        if name not in FORMAT_MODULES and (lines := branches(tree, SUFFIXES | FORMAT_NAMES))
+    }
+    assert found == {}
+
+
+@pytest.mark.parametrize("words", [TASK_NAMES, SUFFIXES])
+def test_branches_finds_a_branch(words):
+    # the checker itself: each shape of branch is seen
+    word = sorted(words)[0]
+    text = f"if x == {word!r}: pass\nif y in ({word!r}, 'z'): pass\nif p.endswith({word!r}): pass\nm = {{{word!r}: 1}}\n"
+    assert branches(ast.parse(text), words) == [1, 2, 3, 4]
+    assert branches(ast.parse("if x == 'other': pass\n"), words) == []
