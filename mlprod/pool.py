@@ -25,23 +25,22 @@ def default_workers() -> int:
 
 
 def _mem_available() -> int | None:
-    "Bytes of memory available for new work (MemAvailable of /proc/meminfo), None where unknown."
+    "Bytes of memory available for new work (the kernel's MemAvailable, through psutil), None where unknown."
+    import psutil
+
     try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+        return int(psutil.virtual_memory().available)
+    except (OSError, RuntimeError, ValueError):
+        return None
 
 
 def _rss() -> int:
     "Bytes resident in this process now: about what each forked worker grows to (the libraries, the model)."
+    import psutil
+
     try:
-        with open("/proc/self/statm", encoding="ascii") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
+        return int(psutil.Process().memory_info().rss)
+    except (OSError, psutil.Error):
         return 0
 
 
