@@ -14,8 +14,7 @@ from typing import Any
 from .errors import ConfigError
 
 # %% auto #0
-__all__ = ['TRAIN_TASKS', 'TOP_KEYS', 'top_keys', 'config_error', 'declared', 'Candidate', 'TrainConfig', 'parse_config',
-           'load_config']
+__all__ = ['TRAIN_TASKS', 'TOP_KEYS', 'top_keys', 'declared', 'Candidate', 'TrainConfig', 'parse_config', 'load_config']
 
 # %% ../nbs/09a_config.ipynb #af1323d4
 # What differs between tasks, their own config keys among it, belongs to the tasks (mlprod.tasks); every
@@ -28,6 +27,8 @@ from mlprod.keys import (  # noqa: F401  (the defaults, for config's users)
     Head,
     Keys,
     NamedEstimator,
+    config_error,
+    line_of,
 )
 from mlprod.tasks import (  # noqa: F401  (the task keys, for config's users)
     DEFAULT_K_VALUES,
@@ -88,12 +89,7 @@ class _Check:
         self.source, self.lines = source, lines
 
     def line(self, key: str) -> int | None:
-        k = key
-        while k:
-            if k in self.lines:
-                return self.lines[k]
-            k = re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", k) if re.search(r"(\.|\[)", k) else ""
-        return None
+        return line_of(self.lines, key)
 
     def error(self, message: str, key: str, expected: str | None = None) -> ConfigError:
         return ConfigError(message, path=self.source, line=self.line(key), column=key, expected=expected)
@@ -117,72 +113,8 @@ class _Check:
         return list(names)
 
 # %% ../nbs/09a_config.ipynb #7c0e1a22
-def _model_in(annotation: Any) -> Any:
-    "The declared model inside a field's type (`Estimator | None`, `list[Transformer]`), or None."
-    from typing import get_args
-
-    if isinstance(annotation, type) and issubclass(annotation, Keys):
-        return annotation
-    return next((m for m in map(_model_in, get_args(annotation)) if m is not None), None)
-
-
-_UNKNOWN = ("extra_forbidden", "invalid_key")  # a key the model does not declare (a text one, or not text)
-_RANGE = ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "out_of_range")
-
-
-def config_error(
-    exc: Any,  # pydantic's ValidationError, raised by `model`
-    model: type[Keys],
-    path: str | Path | None = None,
-    lines: dict[str, int] | None = None,
-    prefix: str = "",  # where `model`'s mapping is in the config: 'validation'
-) -> ConfigError:
-    "The ConfigError of pydantic's first error: the key, its file and line, and the words of the key's `said`."
-    chk, errors = _Check(path, lines or {}), exc.errors(include_url=False)
-
-    def rank(
-        i: int,
-    ) -> float:  # an unknown key is told first in its mapping, as a reader checks the keys first
-        loc = errors[i]["loc"]
-        if errors[i]["type"] not in _UNKNOWN:
-            return i
-        return min(j for j, e in enumerate(errors) if e["loc"][: len(loc) - 1] == loc[:-1]) - 0.5
-
-    err = errors[min(range(len(errors)), key=rank)]
-    kind, value, unknown = err["type"], err.get("input"), err["type"] in _UNKNOWN
-    m, info, key, parent, item = model, None, prefix, prefix, False
-    for step in err["loc"][:-1] if unknown else err["loc"]:
-        if isinstance(step, int):
-            key, item = f"{key}[{step}]", True
-        elif m is not None:  # (else a union member's tag, 'int' or 'float': not a key)
-            info = {f.alias or n: f for n, f in m.model_fields.items()}[str(step)]
-            parent, key, item, m = (
-                key,
-                f"{key}.{step}" if key else str(step),
-                False,
-                _model_in(info.annotation),
-            )
-    said: dict[str, Any] = (info.json_schema_extra or {}).get("said", {}) if info else {}  # type: ignore[union-attr]
-    if unknown:
-        assert m is not None
-        step = str(err["loc"][-1])
-        allowed = "one of " + ", ".join(f.alias or n for n, f in m.model_fields.items())
-        return chk.error("unknown key", f"{key}.{step}" if key else step, allowed)
-    if kind == "missing":
-        return chk.error(said["missing"][0], parent if said["at_parent"] else key, said["missing"][1])
-    if kind == "too_short":
-        return chk.error(said["empty"][0], key, said["empty"][1])
-    if kind in _RANGE:
-        return chk.error(f"{value} is out of range", key, said["range"])
-    if said.get("choice") or kind == "literal_error":
-        return chk.error(f"invalid value {value!r}", key, said["expected"])
-    expected = "a mapping of keys" if kind == "model_type" else said.get("item" if item else "expected")
-    what = "a boolean" if isinstance(value, bool) else f"a {type(value).__name__}"
-    return chk.error(f"{value!r} is {what}", key, expected)
-
-
 def declared(chk: _Check, model: type[Keys], data: Any, prefix: str = "") -> Any:
-    "`data` validated by `model`; else `config_error` of it, at `prefix` in `chk`'s file."
+    "`data` validated by `model`; else `config_error` (mlprod.keys) of it, at `prefix` in `chk`'s file."
     from pydantic import ValidationError
 
     try:

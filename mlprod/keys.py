@@ -5,15 +5,18 @@
 # %% ../nbs/09b_keys.ipynb #77181d01
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from .errors import ConfigError
+
 # %% auto #0
-__all__ = ['OrNone', 'CountOrFraction', 'DEFAULT_TEST_SIZE', 'DEFAULT_HOLDOUT', 'key', 'Keys', 'count_or_fraction', 'Head',
-           'Estimator', 'NamedEstimator', 'Estimators', 'Choice', 'Transformer', 'Preprocessing', 'TableKeys',
-           'TableValidation', 'Evaluate', 'InteractionKeys', 'InteractionValidation']
+__all__ = ['OrNone', 'CountOrFraction', 'DEFAULT_TEST_SIZE', 'DEFAULT_HOLDOUT', 'key', 'Keys', 'count_or_fraction', 'line_of',
+           'config_error', 'Head', 'Estimator', 'NamedEstimator', 'Estimators', 'Choice', 'Transformer',
+           'Preprocessing', 'TableKeys', 'TableValidation', 'Evaluate', 'InteractionKeys', 'InteractionValidation']
 
 # %% ../nbs/09b_keys.ipynb #414e119f
 def key(
@@ -60,6 +63,99 @@ def count_or_fraction(value: int | float) -> int | float:
 
 
 CountOrFraction = Annotated[int | float, AfterValidator(count_or_fraction)]
+
+# %% ../nbs/09b_keys.ipynb #5b1e0c02
+def line_of(
+    lines: dict[str, int],  # dotted key -> its 1-based line in the file
+    key: str,
+) -> int | None:
+    "The line of `key`, else of the nearest mapping or list it is in (`a.b[2]` -> `a.b` -> `a`); None if none."
+    import re
+
+    k = key
+    while k:
+        if k in lines:
+            return lines[k]
+        k = re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", k) if re.search(r"(\.|\[)", k) else ""
+    return None
+
+
+def _model_in(annotation: Any) -> Any:
+    "The declared model inside a field's type (`Estimator | None`, `list[Transformer]`), or None."
+    from typing import get_args
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for m in map(_model_in, get_args(annotation)) if m is not None), None)
+
+
+_UNKNOWN = ("extra_forbidden", "invalid_key")  # a key the model does not declare (a text one, or not text)
+_RANGE = ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "out_of_range")
+
+
+def _first(errors: list[Any], order: list[str] | None) -> Any:
+    "The error to tell: the first key at fault in `order` (the file's), else pydantic's first, unknown keys first."
+    if order is not None:
+        at = {k: i for i, k in enumerate(order)}
+        return min(errors, key=lambda e: at.get(str(e["loc"][0]), len(at)) if e["loc"] else len(at))
+
+    def rank(
+        i: int,
+    ) -> float:  # an unknown key is told first in its mapping, as a reader checks the keys first
+        loc = errors[i]["loc"]
+        if errors[i]["type"] not in _UNKNOWN:
+            return i
+        return min(j for j, e in enumerate(errors) if e["loc"][: len(loc) - 1] == loc[:-1]) - 0.5
+
+    return errors[min(range(len(errors)), key=rank)]
+
+# %% ../nbs/09b_keys.ipynb #5b1e0c03
+def config_error(
+    exc: Any,  # pydantic's ValidationError, raised by `model`
+    model: type[BaseModel],  # its fields declared with `key`
+    path: str | Path | None = None,
+    lines: dict[str, int] | None = None,  # dotted key -> its line, where the file's format knows it
+    prefix: str = "",  # where `model`'s mapping is in the config: 'validation'
+    *,
+    order: list[str] | None = None,  # the keys in the file's order: the first at fault is told
+    unknown: str = "unknown key",  # the message for a key the model does not declare
+) -> ConfigError:
+    "The ConfigError of pydantic's first error: the key, its file and line, and the words of the key's `said`."
+    err = _first(exc.errors(include_url=False), order)
+
+    def error(message: str, key: str, expected: str | None) -> ConfigError:
+        return ConfigError(message, path=path, line=line_of(lines or {}, key), column=key, expected=expected)
+
+    kind, value, undeclared = err["type"], err.get("input"), err["type"] in _UNKNOWN
+    m, info, key, parent, item = model, None, prefix, prefix, False
+    for step in err["loc"][:-1] if undeclared else err["loc"]:
+        if isinstance(step, int):
+            key, item = f"{key}[{step}]", True
+        elif m is not None:  # (else a union member's tag, 'int' or 'float': not a key)
+            info = {f.alias or n: f for n, f in m.model_fields.items()}[str(step)]
+            parent, key, item, m = (
+                key,
+                f"{key}.{step}" if key else str(step),
+                False,
+                _model_in(info.annotation),
+            )
+    said: dict[str, Any] = (info.json_schema_extra or {}).get("said", {}) if info else {}  # type: ignore[union-attr]
+    if undeclared:
+        assert m is not None
+        step = str(err["loc"][-1])
+        allowed = "one of " + ", ".join(f.alias or n for n, f in m.model_fields.items())
+        return error(unknown, f"{key}.{step}" if key else step, allowed)
+    if kind == "missing":
+        return error(said["missing"][0], parent if said["at_parent"] else key, said["missing"][1])
+    if kind == "too_short":
+        return error(said["empty"][0], key, said["empty"][1])
+    if kind in _RANGE:
+        return error(f"{value} is out of range", key, said["range"])
+    if said.get("choice") or kind == "literal_error":
+        return error(f"invalid value {value!r}", key, said["expected"])
+    expected = "a mapping of keys" if kind == "model_type" else said.get("item" if item else "expected")
+    what = "a boolean" if isinstance(value, bool) else f"a {type(value).__name__}"
+    return error(f"{value!r} is {what}", key, expected)
 
 # %% ../nbs/09b_keys.ipynb #fd2db7ba
 _HEAD = ("missing key", "a value for name and task")

@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WrapValidator
 from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError
 from .formats import CHUNK_ROWS
+from .keys import config_error, key
 
 # %% auto #0
-__all__ = ['Int', 'CommaList', 'SETTINGS_SPEC', 'MlprodSettings', 'config_error', 'Settings', 'relpath', 'find_settings',
-           'load_settings']
+__all__ = ['Int', 'CommaList', 'Whole', 'Skew', 'ModelFormat', 'SETTINGS_SPEC', 'MlprodSettings', 'Settings', 'relpath',
+           'find_settings', 'load_settings']
 
 # %% ../nbs/08b_settings.ipynb #089a1565
 def _int(value: Any) -> Any:
@@ -38,36 +39,79 @@ def _comma_list(value: Any) -> Any:
     return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
 
+def _whole(value: Any, handler: Any) -> Any:
+    "A comma-separated list of choices, refused whole: the error's value is the setting as written."
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError("invalid_choice", "not one or more of the choices") from None
+
+
 Int = Annotated[int, BeforeValidator(_int)]  # an integer written in an .ini file
 CommaList = BeforeValidator(_comma_list)  # a list written as one comma-separated value
+Whole = WrapValidator(_whole)  # (outermost) a wrong item is an error of the whole value
+
+
+def _integer(default: int, help: str, ge: int | None = None, le: int | None = None) -> Any:
+    "An integer setting's declaration: `an integer`, and out of range `an integer in [lo, hi]` (`[lo, ...]`)."
+    bounds = f"an integer in [{ge}, {'...' if le is None else le}]"
+    return key(
+        "an integer", choice=True, out_of_range=bounds, ge=ge, le=le, default=default, description=help
+    )
+
+
+def _either(choices: Any, many: bool = False) -> str:
+    "The words of a `Literal[...]`: 'error or warn or ignore'; of a list of them, 'one or more of ..., comma-separated'."
+    names = [str(a) for a in typing.get_args(choices)]
+    return "one or more of " + ", ".join(names) + ", comma-separated" if many else " or ".join(names)
 
 # %% ../nbs/08b_settings.ipynb #fa69daeb
+Skew = Literal["error", "warn", "ignore"]
+ModelFormat = Literal["joblib", "skops"]
+
+
 class MlprodSettings(BaseModel):
-    "The `[mlprod]` section of settings.ini, declared: one field per setting with its default, kind and help."
+    "The `[mlprod]` section of settings.ini, declared: one field per setting with its default, kind, help and words."
 
     model_config = ConfigDict(extra="forbid")
 
-    outputs: str = Field("outputs", description="folder for everything mlprod writes")
-    models: str = Field("outputs/models", description="default model root for train and models commands")
-    predictions: str = Field("outputs/predictions", description="default folder for predictions")
-    reports: str = Field("outputs/reports", description="default folder for reports")
-    report_templates: str = Field("nbs/reports", description="folder of the report notebooks")
-    seed: Int = Field(0, description="default random seed")
-    version_skew: Literal["error", "warn", "ignore"] = Field(
-        "error", description="what loading a bundle saved with other library versions does"
+    outputs: str = key("a string", default="outputs", description="folder for everything mlprod writes")
+    models: str = key(
+        "a string", default="outputs/models", description="default model root for train and models commands"
     )
-    compression: Int = Field(3, ge=0, le=9, description="joblib compression level for saved models")
-    model_format: Literal["joblib", "skops"] = Field(
-        "joblib", description="how the fitted model is stored in a bundle"
+    predictions: str = key(
+        "a string", default="outputs/predictions", description="default folder for predictions"
     )
-    trusted_types: Annotated[list[str], CommaList] = Field(
-        [], description="extra types trusted when loading a skops model (comma-separated)"
+    reports: str = key("a string", default="outputs/reports", description="default folder for reports")
+    report_templates: str = key(
+        "a string", default="nbs/reports", description="folder of the report notebooks"
     )
-    allowed_formats: Annotated[list[Literal["joblib", "skops"]], CommaList, Field(min_length=1)] = Field(
-        ["joblib", "skops"],
+    seed: Int = _integer(0, "default random seed")
+    version_skew: Skew = key(
+        _either(Skew),
+        choice=True,
+        default="error",
+        description="what loading a bundle saved with other library versions does",
+    )
+    compression: Int = _integer(3, "joblib compression level for saved models", ge=0, le=9)
+    model_format: ModelFormat = key(
+        _either(ModelFormat),
+        choice=True,
+        default="joblib",
+        description="how the fitted model is stored in a bundle",
+    )
+    trusted_types: Annotated[list[str], CommaList] = key(
+        "a comma-separated list",
+        default=[],
+        description="extra types trusted when loading a skops model (comma-separated)",
+    )
+    allowed_formats: Annotated[list[ModelFormat], Field(min_length=1), CommaList, Whole] = key(
+        _either(ModelFormat, many=True),
+        choice=True,
+        default=["joblib", "skops"],
         description="the model formats a loading command accepts (comma-separated; skops alone across a trust boundary)",
     )
-    chunk_rows: Int = Field(CHUNK_ROWS, ge=1, description="rows per chunk when streaming a file")
+    chunk_rows: Int = _integer(CHUNK_ROWS, "rows per chunk when streaming a file", ge=1)
 
 
 def _as_text(value: Any) -> str:
@@ -79,60 +123,6 @@ def _as_text(value: Any) -> str:
 SETTINGS_SPEC: dict[str, tuple[str, str]] = {
     k: (_as_text(f.default), f.description or "") for k, f in MlprodSettings.model_fields.items()
 }
-
-# %% ../nbs/08b_settings.ipynb #493e3f0d
-def _choices(annotation: Any) -> tuple[list[str], bool] | None:
-    "The choices of a `Literal[...]` field, and whether it is a list of them; None for other fields."
-    many = typing.get_origin(annotation) is list
-    inner = typing.get_args(annotation)[0] if many else annotation
-    if typing.get_origin(inner) is Literal:
-        return [str(a) for a in typing.get_args(inner)], many
-    return None
-
-
-def _bounds(info: Any) -> tuple[str, str]:
-    "A numeric field's declared bounds (`Field(ge=, le=)`) as text; '' where there is none."
-    lo = next((str(m.ge) for m in info.metadata if getattr(m, "ge", None) is not None), "")
-    hi = next((str(m.le) for m in info.metadata if getattr(m, "le", None) is not None), "")
-    return lo, hi
-
-
-def config_error(
-    exc: ValidationError,
-    model: type[BaseModel],
-    data: dict[str, Any],  # what was validated: key -> the value as written, in the file's order
-    path: str | Path | None,
-    lines: dict[str, int] | None = None,  # key -> its line in the file, where the format knows it
-    unknown: str = "unknown setting",  # the message for a key the model does not declare
-) -> ConfigError:
-    """The `ConfigError` for the first key (in the file's order) that `model` refused: the file, the line, the key
-    as `column`, and what the field declares it expects. pydantic's own text is never shown."""
-    order = list(data)
-    errors = sorted(
-        exc.errors(),
-        key=lambda e: order.index(e["loc"][0]) if e["loc"] and e["loc"][0] in order else len(order),
-    )
-    err = errors[0]
-    key = str(err["loc"][0]) if err["loc"] else None
-    where: dict[str, Any] = {"path": path, "column": key, "line": (lines or {}).get(key) if key else None}
-    if err["type"] == "extra_forbidden" or key not in model.model_fields:
-        return ConfigError(unknown, **where, expected="one of " + ", ".join(model.model_fields))
-    info = model.model_fields[key]
-    value = data.get(key, err["input"])
-    if err["type"] in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        lo, hi = _bounds(info)
-        return ConfigError(
-            f"{err['input']} is out of range", **where, expected=f"an integer in [{lo}, {hi or '...'}]"
-        )
-    choices = _choices(info.annotation)
-    if choices is not None:
-        names, many = choices
-        expected = "one or more of " + ", ".join(names) + ", comma-separated" if many else " or ".join(names)
-    elif info.annotation is int:
-        expected = "an integer"
-    else:
-        expected = None
-    return ConfigError(f"invalid value {value!r}", **where, expected=expected)
 
 # %% ../nbs/08b_settings.ipynb #c476fa6f
 @dataclass
@@ -202,7 +192,7 @@ def load_settings(file: Path | None = None, search: bool = True) -> Settings:
     try:
         MlprodSettings.model_validate(given)
     except ValidationError as e:
-        raise config_error(e, MlprodSettings, given, file) from None
-    for key, value in given.items():
-        values[key], sources[key] = value, f"{relpath(file)} [mlprod]"
+        raise config_error(e, MlprodSettings, file, order=list(given), unknown="unknown setting") from None
+    for name, value in given.items():
+        values[name], sources[name] = value, f"{relpath(file)} [mlprod]"
     return Settings(values, sources, file, file.parent)

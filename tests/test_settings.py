@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlprod.errors import ConfigError
 from mlprod.formats import CHUNK_ROWS
-from mlprod.settings import SETTINGS_SPEC, Int, MlprodSettings, config_error, load_settings
+from mlprod.keys import config_error, key
+from mlprod.settings import SETTINGS_SPEC, Int, MlprodSettings, load_settings
 
 EVERY_KEY = (
     "outputs, models, predictions, reports, report_templates, seed, version_skew, compression, model_format, "
@@ -93,9 +94,9 @@ def test_one_declared_field_per_setting() -> None:
     fields = MlprodSettings.model_fields
     assert ", ".join(fields) == EVERY_KEY
     assert list(SETTINGS_SPEC) == list(fields)
-    for key, info in fields.items():
-        assert info.description, key  # every setting has its help
-        assert SETTINGS_SPEC[key][1] == info.description
+    for name, info in fields.items():
+        assert info.description, name  # every setting has its help
+        assert SETTINGS_SPEC[name][1] == info.description
     assert MlprodSettings().chunk_rows == CHUNK_ROWS  # the one default chunk size, from mlprod.formats
     assert SETTINGS_SPEC["chunk_rows"][0] == str(CHUNK_ROWS)
     assert SETTINGS_SPEC["allowed_formats"][0] == "joblib, skops" and SETTINGS_SPEC["trusted_types"][0] == ""
@@ -103,18 +104,20 @@ def test_one_declared_field_per_setting() -> None:
 
 
 class _Toy(BaseModel):
-    "Another declared model, as a model config would be: the mapping helper is not tied to the settings."
+    "Another declared model, as a model config would be: the one mapper (mlprod.keys) is not tied to the settings."
 
     model_config = ConfigDict(extra="forbid")
-    task: Literal["classification", "regression"] = "classification"
-    folds: Int = Field(5, ge=2)
+    task: Literal["classification", "regression"] = key(
+        "classification or regression", choice=True, default="classification"
+    )
+    folds: Int = key("an integer", choice=True, out_of_range="an integer in [2, ...]", ge=2, default=5)
 
 
 def test_config_error_serves_any_declared_model_with_lines() -> None:
     data = {"task": "ranking", "folds": "1"}
     with pytest.raises(ValidationError) as e:
         _Toy.model_validate(data)
-    err = config_error(e.value, _Toy, data, "m.yaml", lines={"task": 3, "folds": 4})
+    err = config_error(e.value, _Toy, "m.yaml", lines={"task": 3, "folds": 4}, order=list(data))
     assert isinstance(err, ConfigError)
     assert (
         str(err) == "m.yaml:3: column 'task': invalid value 'ranking' (expected classification or regression)"
@@ -122,12 +125,14 @@ def test_config_error_serves_any_declared_model_with_lines() -> None:
     data = {"folds": "1", "seeds": 2}
     with pytest.raises(ValidationError) as e:
         _Toy.model_validate(data)
-    err = config_error(e.value, _Toy, data, "m.yaml", lines={"folds": 4, "seeds": 5}, unknown="unknown key")
+    err = config_error(
+        e.value, _Toy, "m.yaml", lines={"folds": 4, "seeds": 5}, order=list(data), unknown="unknown key"
+    )
     assert str(err) == "m.yaml:4: column 'folds': 1 is out of range (expected an integer in [2, ...])"
     data = {"seeds": 2}
     with pytest.raises(ValidationError) as e:
         _Toy.model_validate(data)
-    err = config_error(e.value, _Toy, data, "m.yaml", lines={"seeds": 5}, unknown="unknown key")
+    err = config_error(e.value, _Toy, "m.yaml", lines={"seeds": 5}, order=list(data), unknown="unknown key")
     assert str(err) == "m.yaml:5: column 'seeds': unknown key (expected one of task, folds)"
 
 
