@@ -113,8 +113,8 @@ wheel-check: $(STAMP) ## build the wheel and install it alone into a clean venv
 	$(BIN)/pytest tests/test_wheel.py -m slow
 
 lock: $(UV) ## re-pin requirements/*.lock after editing dependencies in pyproject.toml
-	$(UV) pip compile pyproject.toml --universal --python-version 3.11 --extra report --extra dask --group dev \
-		--generate-hashes --quiet -o requirements/dev.lock
+	$(UV) pip compile pyproject.toml --universal --python-version 3.11 --extra report --extra dask --extra serve --extra onnx \
+		--extra project --group dev --generate-hashes --quiet -o requirements/dev.lock
 	$(UV) pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet \
 		-o requirements/runtime.lock
 
