@@ -180,6 +180,7 @@ def assert_golden(
     rtol: float = 1e-9,  # floats' relative tolerance
 ) -> None:
     "`check_golden` as an assertion; under `pytest --update-golden`, a differing or missing golden file is rewritten."
+    __tracebackhide__ = True  # pytest shows the test's line, not this function's
     problems = check_golden(predictions, golden, rtol=rtol)
     if not problems:
         return
@@ -200,6 +201,7 @@ def assert_floors(
     task: str,  # the task the metrics are of
 ) -> None:
     "`check_floors` as an assertion: floors are written by hand, never by --update-golden."
+    __tracebackhide__ = True  # pytest shows the test's line, not this function's
     problems = check_floors(metrics, floors, task=task)
     if problems:
         raise AssertionError("\n".join(["metrics past their floors:", *problems]))
