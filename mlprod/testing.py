@@ -167,10 +167,16 @@ def pytest_configure(config: Any) -> None:
 # %% ../nbs/17_testing.ipynb #9e6b0580
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     "pytest's hook: after a run with `--update-golden`, the golden files it rewrote (review the diff, then commit)."
-    if _STATE["update"]:
-        written = _STATE["written"]
-        names = ": " + ", ".join(written) if written else ""
-        terminalreporter.write_line(f"mlprod: --update-golden rewrote {len(written)} golden file(s){names}")
+    if not _STATE["update"]:
+        return
+    written = _STATE["written"]
+    if not written and terminalreporter.config.getoption("numprocesses", None):  # pytest-xdist's -n N
+        terminalreporter.write_line(
+            "mlprod: --update-golden: the workers rewrote the golden files that differed"
+        )
+        return
+    names = ": " + ", ".join(written) if written else ""
+    terminalreporter.write_line(f"mlprod: --update-golden rewrote {len(written)} golden file(s){names}")
 
 # %% ../nbs/17_testing.ipynb #70bd5bc4
 def assert_golden(

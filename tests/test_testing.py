@@ -168,3 +168,12 @@ def test_the_plugin_loads_nothing_heavy() -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_update_golden_under_xdist_writes_in_the_workers(tmp_path: Path) -> None:
+    (tmp_path / "test_demo.py").write_text(TEST_FILE)
+    r = _pytest(tmp_path, "-n", "1", "--update-golden")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "mlprod: --update-golden: the workers rewrote the golden files that differed" in r.stdout, r.stdout
+    assert (tmp_path / "golden" / "demo.predictions.csv").read_text().splitlines()[1] == "007,no,0.25"
+    assert _pytest(tmp_path, "-n", "1").returncode == 0
