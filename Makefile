@@ -64,8 +64,8 @@ test: $(STAMP) check pytest
 test-slow: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile -m slow
 
-check: $(STAMP) ## sync check, lint, format check, notebook tests
-	$(BIN)/python scripts/check_sync.py
+check: $(STAMP) ## sync check (mlprod/ is what nbs/ exports), lint, format check, notebook tests
+	$(BIN)/mlprod check-sync .
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/nbdev-test --n-workers 2

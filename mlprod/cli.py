@@ -17,6 +17,7 @@ from .cli_models import models_app
 from .cli_options import command_settings
 from .cli_phases import evaluate_cmd, predict_cmd, train_cmd
 from .cli_report import report_app
+from .cli_tools import check_sync_cmd
 from .errors import MlprodError
 
 # %% auto #0
@@ -171,3 +172,4 @@ app.command("lineage")(lineage_cmd)
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(report_app, name="report")
+app.command("check-sync")(check_sync_cmd)

@@ -1,26 +1,25 @@
 """Golden cases: fixed configs on fixed seeded splits of the tiny fixtures, with committed predictions and floors.
 
 `tests/test_golden.py` runs every case and fails, naming what changed, when the predictions differ from the
-committed files in `tests/golden/` or a metric falls past its committed floor. After an intended change of the
-model (a new default, a new dependency version), regenerate the predictions and review the diff:
+committed files in `tests/golden/` or a metric falls past its committed floor (`mlprod.testing`'s
+`assert_golden` and `assert_floors`). After an intended change of the model (a new default, a new dependency
+version), regenerate the predictions and review the diff:
 
-    .venv/bin/python tests/goldenlib.py --update
+    .venv/bin/pytest tests/test_golden.py --update-golden
 
-Floors (`tests/golden/floors.json`) are written by hand, never by this script: a floor is a promise about
-model quality, not a snapshot. Each is a minimum for a higher-is-better metric and a maximum for a
-lower-is-better one (rmse, mae, mape, log_loss).
+Floors (`tests/golden/floors.json`) are written by hand, never by a tool: a floor is a promise about model
+quality, not a snapshot. Each is a minimum for a higher-is-better metric and a maximum for a lower-is-better one
+(rmse, mae, mape, log_loss, popularity@k), as `mlprod.tasks` says.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,56 +127,21 @@ def golden_file(name: str) -> Path:
     return GOLDEN / f"{name}.predictions.csv"
 
 
+def floors(name: str) -> dict[str, float]:
+    "The hand-written floors of case `name` (tests/golden/floors.json)."
+    return json.loads((GOLDEN / "floors.json").read_text(encoding="utf-8"))[name]
+
+
+def case_task(name: str) -> str:
+    "The task of case `name`'s config."
+    from mlprod.train import load_config
+
+    return load_config(ROOT / "configs" / CASES[name].config).task
+
+
 def golden_failures(name: str, predictions: pd.DataFrame, metrics: dict[str, Any]) -> list[str]:
     "Every way `predictions` and `metrics` break the committed golden file and floors of case `name`."
-    from mlprod.evaluate import higher_is_better
-    from mlprod.tables import read_table
+    from mlprod.testing import check_floors, check_golden
 
-    problems = []
-    want = read_table(golden_file(name))  # (n_test, n_columns)
-    rel = golden_file(name).relative_to(ROOT)
-    if list(want.columns) != list(predictions.columns) or len(want) != len(predictions):
-        problems.append(
-            f"{name}: columns/rows {list(predictions.columns)} x {len(predictions)} differ from {rel}: "
-            f"{list(want.columns)} x {len(want)}"
-        )
-    else:
-        for col in want.columns:
-            have, was = predictions[col].to_numpy(), want[col].to_numpy()  # (n_test,)
-            if np.issubdtype(was.dtype, np.floating) or np.issubdtype(have.dtype, np.floating):
-                same = np.isclose(have.astype(float), was.astype(float), rtol=FLOAT_RTOL, atol=1e-12)
-            else:
-                same = have.astype(str) == was.astype(str)
-            if not same.all():
-                i = int(np.flatnonzero(~same)[0])
-                problems.append(
-                    f"{name}: {int((~same).sum())} of {len(same)} values of {col!r} differ from {rel} "
-                    f"(first: row {i + 1}, {have[i]!r}, was {was[i]!r})"
-                )
-    floors = json.loads((GOLDEN / "floors.json").read_text(encoding="utf-8"))[name]
-    for metric, bound in floors.items():
-        value = metrics.get(metric)
-        ok = value is not None and (value >= bound if higher_is_better(metric) else value <= bound)
-        if not ok:
-            side = "below the floor" if higher_is_better(metric) else "above the ceiling"
-            problems.append(f"{name}: {metric} {value} is {side} {bound} (tests/golden/floors.json)")
-    return problems
-
-
-def update(names: list[str]) -> None:
-    "Rewrite the golden predictions of `names`; print each case's metrics to compare with its floors."
-    from mlprod.tables import write_table
-
-    for name in names:
-        predictions, metrics = run_case(name)
-        write_table(predictions, golden_file(name))
-        scalars = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
-        print(f"wrote {golden_file(name).relative_to(ROOT)}: {scalars}")
-
-
-if __name__ == "__main__":
-    if sys.argv[1:2] != ["--update"]:
-        sys.exit(
-            "usage: python tests/goldenlib.py --update [CASE ...]   (rewrites tests/golden/*.predictions.csv)"
-        )
-    update(sys.argv[2:] or list(CASES))
+    golden = check_golden(predictions, golden_file(name), rtol=FLOAT_RTOL)
+    return golden + check_floors(metrics, floors(name), task=case_task(name))
