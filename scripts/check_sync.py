@@ -41,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(d)
         shutil.copy2(ROOT / "pyproject.toml", scratch / "pyproject.toml")
         shutil.copytree(ROOT / "nbs", scratch / "nbs", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-        shutil.copytree(ROOT / "mlprod", scratch / "mlprod", ignore=shutil.ignore_patterns("__pycache__"))
+        # mlprod/templates/ holds the project template of `mlprod new`: files nbdev never writes
+        shutil.copytree(
+            ROOT / "mlprod", scratch / "mlprod", ignore=shutil.ignore_patterns("__pycache__", "templates")
+        )
         # 1. Notebooks must be clean (nbdev-clean is a no-op on them).
         run("nbdev-clean", scratch)
         for nb in sorted((ROOT / "nbs").rglob("*.ipynb")):
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         run("nbdev-export", scratch)
         for py in sorted((ROOT / "mlprod").rglob("*.py")):
             rel = py.relative_to(ROOT)
-            if "__pycache__" in rel.parts:
+            if "__pycache__" in rel.parts or rel.parts[:2] == ("mlprod", "templates"):
                 continue
             twin = scratch / rel
             if not twin.exists():
