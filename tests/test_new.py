@@ -128,6 +128,9 @@ def test_rendered_package_is_what_its_notebooks_export(example: str, tmp_path: P
         "a-much-longer-project-name", tmp_path, example=example
     )  # _modidx.py wraps otherwise
     assert sync_problems(project) == []
+    if _has_check_sync():  # mlprod's own sync check, once this checkout has it
+        r = CliRunner().invoke(app, ["check-sync", str(project)])
+        assert r.exit_code == 0, r.output
     with open(project / "a_much_longer_project_name" / "train.py", "a") as f:
         f.write("\nHAND_EDIT = 1\n")
     assert sync_problems(project) == ["a_much_longer_project_name/train.py: differs from what nbs/ exports"]
