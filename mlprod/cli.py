@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from . import __version__
 from .cli_data import data_app, lineage_cmd
 from .cli_models import models_app
+from .cli_new import new_cmd
 from .cli_options import command_settings
 from .cli_phases import evaluate_cmd, predict_cmd, train_cmd
 from .cli_report import report_app
@@ -169,6 +170,7 @@ app.command("train")(train_cmd)
 app.command("predict")(predict_cmd)
 app.command("evaluate")(evaluate_cmd)
 app.command("lineage")(lineage_cmd)
+app.command("new")(new_cmd)
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(report_app, name="report")
