@@ -244,6 +244,16 @@ def _sklearn_kind(est: Any) -> str | None:
         return None
 
 
+def _check_contract(chk: _Check, cls: type, kind: str, key: str, path: str) -> None:
+    "Refuse `cls` (imported, never called) when it lacks a method of `kind`'s contract (mlprod.contracts), naming it."
+    from mlprod.contracts import CONTRACT_WORDS, lacking
+
+    missing = lacking(cls, kind)
+    if missing:
+        names = " or ".join(f"{m}()" for m in missing)
+        raise chk.error(f"{path} has no {names}, which every {kind} must have", key, CONTRACT_WORDS[kind])
+
+
 def _candidate(
     chk: _Check,
     spec: Any,  # mlprod.keys.Estimator or NamedEstimator, declared
@@ -262,6 +272,7 @@ def _candidate(
             raise chk.error(
                 f"{cls_path} is a recommender, the task is {task}", f"{key}.class", f"an estimator for {task}"
             )
+        _check_contract(chk, cls, t.estimator_kind, f"{key}.class", cls_path)
         if columns is not None:  # the config's interaction columns become the recommender's parameters
             takes = _param_names(cls)
             for name, value in columns.items():
@@ -405,7 +416,7 @@ def parse_config(
 
 def _table_columns(chk: _Check, own: Any, raw: dict[str, Any]) -> tuple[Any, ...]:
     "Classification and regression (`own`: mlprod.keys.TableKeys): (target, id_col, features, kinds, preprocessing)."
-    from mlprod.features import PREPROCESSING_DEFAULTS, make_object
+    from mlprod.features import PREPROCESSING_DEFAULTS, import_object, make_object
 
     target, id_col = own.target, own.id_col
     if target == id_col:
@@ -425,8 +436,10 @@ def _table_columns(chk: _Check, own: Any, raw: dict[str, Any]) -> tuple[Any, ...
     prep = dict(PREPROCESSING_DEFAULTS)
     if own.preprocessing is not None:
         for i, t in enumerate(own.preprocessing.transformers or []):
-            try:  # checked, then made: a typo fails here
-                make_object(t.cls, t.params, f"preprocessing.transformers[{i}]", "transformer")
+            key = f"preprocessing.transformers[{i}]"
+            try:  # checked, then made: a typo, or a class without the transformer's methods, fails here
+                _check_contract(chk, import_object(t.cls, key, "transformer"), "transformer", key, t.cls)
+                make_object(t.cls, t.params, key, "transformer")
             except ConfigError as e:
                 raise chk.relocate(e) from None
         prep |= raw["preprocessing"]  # the keys given, as written
