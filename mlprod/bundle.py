@@ -337,10 +337,8 @@ def load_bundle(
     version_skew: str | None = None,  # None: settings' (default "error")
     trusted_types: list[str] | tuple[str, ...] | None = None,  # None: settings' (default none)
     check_golden: bool = True,
-    allowed_formats: Sequence[str]
-    | None = None,  # ("skops",) across a trust boundary; None: settings' (both)
-    settings: MlprodSettings
-    | None = None,  # a project's settings.ini (mlprod.settings): the options not given
+    allowed_formats: Sequence[str] | None = None,  # ("skops",) across a trust boundary; None: settings'
+    settings: MlprodSettings | None = None,  # a project's settings (mlprod.settings): the options not given
 ) -> Bundle:
     "Load and verify a bundle: a version dir, or a model root (champion, else latest)."
     from mlprod.settings import loading_options

@@ -53,8 +53,7 @@ class Predictor:
         version_skew: str | None = None,  # error | warn | ignore: another Python / scikit-learn than at save
         trusted_types: list[str] | tuple[str, ...] | None = None,  # extra types to trust in a skops model
         allowed_formats: Sequence[str] | None = None,  # ("skops",) across a trust boundary
-        settings: MlprodSettings
-        | None = None,  # a project's settings (mlprod.settings): the options not given
+        settings: MlprodSettings | None = None,  # a project's settings: the options not given
     ) -> Predictor:
         "Load and verify the bundle at `path` (manifest, library versions, golden predictions)."
         from mlprod.bundle import load_bundle
