@@ -203,3 +203,25 @@ def test_settings_from_python_refuse_what_the_command_refuses(tmp_path: Path) ->
         assert str(e.value) == f"{ini}: {said}"
     with pytest.raises(ConfigError, match="settings must be MlprodSettings, got str"):
         loading_options(str(ini))  # type: ignore[arg-type]
+
+
+def test_the_report_functions_take_the_settings_too(
+    skops_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from mlprod.errors import UntrustedTypeError
+    from mlprod.report import evaluate_report
+
+    from conftest import FIXTURES
+
+    monkeypatch.chdir(tmp_path)
+    ini = tmp_path / "settings.ini"
+    ini.write_text("[mlprod]\ntrusted_types = numpy.dtype, mlprod.features.ColumnProduct\n")
+    with pytest.raises(UntrustedTypeError):  # refused before a kernel starts
+        evaluate_report(skops_model, FIXTURES / "binary.csv", tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+    out = evaluate_report(
+        skops_model, FIXTURES / "binary.csv", tmp_path / "r", settings=MlprodSettings.from_file(ini)
+    )
+    assert json.loads((out / "metrics.json").read_text())["rows"] == 300
