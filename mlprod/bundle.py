@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import BundleError, IntegrityError, MlprodError
-from .layout import EXPECTED, FORMATS, MANIFEST, MODEL_FILES, read_bundle_file
+from .layout import EXPECTED, MANIFEST, MODEL_FILES, read_bundle_file
 from .lineage import git_state
 from .registry import _unwritable, _update_aliases, resolve_version
 from .schema import Schema
@@ -21,6 +21,8 @@ from .verify import _manifest, _mlprod_version, _read_metadata, _verify, library
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from mlprod.settings import MlprodSettings
 
 # %% auto #0
 __all__ = ['Bundle', 'model_outputs', 'golden_rows', 'save_bundle', 'load_bundle']
@@ -332,12 +334,18 @@ def _read_parts(
 
 def load_bundle(
     path: str | Path,
-    version_skew: str = "error",
-    trusted_types: list[str] | tuple[str, ...] = (),
+    version_skew: str | None = None,  # None: settings' (default "error")
+    trusted_types: list[str] | tuple[str, ...] | None = None,  # None: settings' (default none)
     check_golden: bool = True,
-    allowed_formats: Sequence[str] = FORMATS,  # ("skops",) across a trust boundary
+    allowed_formats: Sequence[str] | None = None,  # ("skops",) across a trust boundary; None: settings'
+    settings: MlprodSettings | None = None,  # a project's settings (mlprod.settings): the options not given
 ) -> Bundle:
     "Load and verify a bundle: a version dir, or a model root (champion, else latest)."
+    from mlprod.settings import loading_options
+
+    version_skew, trusted_types, allowed_formats = loading_options(
+        settings, version_skew, trusted_types, allowed_formats
+    )
     folder = resolve_version(path)
     # this thread unpickles meanwhile; the model file is the one `model_file` names
     files, contents, large, model_name = _verify(folder, spare_main=True, allowed_formats=allowed_formats)

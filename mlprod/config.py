@@ -56,7 +56,7 @@ def top_keys() -> tuple[str, ...]:
 
 TOP_KEYS = top_keys()
 
-
+# %% ../nbs/09a_config.ipynb #133ccfff
 def _key_lines(text: str) -> dict[str, int]:
     "Dotted key -> 1-based line of every key and list item in the YAML `text`."
     import yaml
@@ -81,7 +81,7 @@ def _key_lines(text: str) -> dict[str, int]:
         pass
     return lines
 
-
+# %% ../nbs/09a_config.ipynb #7e0f0b4a
 class _Check:
     "Raise ConfigErrors that name the key, the file and the key's line."
 
@@ -142,9 +142,48 @@ class Candidate:
         d = {"name": self.name} if with_name else {}
         return d | {"class": self.cls, "params": dict(self.params)}
 
+# %% ../nbs/09a_config.ipynb #3a139096
+def _param_names(cls: Any) -> set[str]:
+    get = getattr(cls, "_get_param_names", None)  # sklearn's way to list __init__ parameters
+    if get is not None:
+        return set(get())
+    import inspect
 
+    return set(inspect.signature(cls).parameters)
+
+
+def _plain_data(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _plain_data(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain_data(x) for x in v]
+    return v
+
+
+class _Narrowing:
+    "What a TrainConfig can be narrowed to: one of its candidates; a seed given to every candidate."
+
+    def only(self, name: str) -> TrainConfig:
+        "This config narrowed to the candidate `name`, as a single `estimator`."
+        (cand,) = [c for c in self.candidates if c.name == name]
+        return replace(self, candidates=[replace(cand, key="estimator")], single=True)
+
+    def seeded(self, seed: int) -> TrainConfig:
+        "This config with `seed`, given as `random_state` to every candidate that takes one and has none."
+        from mlprod.features import import_object
+
+        cands = []
+        for c in self.candidates:
+            params = dict(c.params)
+            cls = import_object(c.cls, f"{c.key}.class")
+            if "random_state" in _param_names(cls) and "random_state" not in params:
+                params["random_state"] = seed
+            cands.append(replace(c, params=params))
+        return replace(self, candidates=cands, seed=seed)
+
+# %% ../nbs/09a_config.ipynb #04d05500
 @dataclass
-class TrainConfig:
+class TrainConfig(_Narrowing):
     "A validated model config. `to_dict()` is the exact, complete config saved in the bundle."
 
     name: str
@@ -198,41 +237,6 @@ class TrainConfig:
             return {"estimator": self.candidates[0].to_dict(with_name=False)}
         return {"candidates": [c.to_dict() for c in self.candidates]}
 
-    def only(self, name: str) -> TrainConfig:
-        "This config narrowed to the candidate `name`, as a single `estimator`."
-        (cand,) = [c for c in self.candidates if c.name == name]
-        return replace(self, candidates=[replace(cand, key="estimator")], single=True)
-
-    def seeded(self, seed: int) -> TrainConfig:
-        "This config with `seed`, given as `random_state` to every candidate that takes one and has none."
-        from mlprod.features import import_object
-
-        cands = []
-        for c in self.candidates:
-            params = dict(c.params)
-            cls = import_object(c.cls, f"{c.key}.class")
-            if "random_state" in _param_names(cls) and "random_state" not in params:
-                params["random_state"] = seed
-            cands.append(replace(c, params=params))
-        return replace(self, candidates=cands, seed=seed)
-
-
-def _param_names(cls: Any) -> set[str]:
-    get = getattr(cls, "_get_param_names", None)  # sklearn's way to list __init__ parameters
-    if get is not None:
-        return set(get())
-    import inspect
-
-    return set(inspect.signature(cls).parameters)
-
-
-def _plain_data(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _plain_data(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain_data(x) for x in v]
-    return v
-
 # %% ../nbs/09a_config.ipynb #512b82fa
 def _sklearn_kind(est: Any) -> str | None:
     "scikit-learn's type of `est`: 'classifier', 'regressor', or None (neither, or without sklearn's tags)."
@@ -244,6 +248,16 @@ def _sklearn_kind(est: Any) -> str | None:
         return None
 
 
+def _check_contract(chk: _Check, cls: type, kind: str, key: str, path: str) -> None:
+    "Refuse `cls` (imported, never called) when it lacks a method of `kind`'s contract (mlprod.contracts), naming it."
+    from mlprod.contracts import CONTRACT_WORDS, lacking
+
+    missing = lacking(cls, kind)
+    if missing:
+        names = " or ".join(f"{m}()" for m in missing)
+        raise chk.error(f"{path} has no {names}, which every {kind} must have", key, CONTRACT_WORDS[kind])
+
+# %% ../nbs/09a_config.ipynb #40230dbd
 def _candidate(
     chk: _Check,
     spec: Any,  # mlprod.keys.Estimator or NamedEstimator, declared
@@ -262,6 +276,7 @@ def _candidate(
             raise chk.error(
                 f"{cls_path} is a recommender, the task is {task}", f"{key}.class", f"an estimator for {task}"
             )
+        _check_contract(chk, cls, t.estimator_kind, f"{key}.class", cls_path)
         if columns is not None:  # the config's interaction columns become the recommender's parameters
             takes = _param_names(cls)
             for name, value in columns.items():
@@ -300,17 +315,9 @@ def _candidate(
         raise chk.error(f"bad name {name!r}", f"{key}.name", "letters, digits, . _ -")
     return Candidate(name, cls_path, params, key)
 
-
-def parse_config(
-    raw: Any,
-    source: str | Path | None = None,
-    lines: dict[str, int] | None = None,
-    default_seed: int = 0,  # used when the config has no `seed`
-) -> TrainConfig:
-    "Validate a config given as data (e.g. parsed YAML); errors name the key (and `source`'s line)."
-    chk = _Check(source, lines or {})
-    if not isinstance(raw, dict):
-        raise ConfigError(f"a config is a mapping of keys, not a {type(raw).__name__}", path=source)
+# %% ../nbs/09a_config.ipynb #4e1a9152
+def _head(chk: _Check, raw: dict[str, Any]) -> tuple[Any, Task]:
+    "The head (mlprod.keys.Head) and the task of `raw`: first a key no task takes (a typo), a bad name, an unknown task."
     top = top_keys()
     for k in raw:  # first: a key no task takes (a typo), before any other check
         if k not in top:
@@ -318,26 +325,24 @@ def parse_config(
     head = declared(chk, Head, {k: raw[k] for k in ("name", "task") if k in raw})
     if not _NAME.match(head.name):
         raise chk.error(f"bad name {head.name!r}", "name", "letters, digits, . _ - (it names folders)")
-    task = head.task
-    kind = find_task(
-        task
-    )  # what differs between tasks: its keys, columns, metrics, validation (mlprod.tasks)
+    kind = find_task(head.task)  # what differs between tasks: its keys, columns, metrics, validation
     if kind is None:
-        raise chk.error(f"unknown task {task!r}", "task", " or ".join(task_names()))
+        raise chk.error(f"unknown task {head.task!r}", "task", " or ".join(task_names()))
     for key, others in keys_elsewhere(kind):
         if key in raw:
             raise chk.error(
-                f"{key} applies to {' and '.join(others)}, not to {task}", key, kind.key_hint(key)
+                f"{key} applies to {' and '.join(others)}, not to {head.task}", key, kind.key_hint(key)
             )
-    own = declared(chk, kind.config_keys(), {k: raw[k] for k in kind.own_keys if k in raw})
-    interactions = kind.data == "interactions"
-    columns: dict[str, str | None] | None = None
-    if interactions:
-        columns = _interaction_columns(chk, own)
-        target, id_col = columns["item_col"], columns["user_col"]
-        features, kinds, prep = None, {"categorical": [], "numeric": []}, {}
-    else:
-        target, id_col, features, kinds, prep = _table_columns(chk, own, raw)
+    return head, kind
+
+# %% ../nbs/09a_config.ipynb #27d71d9d
+def _estimators(
+    chk: _Check,
+    raw: dict[str, Any],
+    task: str,
+    params: dict[str, str | None] | None,  # recommend: the interaction columns, given to the recommender
+) -> tuple[list[Candidate], bool]:
+    "The candidates of `raw` (its `estimator`, or its `candidates`, each named once) and whether it gave `estimator`."
     has_est, has_cands = raw.get("estimator") is not None, raw.get("candidates") is not None
     if has_est == has_cands:
         raise chk.error(
@@ -348,19 +353,20 @@ def parse_config(
     est = declared(
         chk, Estimators, {"estimator": raw["estimator"]} if has_est else {"candidates": raw["candidates"]}
     )
-    params = {c: columns[c] for c in INTERACTION_PARAMS} if columns else None
     if has_est:
-        cands = [_candidate(chk, est.estimator, "estimator", task, columns=params)]
-    else:
-        cands = [_candidate(chk, c, f"candidates[{i}]", task, params) for i, c in enumerate(est.candidates)]
-        names = [c.name for c in cands]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise chk.error(f"two candidates are named {dup[0]!r}", "candidates", "a distinct name for each")
-    k_values: list[int] = []
-    if interactions:  # evaluate.k_values, sorted and distinct; without them, the task's default
-        ks = own.evaluate.k_values if own.evaluate is not None else None
-        k_values = sorted(set(DEFAULT_K_VALUES if ks is None else ks))
+        return [_candidate(chk, est.estimator, "estimator", task, columns=params)], True
+    cands = [_candidate(chk, c, f"candidates[{i}]", task, params) for i, c in enumerate(est.candidates)]
+    names = [c.name for c in cands]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise chk.error(f"two candidates are named {dup[0]!r}", "candidates", "a distinct name for each")
+    return cands, False
+
+# %% ../nbs/09a_config.ipynb #652deed2
+def _selection(
+    chk: _Check, raw: dict[str, Any], kind: Task, k_values: list[int], default_seed: int
+) -> tuple[Any, str]:
+    "The config's choice (mlprod.keys.Choice: select_by, description, seed) and the metric that selects, checked."
     choice = declared(
         chk,
         Choice,
@@ -372,40 +378,16 @@ def parse_config(
     )
     if select_by not in kind.metric_names(k_values):
         raise chk.error(
-            f"unknown metric {select_by!r} for {task}",
+            f"unknown metric {select_by!r} for {raw.get('task')}",
             "select_by",
             "one of " + ", ".join(kind.metric_names(k_values)),
         )
-    validation = _recommend_validation(chk, raw, kind) if interactions else _table_validation(chk, raw, kind)
-    return TrainConfig(
-        name=head.name,
-        task=task,
-        target=target,
-        id_col=id_col,
-        candidates=cands,
-        features=features,
-        categorical=kinds["categorical"],
-        numeric=kinds["numeric"],
-        preprocessing=prep,
-        select_by=select_by,
-        validation=validation,
-        seed=choice.seed,
-        description=choice.description,
-        single=has_est,
-        source=Path(source) if source is not None else None,
-        lines=lines or {},
-        k_values=k_values,
-        **(
-            {c: columns[c] for c in ("user_col", "item_col", "weight_col", "timestamp_col")}
-            if columns
-            else {}
-        ),
-    )
+    return choice, select_by
 
-
+# %% ../nbs/09a_config.ipynb #de615f95
 def _table_columns(chk: _Check, own: Any, raw: dict[str, Any]) -> tuple[Any, ...]:
     "Classification and regression (`own`: mlprod.keys.TableKeys): (target, id_col, features, kinds, preprocessing)."
-    from mlprod.features import PREPROCESSING_DEFAULTS, make_object
+    from mlprod.features import PREPROCESSING_DEFAULTS, import_object, make_object
 
     target, id_col = own.target, own.id_col
     if target == id_col:
@@ -425,14 +407,16 @@ def _table_columns(chk: _Check, own: Any, raw: dict[str, Any]) -> tuple[Any, ...
     prep = dict(PREPROCESSING_DEFAULTS)
     if own.preprocessing is not None:
         for i, t in enumerate(own.preprocessing.transformers or []):
-            try:  # checked, then made: a typo fails here
-                make_object(t.cls, t.params, f"preprocessing.transformers[{i}]", "transformer")
+            key = f"preprocessing.transformers[{i}]"
+            try:  # checked, then made: a typo, or a class without the transformer's methods, fails here
+                _check_contract(chk, import_object(t.cls, key, "transformer"), "transformer", key, t.cls)
+                make_object(t.cls, t.params, key, "transformer")
             except ConfigError as e:
                 raise chk.relocate(e) from None
         prep |= raw["preprocessing"]  # the keys given, as written
     return target, id_col, features, kinds, prep
 
-
+# %% ../nbs/09a_config.ipynb #5d487c53
 def _table_validation(chk: _Check, raw: dict[str, Any], task: Task) -> dict[str, Any]:
     "Classification and regression: {'test_size'} or {'cv'}, then {'stratify', 'refit'}."
     val = declared(chk, task.validation_keys(), raw.get("validation") or {}, "validation")
@@ -470,7 +454,62 @@ def _recommend_validation(chk: _Check, raw: dict[str, Any], task: Task) -> dict[
     val = declared(chk, task.validation_keys(), raw.get("validation") or {}, "validation")
     return {"holdout": val.holdout, "refit": val.refit}
 
+# %% ../nbs/09a_config.ipynb #652a3370
+def parse_config(
+    raw: Any,
+    source: str | Path | None = None,
+    lines: dict[str, int] | None = None,
+    default_seed: int = 0,  # used when the config has no `seed`
+) -> TrainConfig:
+    "Validate a config given as data (e.g. parsed YAML); errors name the key (and `source`'s line)."
+    chk = _Check(source, lines or {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config is a mapping of keys, not a {type(raw).__name__}", path=source)
+    head, kind = _head(chk, raw)
+    task = head.task
+    own = declared(chk, kind.config_keys(), {k: raw[k] for k in kind.own_keys if k in raw})
+    interactions = kind.data == "interactions"
+    columns: dict[str, str | None] | None = None
+    if interactions:
+        columns = _interaction_columns(chk, own)
+        target, id_col = columns["item_col"], columns["user_col"]
+        features, kinds, prep = None, {"categorical": [], "numeric": []}, {}
+    else:
+        target, id_col, features, kinds, prep = _table_columns(chk, own, raw)
+    params = {c: columns[c] for c in INTERACTION_PARAMS} if columns else None
+    cands, has_est = _estimators(chk, raw, task, params)
+    k_values: list[int] = []
+    if interactions:  # evaluate.k_values, sorted and distinct; without them, the task's default
+        ks = own.evaluate.k_values if own.evaluate is not None else None
+        k_values = sorted(set(DEFAULT_K_VALUES if ks is None else ks))
+    choice, select_by = _selection(chk, raw, kind, k_values, default_seed)
+    validation = _recommend_validation(chk, raw, kind) if interactions else _table_validation(chk, raw, kind)
+    return TrainConfig(
+        name=head.name,
+        task=task,
+        target=target,
+        id_col=id_col,
+        candidates=cands,
+        features=features,
+        categorical=kinds["categorical"],
+        numeric=kinds["numeric"],
+        preprocessing=prep,
+        select_by=select_by,
+        validation=validation,
+        seed=choice.seed,
+        description=choice.description,
+        single=has_est,
+        source=Path(source) if source is not None else None,
+        lines=lines or {},
+        k_values=k_values,
+        **(
+            {c: columns[c] for c in ("user_col", "item_col", "weight_col", "timestamp_col")}
+            if columns
+            else {}
+        ),
+    )
 
+# %% ../nbs/09a_config.ipynb #bbbde999
 def load_config(path: str | Path, default_seed: int = 0) -> TrainConfig:
     "Read and validate the YAML config at `path`."
     import yaml

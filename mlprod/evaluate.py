@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from mlprod.settings import MlprodSettings
+
 # %% auto #0
 __all__ = ['classification_metrics', 'regression_metrics', 'check_ids', 'id_keys', 'proba_columns', 'check_probabilities',
            'evaluate_from_data', 'ranking_evaluation', 'recommend_options', 'evaluate_from_path']
@@ -446,9 +448,10 @@ def evaluate_from_path(
     id_col: str | None = None,
     target_col: str | None = None,
     model_dir: str | Path | None = None,  # take task / id_col / target_col from this model's schema
-    version_skew: str = "error",
-    trusted_types: tuple[str, ...] | list[str] = (),
-    allowed_formats: Sequence[str] = ("joblib", "skops"),
+    version_skew: str | None = None,  # None: settings' (default "error")
+    trusted_types: tuple[str, ...] | list[str] | None = None,
+    allowed_formats: Sequence[str] | None = None,
+    settings: MlprodSettings | None = None,  # a project's settings (mlprod.settings): the options not given
     engine: str = "pandas",  # pandas | sql (the metrics SQL can compute, by sql/evaluate_<task>.sql on DuckDB)
     k_values: Sequence[int] | None = None,  # recommend: default the model config's, else 5 and 10
 ) -> dict[str, Any]:
@@ -471,8 +474,9 @@ def evaluate_from_path(
         bundle = load_bundle(
             model_dir,
             version_skew=version_skew,
-            trusted_types=tuple(trusted_types),
-            allowed_formats=tuple(allowed_formats),
+            trusted_types=trusted_types,
+            allowed_formats=allowed_formats,
+            settings=settings,
         )
         schema, model_path = bundle.schema, bundle.path
         task = task or schema.task

@@ -5,6 +5,7 @@
 # %% ../nbs/13d_execute.ipynb #2a99daa9
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['KERNEL_NAME', 'PAPERMILL_MARKER', 'shown_path', 'packaged_reports', 'shown_notebook', 'declared_parameters',
            'check_parameters', 'kernel_spec_dict', 'kernel_manager_class', 'Failure', 'execute', 'scrub_paths',
-           'describe', 'mark_failure', 'finalize', 'markdown_text', 'report_title', 'render_html']
+           'describe', 'mark_failure', 'finalize', 'markdown_text', 'report_title', 'render_html', 'find_report',
+           'parameter_value', 'parse_parameters', 'parameter_inputs']
 
 # %% ../nbs/13d_execute.ipynb #16b45c2d
 def shown_path(path: str | Path) -> str:
@@ -31,7 +33,7 @@ def shown_path(path: str | Path) -> str:
     except ValueError:  # another drive (Windows): the name is the best we can do
         return Path(path).name
 
-
+# %% ../nbs/13d_execute.ipynb #e2fff748
 KERNEL_NAME = "python3"  # what the report notebooks' metadata asks for; always this interpreter
 
 
@@ -41,7 +43,7 @@ def packaged_reports() -> Path:
 
     return Path(os.path.abspath(mlprod.__file__)).parent / "reports"
 
-
+# %% ../nbs/13d_execute.ipynb #17c0be13
 def shown_notebook(path: Path) -> str:
     "A notebook's path for messages: inside the installed package as mlprod/reports/<name>, else relative."
     try:
@@ -87,7 +89,7 @@ def declared_parameters(notebook: str | Path) -> dict[str, dict[str, Any]]:
         )
     return dict(pm.inspect_notebook(nb))
 
-
+# %% ../nbs/13d_execute.ipynb #835593e7
 def check_parameters(notebook: str | Path, params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     "Raise a ReportError for any parameter `notebook` does not declare; return the declared ones."
     declared = declared_parameters(notebook)
@@ -111,7 +113,7 @@ def kernel_spec_dict() -> dict[str, Any]:
     spec["argv"] = [sys.executable, *spec["argv"][1:]]
     return spec
 
-
+# %% ../nbs/13d_execute.ipynb #4d787e0d
 def kernel_manager_class(workdir: Path) -> type:
     "An AsyncKernelManager whose only kernel is this interpreter; sockets and console log in `workdir`."
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
@@ -192,7 +194,7 @@ def _failed_cell(nb: NotebookNode) -> int | None:
 
 PAPERMILL_MARKER = "papermill-error-cell-tag"
 
-
+# %% ../nbs/13d_execute.ipynb #5c96fd01
 def execute(
     notebook: str | Path,
     params: Mapping[str, Any],
@@ -264,7 +266,7 @@ def scrub_paths(text: str, roots: list[tuple[str, str]] | None = None) -> str:
         text = text.replace(prefix, repl)
     return text
 
-
+# %% ../nbs/13d_execute.ipynb #14d3a8c7
 def _label(cell: NotebookNode, limit: int = 60) -> str:
     "A cell's name for messages: its first non-empty line, without the comment sign."
     for line in str(cell.get("source", "")).splitlines():
@@ -284,7 +286,7 @@ def describe(nb: NotebookNode, failure: Failure) -> str:
     verb = {"timeout": "timed out", "dead kernel": "killed the kernel"}.get(failure.kind, "failed")
     return f"{where} {verb}: {failure.ename}: {_one_line(scrub_paths(failure.evalue))}"
 
-
+# %% ../nbs/13d_execute.ipynb #b6637523
 _BANNER = (
     '<div id="mlprod-report-failed" style="border: 2px solid #c62828; background: #fdecea; color: #8e1b1b; '
     'padding: 0.8em 1em; font-size: 1.1em;"><strong>This report is incomplete.</strong> {what}. '
@@ -320,7 +322,7 @@ def mark_failure(nb: NotebookNode, failure: Failure, what: str) -> NotebookNode:
     nb.cells.insert(0, banner)
     return nb
 
-
+# %% ../nbs/13d_execute.ipynb #54cc8a33
 def _scrub_output(o: NotebookNode, roots: list[tuple[str, str]]) -> None:
     if o.get("output_type") == "stream":
         o["text"] = scrub_paths(o["text"], roots)
@@ -412,7 +414,7 @@ def markdown_text(source: str) -> str:
 
     return MarkdownWithMath(renderer=IPythonRenderer(escape=True)).render(source)
 
-
+# %% ../nbs/13d_execute.ipynb #dfdbc216
 def report_title(nb: NotebookNode, default: str) -> str:
     "The report's title: the first level-1 heading the notebook displayed, else `default`."
     for cell in nb.cells:
@@ -423,7 +425,7 @@ def report_title(nb: NotebookNode, default: str) -> str:
                 return m.group(1).strip()
     return default
 
-
+# %% ../nbs/13d_execute.ipynb #199f967f
 def render_html(nb: NotebookNode, title: str) -> str:
     "The report as one self-contained HTML page: outputs and Markdown only, images embedded."
     from jinja2 import DictLoader
@@ -440,3 +442,81 @@ def render_html(nb: NotebookNode, title: str) -> str:
     exporter.register_filter("markdown_text", markdown_text)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     return body
+
+# %% ../nbs/13d_execute.ipynb #8a6240fe
+_REPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def find_report(
+    name_or_path: str | Path,  # a report's name ('evaluate', 'churn_drift'), or a notebook's path
+    project: str
+    | Path
+    | None = None,  # the project's report folder, searched first (settings' report_templates)
+) -> Path:
+    "The report notebook: a path as given; a name in the project's report folder, else in mlprod's packaged reports."
+    text = str(name_or_path)
+    if not _REPORT_NAME.match(text):  # a path
+        path = Path(text)
+        if not path.is_file():
+            raise ReportError(
+                "notebook not found", path=shown_path(path), expected="a report notebook's path or name"
+            )
+        return path
+    folders: list[Path] = []
+    for folder in (
+        project,
+        packaged_reports(),
+    ):  # a project's folder that is the package's (this repository): once
+        if folder is not None and Path(folder).is_dir():
+            if all(os.path.realpath(folder) != os.path.realpath(f) for f in folders):
+                folders.append(Path(folder))
+    for folder in folders:
+        if (folder / f"{text}.ipynb").is_file():
+            return folder / f"{text}.ipynb"
+    known = sorted({p.stem for folder in folders for p in folder.glob("*.ipynb")})
+    raise ReportError(
+        f"no report notebook {text!r} in {' or '.join(shown_notebook(f) for f in folders)}",
+        expected="one of " + ", ".join(known) + ", or a notebook's path" if known else "a notebook's path",
+    )
+
+# %% ../nbs/13d_execute.ipynb #dbe1aa94
+def parameter_value(
+    text: str,  # the value of `-p key=value`, as typed
+) -> Any:
+    "`text` as papermill's `-p` reads it: True, False, None, an int, a finite float, else the text itself."
+    words = {"True": True, "False": False, "None": None}
+    if text in words:
+        return words[text]
+    for kind in (int, float):
+        try:
+            value = kind(text)
+        except ValueError:
+            continue
+        return value if kind is int or math.isfinite(value) else text
+    return text
+
+# %% ../nbs/13d_execute.ipynb #a797781d
+def parse_parameters(
+    pairs: Sequence[str],  # each `key=value`, as given to -p
+) -> dict[str, Any]:
+    "The parameters of `mlprod report run`: key -> value read by `parameter_value`; a bad pair is a ReportError."
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.isidentifier():
+            raise ReportError(f"bad parameter {pair!r}", expected="-p key=value, the key a Python name")
+        if key in params:
+            raise ReportError(f"parameter {key!r} given twice", expected="each parameter once")
+        params[key] = parameter_value(value)
+    return params
+
+# %% ../nbs/13d_execute.ipynb #7c7a5130
+def parameter_inputs(
+    params: Mapping[str, Any],  # a report's parameters
+) -> list[dict[str, Any]]:
+    "The lineage inputs of a report run: each text parameter naming an existing file or folder, role = its name."
+    return [
+        {"path": value, "role": key}
+        for key, value in params.items()
+        if isinstance(value, str) and value and os.path.exists(value)
+    ]

@@ -219,7 +219,8 @@ def figures(runs: Sequence[Scored]) -> dict[str, bytes]:
     "Every plot that applies to these models' task, by title (permutation importance aside)."
     task = task_for(runs[0].task)  # the task names its figures, by this module's plotting functions
     plots = task.figures + (task.proba_figures if task.proba_figures and _need_proba(runs) else ())
-    return {title: globals()[fn](runs) for title, fn in plots}
+    drawn = {title: globals()[fn](runs) for title, fn in plots}
+    return {title: png for title, png in drawn.items() if png is not None}  # None: nothing to draw it from
 
 # %% ../nbs/13c_figures.ipynb #9361cbba
 def plot_ranking_curves(runs: Sequence[Scored]) -> bytes:
@@ -249,10 +250,15 @@ def plot_ranking_curves(runs: Sequence[Scored]) -> bytes:
         return figure_png(fig)
 
 
-def plot_popularity_bias(runs: Sequence[Scored]) -> bytes:
+def plot_popularity_bias(runs: Sequence[Scored]) -> bytes | None:
     "Bars per popularity bin: share of training interactions, of the data's, and of each model's recommendations."
     import numpy as np
 
+    from mlprod.contracts import popularity_of
+
+    runs = [r for r in runs if popularity_of(r.predictor.model) is not None]  # item_popularity is optional
+    if not runs:
+        return None
     tables = {r.label: popularity_bias(r) for r in runs}
     first = next(iter(tables.values()))
     series = {

@@ -19,6 +19,8 @@ from .tasks import task_for
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mlprod.settings import MlprodSettings
+
 # %% auto #0
 __all__ = ['Predictor', 'predict_from_path']
 
@@ -48,18 +50,20 @@ class Predictor:
     def load(
         cls,
         path: str | Path,  # a version folder, or a model root (its champion, else latest)
-        version_skew: str = "error",  # error | warn | ignore: another Python / scikit-learn than at save
-        trusted_types: list[str] | tuple[str, ...] = (),  # extra types to trust in a skops model
-        allowed_formats: Sequence[str] = ("joblib", "skops"),  # ("skops",) across a trust boundary
+        version_skew: str | None = None,  # error | warn | ignore: another Python / scikit-learn than at save
+        trusted_types: list[str] | tuple[str, ...] | None = None,  # extra types to trust in a skops model
+        allowed_formats: Sequence[str] | None = None,  # ("skops",) across a trust boundary
+        settings: MlprodSettings | None = None,  # a project's settings: the options not given
     ) -> Predictor:
         "Load and verify the bundle at `path` (manifest, library versions, golden predictions)."
         from mlprod.bundle import load_bundle
 
-        return cls(
-            load_bundle(
-                path, version_skew=version_skew, trusted_types=trusted_types, allowed_formats=allowed_formats
-            )
-        )
+        options = {
+            "version_skew": version_skew,
+            "trusted_types": trusted_types,
+            "allowed_formats": allowed_formats,
+        }
+        return cls(load_bundle(path, **options, settings=settings))
 
     @property
     def task(self) -> str:
@@ -302,9 +306,10 @@ def predict_from_path(
     *,
     proba: bool = False,
     chunk_rows: int = CHUNK_ROWS,
-    version_skew: str = "error",
-    trusted_types: list[str] | tuple[str, ...] = (),
-    allowed_formats: Sequence[str] = ("joblib", "skops"),
+    version_skew: str | None = None,  # None: settings' (default "error")
+    trusted_types: list[str] | tuple[str, ...] | None = None,
+    allowed_formats: Sequence[str] | None = None,
+    settings: MlprodSettings | None = None,  # a project's settings (mlprod.settings): the options not given
     on_chunk: Callable[[int], None] | None = None,  # called with the rows done so far, after each chunk
     workers: int
     | None = None,  # processes predicting chunks in parallel (default: all cores); same output for any
@@ -328,9 +333,12 @@ def predict_from_path(
         raise DataError("the output would overwrite the input", path=output_file, expected="another file")
     if chunk_rows < 1:
         raise DataError(f"chunk_rows {chunk_rows} is out of range", expected="an integer >= 1")
-    predictor = Predictor.load(
-        model_dir, version_skew=version_skew, trusted_types=trusted_types, allowed_formats=allowed_formats
-    )
+    options = {
+        "version_skew": version_skew,
+        "trusted_types": trusted_types,
+        "allowed_formats": allowed_formats,
+    }
+    predictor = Predictor.load(model_dir, **options, settings=settings)
     check_table(input_file)  # a missing, empty or unreadable input fails before anything is created
     with staged_output(
         output_file

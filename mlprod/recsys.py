@@ -35,6 +35,8 @@ from mlprod.ranking import (  # noqa: F401  (all but the IDs: for recsys' users)
 )
 
 # %% ../nbs/20_recsys.ipynb #4501f96d
+from .contracts import Recommender, popularity_of  # noqa: F401  (the contract: mlprod.contracts)
+
 SIMILARITIES = ("cosine", "jaccard")
 # Bounds for the dense blocks of the hot paths: (rows x n_items) floats in fit, and the estimated number of
 # candidate (user, item) scores per chunk of users in recommend.

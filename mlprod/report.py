@@ -10,11 +10,14 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ReportError
 from .execute import execute, packaged_reports, shown_notebook, shown_path
 from .scoring import check_comparable, check_data, model_labels
+
+if TYPE_CHECKING:
+    from mlprod.settings import MlprodSettings
 
 # %% auto #0
 __all__ = ['REPORTS', 'REPORT_FILES', 'REPORT_MARKER', 'report_template', 'run_notebook', 'run_report', 'evaluate_report',
@@ -317,13 +320,19 @@ def evaluate_report(
     *,
     title: str | None = None,
     timeout: int | None = None,
-    version_skew: str = "error",
-    trusted_types: Sequence[str] = (),
-    allowed_formats: Sequence[str] = ("joblib", "skops"),
+    version_skew: str | None = None,  # None: settings' (default "error")
+    trusted_types: Sequence[str] | None = None,
+    allowed_formats: Sequence[str] | None = None,
     templates: str | Path | None = None,
     progress: bool | None = None,
+    settings: MlprodSettings | None = None,  # a project's settings (mlprod.settings): the options not given
 ) -> Path:
     "The evaluation report of one model on `data`: report.ipynb, report.html, metrics.json in `out_dir`."
+    from mlprod.settings import loading_options
+
+    version_skew, trusted_types, allowed_formats = loading_options(
+        settings, version_skew, trusted_types, allowed_formats
+    )
     (version,) = _check_inputs([model_dir], data, out_dir, version_skew, trusted_types, allowed_formats)
     params = {
         "model_dir": Path(model_dir),
@@ -346,19 +355,25 @@ def compare_report(
     *,
     title: str | None = None,
     timeout: int | None = None,
-    version_skew: str = "error",
-    trusted_types: Sequence[str] = (),
-    allowed_formats: Sequence[str] = ("joblib", "skops"),
+    version_skew: str | None = None,  # None: settings' (default "error")
+    trusted_types: Sequence[str] | None = None,
+    allowed_formats: Sequence[str] | None = None,
     templates: str | Path | None = None,
     progress: bool | None = None,
+    settings: MlprodSettings | None = None,  # a project's settings (mlprod.settings): the options not given
 ) -> Path:
     "The comparison report of `model_dirs` on the same `data`: metrics side by side, plots overlaid, the winner."
+    from mlprod.settings import loading_options
+
     if len(model_dirs) < 2:
         raise ReportError(
             f"a comparison needs two or more models, got {len(model_dirs)}",
             expected="model_dirs=[A, B]",
             option=("model_dirs", ""),  # the CLI adds the flag that gives them
         )
+    version_skew, trusted_types, allowed_formats = loading_options(
+        settings, version_skew, trusted_types, allowed_formats
+    )
     versions = _check_inputs(model_dirs, data, out_dir, version_skew, trusted_types, allowed_formats)
     params = {
         "model_dirs": [Path(d) for d in model_dirs],

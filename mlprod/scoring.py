@@ -299,7 +299,9 @@ def metrics_table(runs: Sequence[Scored]) -> pd.DataFrame:
 
     names = list(scalar_metrics(runs[0].metrics))
     table = pd.DataFrame(
-        {r.label: [scalar_metrics(r.metrics)[m] for m in names] for r in runs}, index=names, dtype="float64"
+        {r.label: [scalar_metrics(r.metrics).get(m) for m in names] for r in runs},
+        index=names,
+        dtype="float64",
     )
     if len(runs) > 1:
         base = runs[0].label
@@ -352,7 +354,7 @@ def compare_payload(runs: Sequence[Scored], data: str | Path, df: pd.DataFrame) 
     for r in runs[1:]:
         own = scalar_metrics(r.metrics)
         differences[r.label] = {
-            k: (own[k] - base[k] if own[k] is not None and base[k] is not None else None) for k in base
+            k: (own[k] - base[k] if own.get(k) is not None and base[k] is not None else None) for k in base
         }
     return {
         "task": runs[0].task,
@@ -416,6 +418,10 @@ def popularity_bias(run: Scored, bins: int = 10) -> pd.DataFrame:
 
 def popularity_bias_summary(run: Scored, bins: int = 10) -> dict[str, Any]:
     "The top bin of `popularity_bias` (the top 10% most popular items) as plain numbers, for metrics.json."
+    from mlprod.contracts import popularity_of
+
+    if popularity_of(run.predictor.model) is None:  # optional in the recommender contract: absent, said so
+        return {"absent": f"{type(run.predictor.model).__name__} has no item_popularity()"}
     top = popularity_bias(run, bins).iloc[0]
     return {
         "top_fraction": 1 / bins,

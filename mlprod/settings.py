@@ -8,6 +8,7 @@ from __future__ import annotations
 import configparser
 import os
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,8 +21,8 @@ from .formats import CHUNK_ROWS
 from .keys import config_error, key
 
 # %% auto #0
-__all__ = ['Int', 'CommaList', 'Whole', 'Skew', 'ModelFormat', 'SETTINGS_SPEC', 'MlprodSettings', 'Settings', 'relpath',
-           'find_settings', 'load_settings']
+__all__ = ['Int', 'CommaList', 'Whole', 'Skew', 'ModelFormat', 'SETTINGS_SPEC', 'MlprodSettings', 'relpath', 'Settings',
+           'find_settings', 'load_settings', 'loading_options']
 
 # %% ../nbs/08b_settings.ipynb #089a1565
 def _int(value: Any) -> Any:
@@ -113,7 +114,18 @@ class MlprodSettings(BaseModel):
     )
     chunk_rows: Int = _integer(CHUNK_ROWS, "rows per chunk when streaming a file", ge=1)
 
+    @classmethod
+    def from_file(cls, path: str | Path) -> MlprodSettings:
+        "The `[mlprod]` section of the settings.ini at `path`, checked as the command checks it; defaults filled in."
+        return load_settings(Path(path), search=False).model
 
+    @classmethod
+    def load(cls, project_dir: str | Path | None = None) -> MlprodSettings:
+        "The settings of the project at `project_dir` (default: the current folder): its nearest settings.ini, else the defaults."
+        start = Path(project_dir) if project_dir is not None else None
+        return load_settings(find_settings(start), search=False).model
+
+# %% ../nbs/08b_settings.ipynb #cac037fc
 def _as_text(value: Any) -> str:
     "A default as settings.ini would spell it: lists comma-separated."
     return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
@@ -125,6 +137,14 @@ SETTINGS_SPEC: dict[str, tuple[str, str]] = {
 }
 
 # %% ../nbs/08b_settings.ipynb #c476fa6f
+def relpath(p: Path) -> str:
+    "`p` relative to the current folder where it can be (another drive cannot): as settings are shown."
+    try:
+        return os.path.relpath(p)
+    except ValueError:
+        return str(p)
+
+# %% ../nbs/08b_settings.ipynb #c6b1f5f9
 @dataclass
 class Settings:
     "Effective workspace settings: string values, where each came from, and the file they were read from."
@@ -133,6 +153,7 @@ class Settings:
     sources: dict[str, str]
     file: Path | None = None
     base: Path = field(default_factory=Path)  # folder relative paths are resolved against
+    model: MlprodSettings = field(default_factory=MlprodSettings)  # the same values, checked and typed
 
     def get(self, key: str) -> str:
         return self.values[key]
@@ -150,14 +171,6 @@ class Settings:
     def list(self, key: str) -> list[str]:
         return [v.strip() for v in self.values[key].split(",") if v.strip()]
 
-
-def relpath(p: Path) -> str:
-    "`p` relative to the current folder where it can be (another drive cannot): as settings are shown."
-    try:
-        return os.path.relpath(p)
-    except ValueError:
-        return str(p)
-
 # %% ../nbs/08b_settings.ipynb #2ef5820e
 def find_settings(start: Path | None = None) -> Path | None:
     "The nearest `settings.ini` with a `[mlprod]` section, from `start` (default: cwd) upwards."
@@ -168,7 +181,7 @@ def find_settings(start: Path | None = None) -> Path | None:
             return candidate
     return None
 
-
+# %% ../nbs/08b_settings.ipynb #53389430
 def load_settings(file: Path | None = None, search: bool = True) -> Settings:
     "Built-in defaults, overridden by the `[mlprod]` section of `file` (or of the nearest settings.ini)."
     values = {k: v[0] for k, v in SETTINGS_SPEC.items()}
@@ -190,9 +203,30 @@ def load_settings(file: Path | None = None, search: bool = True) -> Settings:
         raise ConfigError(f"cannot parse settings: {e}", path=file) from None
     given = {k: v.strip() for k, v in parser.items("mlprod")} if parser.has_section("mlprod") else {}
     try:
-        MlprodSettings.model_validate(given)
+        model = MlprodSettings.model_validate(given)
     except ValidationError as e:
         raise config_error(e, MlprodSettings, file, order=list(given), unknown="unknown setting") from None
     for name, value in given.items():
         values[name], sources[name] = value, f"{relpath(file)} [mlprod]"
-    return Settings(values, sources, file, file.parent)
+    return Settings(values, sources, file, file.parent, model)
+
+# %% ../nbs/08b_settings.ipynb #7fdd9c07
+def loading_options(
+    settings: MlprodSettings
+    | None = None,  # MlprodSettings.load(project_dir) / .from_file(path); None: the defaults
+    version_skew: str | None = None,  # each one given wins over the settings'
+    trusted_types: Sequence[str] | None = None,
+    allowed_formats: Sequence[str] | None = None,
+) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    "(version_skew, trusted_types, allowed_formats) to load a bundle with: each given value, else the settings'."
+    s = MlprodSettings() if settings is None else settings
+    if not isinstance(s, MlprodSettings):
+        raise ConfigError(
+            f"settings must be MlprodSettings, got {type(s).__name__}",
+            expected="settings=MlprodSettings.load(project_dir) or MlprodSettings.from_file(path)",
+        )
+    return (
+        s.version_skew if version_skew is None else version_skew,
+        tuple(s.trusted_types if trusted_types is None else trusted_types),
+        tuple(s.allowed_formats if allowed_formats is None else allowed_formats),
+    )

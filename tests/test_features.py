@@ -23,7 +23,8 @@ from mlprod.train import train_from_data, train_from_path
 BIN = Path(sys.executable).parent
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
-# The seed article's transformer, as written there (NumPy in, NumPy with one more column out), and others.
+# The seed article's transformer (NumPy in, NumPy with one more column out), and others; each names its output
+# columns (get_feature_names_out), as the transformer contract asks (mlprod.contracts).
 USER_MODULE = """
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -38,6 +39,9 @@ class PetalAreaTransformer(BaseEstimator, TransformerMixin):
         petal_width = X[:, 3]
         return np.c_[X, petal_length * petal_width]
 
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray([*input_features, "petalarea"], dtype=object)
+
 
 class PetalAreaFrame(BaseEstimator, TransformerMixin):
     "A DataFrame transformer that adds a column and declares nothing."
@@ -48,6 +52,9 @@ class PetalAreaFrame(BaseEstimator, TransformerMixin):
     def transform(self, X):
         return X.assign(petal_area=X["petal_length"] * X["petal_width"])
 
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray([*input_features, "petal_area"], dtype=object)
+
 
 class Broken(BaseEstimator, TransformerMixin):
     def fit(self, X, y=None):
@@ -56,6 +63,9 @@ class Broken(BaseEstimator, TransformerMixin):
     def transform(self, X):
         raise RuntimeError("nothing works here")
 
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(input_features, dtype=object)
+
 
 class AddsText(BaseEstimator, TransformerMixin):
     def fit(self, X, y=None):
@@ -63,6 +73,9 @@ class AddsText(BaseEstimator, TransformerMixin):
 
     def transform(self, X):
         return X.assign(size=np.where(X["petal_length"] > 3, "big", "small"))
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray([*input_features, "size"], dtype=object)
 """
 
 
@@ -107,10 +120,10 @@ def test_seed_article_numpy_transformer_reaches_the_model(user_pkg: str, iris: p
     est = b.model.steps[-1][1]
     assert est.n_features_in_ == 5
     names = list(est.feature_names_in_)
-    assert names[:4] == FEATURES and names[4] == "petalareatransformer0"
+    assert names[:4] == FEATURES and names[4] == "petalarea"
     # the new column is the product, as the article computes it (imputation leaves complete rows alone)
     Xt = b.model[:-1].transform(iris[FEATURES])  # (150, 5)
-    np.testing.assert_allclose(Xt["petalareatransformer0"], iris["petal_length"] * iris["petal_width"])
+    np.testing.assert_allclose(Xt["petalarea"], iris["petal_length"] * iris["petal_width"])
     assert b.schema.model_features == names
 
 
@@ -186,7 +199,7 @@ def test_user_package_class_trains_from_path_and_loads_in_a_fresh_process(
     )
     v = train_from_path(cfg, data, tmp_path / "models")
     schema = json.loads((v / "schema.json").read_text())
-    assert schema["model_features"] == [*FEATURES, "petalareatransformer0"]
+    assert schema["model_features"] == [*FEATURES, "petalarea"]
     expected = Predictor.load(v).predict(iris)["prediction"].tolist()
     code = (
         "import json, sys; import pandas as pd; from mlprod.predict import Predictor\n"
@@ -273,6 +286,4 @@ def test_the_model_card_lists_the_final_features(user_pkg: str, iris: pd.DataFra
     b = train_from_data(iris_config([{"class": f"{user_pkg}.transformers.PetalAreaTransformer"}]), iris)
     v = save_bundle(b, tmp_path / "m")
     summary = model_card(v)["summary"]
-    assert f"- model features (5): {', '.join(FEATURES)}, petalareatransformer0" in summary.splitlines(), (
-        summary
-    )
+    assert f"- model features (5): {', '.join(FEATURES)}, petalarea" in summary.splitlines(), summary

@@ -142,3 +142,86 @@ def test_help_imports_no_pydantic() -> None:
     code += "print([m for m in ('pydantic', 'mlprod.settings') if m in sys.modules])"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip().endswith("[]"), r.stdout + r.stderr
+
+
+# -- the same settings from Python: one trust list for the command and the Python API ----------------------
+
+
+@pytest.fixture(scope="module")
+def skops_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    "A skops bundle whose pipeline holds mlprod's own ColumnProduct: a type skops does not trust by itself."
+    from mlprod.bundle import save_bundle
+    from mlprod.tables import read_table
+    from mlprod.train import train_from_data
+
+    from conftest import CHURN_CONFIG, FIXTURES
+
+    product = {
+        "class": "mlprod.features.ColumnProduct",
+        "params": {"columns": ["age", "score"], "name": "a_s"},
+    }
+    cfg = CHURN_CONFIG | {"preprocessing": {"scale": True, "transformers": [product]}}
+    bundle = train_from_data(cfg, read_table(FIXTURES / "binary.csv"))
+    return save_bundle(bundle, tmp_path_factory.mktemp("skops") / "churn", model_format="skops")
+
+
+def test_a_skops_bundle_loads_with_the_projects_settings_and_not_without(
+    skops_model: Path, tmp_path: Path
+) -> None:
+    from mlprod.bundle import load_bundle
+    from mlprod.errors import UntrustedTypeError
+    from mlprod.predict import Predictor
+
+    (tmp_path / "settings.ini").write_text(
+        "[mlprod]\ntrusted_types = numpy.dtype, mlprod.features.ColumnProduct\nversion_skew = error\n"
+    )
+    (tmp_path / "nbs").mkdir()
+    with pytest.raises(UntrustedTypeError, match=r"mlprod\.features\.ColumnProduct"):
+        Predictor.load(skops_model)  # the library reads no settings.ini by itself
+    settings = MlprodSettings.from_file(tmp_path / "settings.ini")
+    assert settings.trusted_types == load_settings(tmp_path / "settings.ini").list("trusted_types")
+    predictor = Predictor.load(skops_model, settings=settings)
+    assert predictor.version == skops_model.name
+    assert load_bundle(skops_model, settings=MlprodSettings.load(tmp_path / "nbs")).path == skops_model
+    with pytest.raises(UntrustedTypeError):  # an argument given wins over the settings
+        Predictor.load(skops_model, trusted_types=["numpy.dtype"], settings=settings)
+    with pytest.raises(UntrustedTypeError):  # and a project without a settings.ini has the defaults
+        Predictor.load(skops_model, settings=MlprodSettings.load(tmp_path.parent / "no-such-project"))
+
+
+def test_settings_from_python_refuse_what_the_command_refuses(tmp_path: Path) -> None:
+    from mlprod.settings import loading_options
+
+    ini = tmp_path / "settings.ini"
+    ini.write_text("[mlprod]\nallowed_formats = skops\nversion_skew = warn\n")
+    assert loading_options(MlprodSettings.from_file(ini)) == ("warn", (), ("skops",))
+    assert loading_options(None, trusted_types=["x.Y"]) == ("error", ("x.Y",), ("joblib", "skops"))
+    for line, said in REFUSED.items():
+        ini.write_text(f"[mlprod]\n{line}\n")
+        with pytest.raises(ConfigError) as e:
+            MlprodSettings.from_file(ini)
+        assert str(e.value) == f"{ini}: {said}"
+    with pytest.raises(ConfigError, match="settings must be MlprodSettings, got str"):
+        loading_options(str(ini))  # type: ignore[arg-type]
+
+
+def test_the_report_functions_take_the_settings_too(
+    skops_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from mlprod.errors import UntrustedTypeError
+    from mlprod.report import evaluate_report
+
+    from conftest import FIXTURES
+
+    monkeypatch.chdir(tmp_path)
+    ini = tmp_path / "settings.ini"
+    ini.write_text("[mlprod]\ntrusted_types = numpy.dtype, mlprod.features.ColumnProduct\n")
+    with pytest.raises(UntrustedTypeError):  # refused before a kernel starts
+        evaluate_report(skops_model, FIXTURES / "binary.csv", tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+    out = evaluate_report(
+        skops_model, FIXTURES / "binary.csv", tmp_path / "r", settings=MlprodSettings.from_file(ini)
+    )
+    assert json.loads((out / "metrics.json").read_text())["rows"] == 300
