@@ -45,9 +45,8 @@ class Metrics:
     def __init__(self, buckets: Sequence[float] = LATENCY_BUCKETS) -> None:
         self.buckets = tuple(buckets)
         self.requests: dict[tuple[str, int], int] = {}  # (endpoint, status) -> requests
-        self.latency: dict[
-            str, list[int]
-        ] = {}  # endpoint -> requests per bucket, +Inf last: (n_buckets + 1,)
+        # endpoint -> requests per bucket, the last one +Inf: (n_buckets + 1,)
+        self.latency: dict[str, list[int]] = {}
         self.seconds: dict[str, float] = {}  # endpoint -> total seconds
         self._lock = threading.Lock()
 
@@ -340,9 +339,8 @@ def make_server(
     return uvicorn.Server(config)
 
 # %% ../nbs/21_serve.ipynb #ccdccf5b
-_WORKER_OPTIONS = (
-    "MLPROD_SERVE_WORKER"  # the environment variable a parent leaves its options in, for its workers
-)
+# the environment variable a parent leaves its options in, for its workers
+_WORKER_OPTIONS = "MLPROD_SERVE_WORKER"
 
 
 def _loader(

@@ -346,6 +346,25 @@ def test_the_command_refuses_a_bad_bundle_without_opening_a_port(churn, tmp_path
     figures.hostile("tracebacks", "serve: a tampered bundle", runs=2)
 
 
+@figures.passed_only
+def test_a_port_in_use_is_one_line(churn) -> None:
+    from typer.testing import CliRunner
+
+    from mlprod.cli import app
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = CliRunner().invoke(app, ["serve", "--model-dir", str(churn[2]), "--port", str(port)])
+    assert r.exit_code == 2, r.output
+    assert (
+        r.stderr == f"mlprod: config error: cannot listen on 127.0.0.1:{port} (Address already in use) "
+        "(expected a free port (0: any))\n"
+    )
+    figures.hostile("tracebacks", "serve: a port in use", runs=1)
+
+
 @contextmanager
 def command(*args: str) -> Iterator[tuple[str, subprocess.Popen[str], queue.Queue[str]]]:
     "`mlprod serve ... --port 0` as a user runs it: its URL (from the line it prints at start), the process, its stderr lines."
