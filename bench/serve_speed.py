@@ -12,7 +12,8 @@ Every server runs the same fitted pipeline in a process of its own on 127.0.0.1,
 
 A client process of its own (httpx, one kept-alive connection per thread) sends a bounded number of one-record
 POSTs at concurrency 1, 8 and 32. Requests/s is the requests over the wall time of the whole loop; p50 and p99
-are the latencies the client saw. The servers stay up side by side and are measured in interleaved rounds, so
+are the latencies the client saw; the server's CPU per request (user + system seconds of its processes over
+the loop, by psutil) is the figure a loaded machine disturbs least: mlprod's own cost against the floor. The servers stay up side by side and are measured in interleaved rounds, so
 machine noise hits them alike; each figure is the median of `--repeat` rounds. Models: bench/batch_predict.py's
 logistic regression and random forest (trained once into bench/data/batch/). The machine has 2 cores, shared by
 the client and the server: absolute figures mean little, the ratios are the result.
@@ -187,7 +188,27 @@ class Server:
         self.log.close()
 
 
-def measure(url: str, body: bytes, concurrency: int, requests: int) -> dict[str, float]:
+def server_cpu(server: Server) -> float:
+    "CPU seconds (user + system) the server's processes have used so far, its workers included."
+    import psutil
+
+    proc = psutil.Process(server.proc.pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += sum(p.cpu_times()[:2])
+    return total
+
+
+def measure(server: Server, concurrency: int, requests: int) -> dict[str, float]:
+    "One bounded loop of the client process: requests/s, p50 and p99 seconds, the server's CPU seconds per request."
+    cpu = server_cpu(server)
+    out = _loop(server.url, server.body, concurrency, requests)
+    out["cpu"] = (server_cpu(server) - cpu) / (requests + 2 * concurrency)  # the warm-up requests count too
+    return out
+
+
+def _loop(url: str, body: bytes, concurrency: int, requests: int) -> dict[str, float]:
     "One bounded loop of the client process against `url`: requests/s, p50 and p99 seconds."
     with tempfile.TemporaryDirectory() as d:
         script = Path(d) / "serve_client.py"
@@ -285,11 +306,11 @@ def main(argv: list[str] | None = None) -> list[tuple[str, ...]]:
                     for s in up:
                         if c == 1 and "--workers 2" in s.name:
                             continue  # one request at a time: a second worker has nothing to do
-                        rounds[s.name].append(measure(s.url, s.body, c, args.requests))
+                        rounds[s.name].append(measure(s, c, args.requests))
                 for name, rs in rounds.items():
                     if rs:
                         results[model, name, c] = {
-                            k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")
+                            k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99", "cpu")
                         }
     rows = report(results, names, args, mlflow)
     return rows
@@ -304,10 +325,9 @@ def report(results: dict[tuple[str, str, int], dict[str, float]], names: dict[st
         "interleaved rounds; ratio vs the bare Starlette app)\n")  # fmt: skip
     say("Each server in a process of its own on 127.0.0.1, one uvicorn worker unless said; a client process "
         "(httpx, one kept-alive connection per thread) sends one-record POSTs; the 2 cores are shared by both.\n")  # fmt: skip
-    say(
-        "| model | server | concurrency | requests/s | p50 | p99 | requests/s vs baseline | p99 vs baseline |"
-    )
-    say("|---|---|---|---|---|---|---|---|")
+    say("| model | server | concurrency | requests/s | p50 | p99 | server CPU per request | requests/s vs baseline "
+        "| p99 vs baseline | server CPU per request vs baseline |")  # fmt: skip
+    say("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for model, servers_ in names.items():
         base_name = servers_[0]
@@ -318,14 +338,18 @@ def report(results: dict[tuple[str, str, int], dict[str, float]], names: dict[st
                 if r is None:
                     continue
                 row = (model, name, str(c), f"{r['rps']:,.0f}", f"{r['p50'] * 1000:.1f} ms", f"{r['p99'] * 1000:.1f} ms",
-                       f"{r['rps'] / base['rps']:.2f}x", f"{r['p99'] / base['p99']:.2f}x")  # fmt: skip
+                       f"{r['cpu'] * 1000:.1f} ms", f"{r['rps'] / base['rps']:.2f}x", f"{r['p99'] / base['p99']:.2f}x",
+                       f"{r['cpu'] / base['cpu']:.2f}x")  # fmt: skip
                 rows.append(row)
                 say("| " + " | ".join(row) + " |")
     say("")
     for model in names:
-        one = results[model, "mlprod serve", 8]["rps"] / results[model, names[model][0], 8]["rps"]
-        say(f"{model}: mlprod serve at concurrency 8 = {one:.2f}x the bare app's requests/s (its checks, metrics, "
-            "hot swap and worker thread, over the floor of any framework).")  # fmt: skip
+        mine = {c: results[model, "mlprod serve", c] for c in CONCURRENCY}
+        base = {c: results[model, names[model][0], c] for c in CONCURRENCY}
+        say(f"{model}: mlprod serve's own cost (its checks, version, metrics, log, hot-swap watcher, worker thread) "
+            f"in server CPU per request: {mine[1]['cpu'] / base[1]['cpu']:.2f}x the bare app's at concurrency 1, "
+            f"{mine[8]['cpu'] / base[8]['cpu']:.2f}x at 8; requests/s at concurrency 8: {mine[8]['rps'] / base[8]['rps']:.2f}x "
+            "(the bare app predicts on its event loop, mlprod in a worker thread).\n")  # fmt: skip
     if mlflow is not None:
         for model in names:
             m = next((n for n in names[model] if n.startswith("MLflow")), None)
@@ -336,9 +360,9 @@ def report(results: dict[tuple[str, str, int], dict[str, float]], names: dict[st
             say(f"{model}: vs MLflow at concurrency 8: {mine['rps'] / theirs['rps']:.2f}x its requests/s, "
                 f"{mine['p99'] / theirs['p99']:.2f}x its p99 (target >= 2x and <= 0.5x: {'PASS' if ok else 'FAIL'})")  # fmt: skip
     elif args.no_mlflow:
-        say("\nMLflow rows left out (--no-mlflow).")
+        say("MLflow rows left out (--no-mlflow).")
     else:
-        say("\nMLflow rows skipped: .venv-mlflow/ is absent; `make bench-mlflow` builds it (MLflow beside, never in, "
+        say("MLflow rows skipped: .venv-mlflow/ is absent; `make bench-mlflow` builds it (MLflow beside, never in, "
             ".venv/), and then this benchmark runs MLflow's scoring server on the same pipeline in the same run.")  # fmt: skip
     section = "\n".join(out)
     print("\n" + section)

@@ -67,7 +67,7 @@ def _one_line(e: BaseException) -> str:
     text = f"{e.kind}: {e}" if isinstance(e, MlprodError) else f"{type(e).__name__}: {e}"
     return " ".join(text.split())
 
-# %% ../nbs/21b_hotswap.ipynb #a6785530
+# %% ../nbs/21b_hotswap.ipynb #a3e93f95
 class CurrentModel:
     """The predictor a server answers with. For a model root, `refresh()` swaps in the version its alias names now,
     loaded and verified first (a `Watcher` calls it). A request reads `predictor` once."""
@@ -121,7 +121,7 @@ class CurrentModel:
         self.log(f"mlprod: now serving version {new.version} (was {old})")
         return True
 
-# %% ../nbs/21b_hotswap.ipynb #63132c1c
+# %% ../nbs/21b_hotswap.ipynb #db1c5f16
 class Watcher:
     "A daemon thread that calls `current.refresh()` every `every` seconds until `stop()`."
 
