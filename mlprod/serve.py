@@ -14,15 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .hotswap import CurrentModel, Watcher, _one_line, _say
-from mlprod.records import (
-    MAX_BODY_BYTES,
-    ClientError,
-    check_records,
-    parse_records,
-    plain_json,
-    predict_records,
-    read_body,
-)
+from .records import MAX_BODY_BYTES, ClientError, plain_json
 
 if TYPE_CHECKING:
     import socket
@@ -214,6 +206,8 @@ def _routes(current: CurrentModel, metrics: Metrics, max_body_bytes: int) -> lis
     import anyio.to_thread
     from starlette.responses import Response
     from starlette.routing import Route
+
+    from mlprod.records import check_records, parse_records, predict_records, read_body
 
     async def predict(request: Any) -> Any:
         predictor = current.predictor  # this request's model, whatever is swapped in meanwhile
