@@ -24,6 +24,7 @@ BENCHMARKS = [
     "recsys_scale",
     "report_speed",
     "batch_predict",
+    "serve_speed",
 ]
 
 

@@ -18,6 +18,7 @@ from .cli_new import new_cmd
 from .cli_options import command_settings
 from .cli_phases import evaluate_cmd, predict_cmd, train_cmd
 from .cli_report import report_app
+from .cli_serve import serve_cmd
 from .cli_tools import check_sync_cmd
 from .errors import MlprodError
 
@@ -171,6 +172,7 @@ app.command("predict")(predict_cmd)
 app.command("evaluate")(evaluate_cmd)
 app.command("lineage")(lineage_cmd)
 app.command("new")(new_cmd)
+app.command("serve")(serve_cmd)
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(report_app, name="report")
