@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .errors import BundleError, IntegrityError, MlprodError
 from .layout import EXPECTED, MANIFEST, MODEL_FILES, read_bundle_file
@@ -20,6 +20,8 @@ from .tasks import task_for
 from .verify import _manifest, _mlprod_version, _read_metadata, _verify, library_versions
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     import pandas as pd
 
     from mlprod.settings import MlprodSettings
@@ -91,7 +93,11 @@ def _predict_is_argmax_of_proba(model: Any) -> bool:
     return bool(kinds) and isinstance(est, kinds) and getattr(est, "n_outputs_", 1) == 1
 
 # %% ../nbs/04_bundle.ipynb #e1d170f7
-def golden_rows(model: Any, schema: Schema, golden: pd.DataFrame) -> pd.DataFrame:
+def golden_rows(
+    model: Any,  # the fitted model, as `model_outputs` takes it
+    schema: Schema,
+    golden: pd.DataFrame,  # (n_golden, n_cols) raw input rows: id and features
+) -> pd.DataFrame:
     "`golden` (raw input rows) with the model's outputs beside them as `expected_*` columns."
     from mlprod.schema import validate
 
@@ -100,12 +106,110 @@ def golden_rows(model: Any, schema: Schema, golden: pd.DataFrame) -> pd.DataFram
     keep = [c for c in [schema.id_col, *schema.feature_names] if c and c in golden.columns]
     return golden[keep].reset_index(drop=True).join(out.add_prefix(EXPECTED).reset_index(drop=True))
 
-# %% ../nbs/04_bundle.ipynb #801fa3ac
+# %% ../nbs/04_bundle.ipynb #36ed96e7
+def _check_save(
+    model_root: str | Path,  # where the version goes: a folder, or a path to create
+    model_format: str,  # a name of MODEL_FILES
+    compression: int,  # 0 to 9
+) -> Path:
+    "The model root, once the format and the compression are ones a save can write; else `BundleError`."
+    if model_format not in MODEL_FILES:
+        raise BundleError(f"unknown model format {model_format!r}", expected="joblib or skops")
+    if not 0 <= int(compression) <= 9:
+        raise BundleError(f"compression {compression} out of range", expected="0 to 9")
+    root = Path(model_root)
+    if root.exists() and not root.is_dir():
+        raise BundleError("model root is a file", path=root, expected="a folder")
+    return root
+
+# %% ../nbs/04_bundle.ipynb #027125cb
+def _save_metadata(
+    bundle: Bundle,
+    root: Path,  # the model root: its name names the model when neither the bundle nor its config does
+    model_format: str,
+    compression: int,
+    now: dt.datetime,  # the time of the save, UTC
+) -> dict[str, Any]:
+    "metadata.json of a new version: the bundle's own metadata, then what this save records."
+    return {
+        **bundle.metadata,
+        "name": bundle.name or bundle.config.get("name") or root.name,
+        "created_at": now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "mlprod_version": _mlprod_version(),
+        "versions": library_versions(),
+        "git": git_state(),  # from mlprod.lineage
+        "model_format": model_format,
+        "compression": compression,
+        "golden_rows": 0 if bundle.golden is None else len(bundle.golden),  # loading requires as many
+        "task": bundle.schema.task,
+    }
+
+# %% ../nbs/04_bundle.ipynb #1d84d0d1
+def _write_version(
+    bundle: Bundle,
+    tmp: Path,  # the run's hidden folder (`AtomicFolder.tmp`)
+    model_file: IO[bytes],  # the serialised model, from its start (`mlprod.serialise._serialise_model`)
+    metadata: dict[str, Any],  # metadata.json (`_save_metadata`)
+) -> str:
+    "Write every file of a version into `tmp`, the manifest last; returns the manifest's text."
+    import json
+    import shutil
+
+    import yaml
+
+    from mlprod.commit import write_text
+    from mlprod.io import write_json
+    from mlprod.tables import write_table
+
+    with open(tmp / MODEL_FILES[metadata["model_format"]], "wb") as out:
+        shutil.copyfileobj(model_file, out)
+    write_text(tmp / "config.yaml", yaml.safe_dump(bundle.config, sort_keys=False, allow_unicode=True))
+    write_text(tmp / "schema.json", bundle.schema.to_json())
+    write_json(tmp / "metrics.json", bundle.metrics)
+    id_maps = bundle.id_maps or (
+        bundle.model.export_id_maps() if hasattr(bundle.model, "export_id_maps") else {}
+    )
+    for name, table in sorted(id_maps.items()):
+        write_table(table, tmp / "id_maps" / f"{name}.csv")
+    if bundle.golden is not None and len(bundle.golden):
+        write_table(golden_rows(bundle.model, bundle.schema, bundle.golden), tmp / "golden.jsonl")
+    write_json(tmp / "metadata.json", metadata)
+    text = json.dumps(_manifest(tmp), indent=2, sort_keys=True) + "\n"
+    write_text(tmp / MANIFEST, text)
+    return text
+
+# %% ../nbs/04_bundle.ipynb #d6a97d52
+def _move_latest(
+    root: Path,  # the model root
+    final: Path,  # the version just put in place
+) -> None:
+    "Point `latest` at `final` (unless a later version holds it); if that fails, `final` is removed again."
+    import shutil
+
+    version = final.name
+    try:
+        _update_aliases(root, lambda a: {**a, "latest": max(version, a.get("latest", version))})
+    except BaseException as e:  # no alias names it: a version nobody asked for is not left behind
+        shutil.rmtree(final, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, MlprodError):
+            raise _cannot_save(e, root, "aliases.json is unchanged and the version was not kept") from None
+        raise
+
+
+def _cannot_save(e: OSError, root: Path, outcome: str) -> BundleError:
+    "The one-line error of a save that an OSError stopped (ENOSPC, EFBIG, ENAMETOOLONG, EACCES, EROFS, ...)."
+    return BundleError(
+        f"cannot save a version ({e.strerror or e}); {outcome}",
+        path=root,
+        expected="a writable model root with room for the version",
+    )
+
+# %% ../nbs/04_bundle.ipynb #91bd15d1
 def save_bundle(
     bundle: Bundle,
-    model_root: str | Path,
-    compression: int = 3,
-    model_format: str = "joblib",
+    model_root: str | Path,  # the model's root folder: the new version goes inside it
+    compression: int = 3,  # joblib's (or the skops zip's) compression level, 0 to 9
+    model_format: str = "joblib",  # "joblib" or "skops"
     *,
     latest: bool = True,  # move the `latest` alias to the new version
     check: Callable[[Path], Any] | None = None,  # run on the complete version before it is renamed into place
@@ -116,22 +220,10 @@ def save_bundle(
     and the cause; then neither the version nor a temporary is left, and aliases.json is as it was."""
     import datetime as dt
     import hashlib
-    import json
-    import shutil
 
-    import yaml
+    from mlprod.commit import AtomicFolder
 
-    from mlprod.commit import AtomicFolder, write_text
-    from mlprod.io import write_json
-    from mlprod.tables import write_table
-
-    if model_format not in MODEL_FILES:
-        raise BundleError(f"unknown model format {model_format!r}", expected="joblib or skops")
-    if not 0 <= int(compression) <= 9:
-        raise BundleError(f"compression {compression} out of range", expected="0 to 9")
-    root = Path(model_root)
-    if root.exists() and not root.is_dir():
-        raise BundleError("model root is a file", path=root, expected="a folder")
+    root = _check_save(model_root, model_format, compression)
     # Serialised first, before the model root is created: a model that cannot be stored leaves nothing behind.
     model_file = _serialise_model(bundle.model, model_format, int(compression), root)
     try:
@@ -146,41 +238,16 @@ def save_bundle(
         if refused is not None:
             raise refused
         folder = AtomicFolder.inside(root)  # this run's hidden `.tmp-PID-XXXX`; dead runs' are swept first
-        tmp = folder.tmp
-        with model_file, open(tmp / MODEL_FILES[model_format], "wb") as out:
-            shutil.copyfileobj(model_file, out)
-        write_text(tmp / "config.yaml", yaml.safe_dump(bundle.config, sort_keys=False, allow_unicode=True))
-        write_text(tmp / "schema.json", bundle.schema.to_json())
-        write_json(tmp / "metrics.json", bundle.metrics)
-        id_maps = bundle.id_maps or (
-            bundle.model.export_id_maps() if hasattr(bundle.model, "export_id_maps") else {}
+        with model_file:
+            metadata = _save_metadata(bundle, root, model_format, int(compression), now)
+            text = _write_version(bundle, folder.tmp, model_file, metadata)
+        final = root / (
+            now.strftime("%Y%m%dT%H%M%S.%fZ") + "-" + hashlib.sha256(text.encode()).hexdigest()[:10]
         )
-        for name, table in sorted(id_maps.items()):
-            write_table(table, tmp / "id_maps" / f"{name}.csv")
-        if bundle.golden is not None and len(bundle.golden):
-            write_table(golden_rows(bundle.model, bundle.schema, bundle.golden), tmp / "golden.jsonl")
-        metadata = {
-            **bundle.metadata,
-            "name": bundle.name or bundle.config.get("name") or root.name,
-            "created_at": now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            "mlprod_version": _mlprod_version(),
-            "versions": library_versions(),
-            "git": git_state(),  # from mlprod.lineage
-            "model_format": model_format,
-            "compression": int(compression),
-            "golden_rows": 0 if bundle.golden is None else len(bundle.golden),  # loading requires as many
-            "task": bundle.schema.task,
-        }
-        write_json(tmp / "metadata.json", metadata)
-        manifest = _manifest(tmp)
-        text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-        write_text(tmp / MANIFEST, text)
-        version = now.strftime("%Y%m%dT%H%M%S.%fZ") + "-" + hashlib.sha256(text.encode()).hexdigest()[:10]
-        final = root / version
         if final.exists():
             raise BundleError("version already exists; versions are never overwritten", path=final)
         if check is not None:
-            check(tmp)  # e.g. load it back; no alias, no reader, can see it yet
+            check(folder.tmp)  # e.g. load it back; no alias, no reader, can see it yet
         folder.commit(to=final, replace=False)  # one rename; FileExistsError rather than replace a version
     except BaseException as e:
         model_file.close()
@@ -190,28 +257,11 @@ def save_bundle(
             raise _cannot_save(e, root, "the version was not kept") from None
         raise
     if latest:  # only a complete (and checked) version is ever named by an alias
-        try:
-            _update_aliases(root, lambda a: {**a, "latest": max(version, a.get("latest", version))})
-        except BaseException as e:  # no alias names it: a version nobody asked for is not left behind
-            shutil.rmtree(final, ignore_errors=True)
-            if isinstance(e, OSError) and not isinstance(e, MlprodError):
-                raise _cannot_save(
-                    e, root, "aliases.json is unchanged and the version was not kept"
-                ) from None
-            raise
-    bundle.path, bundle.version = final, version
+        _move_latest(root, final)
+    bundle.path, bundle.version = final, final.name
     return final
 
-
-def _cannot_save(e: OSError, root: Path, outcome: str) -> BundleError:
-    "The one-line error of a save that an OSError stopped (ENOSPC, EFBIG, ENAMETOOLONG, EACCES, EROFS, ...)."
-    return BundleError(
-        f"cannot save a version ({e.strerror or e}); {outcome}",
-        path=root,
-        expected="a writable model root with room for the version",
-    )
-
-# %% ../nbs/04_bundle.ipynb #5eeab2cd
+# %% ../nbs/04_bundle.ipynb #c6925b70
 _GOLDEN_INPUTS_SHOWN = 12  # a golden mismatch names at most this many of the row's input values
 
 
@@ -220,16 +270,24 @@ def _plain(v: Any) -> str:
     return repr(v.item() if hasattr(v, "item") and not isinstance(v, str | bytes) else v)
 
 
-def _golden_inputs(golden: pd.DataFrame, schema: Schema, i: int) -> str:
+def _golden_inputs(
+    golden: pd.DataFrame,  # (n_golden, n_cols) the golden rows
+    schema: Schema,
+    i: int,  # a row of `golden`, from 0
+) -> str:
     "The id and the input values of golden row `i`: 'house_id=1042, area=30.5, district='east''."
     cols = [c for c in [schema.id_col, *schema.feature_names] if c and c in golden.columns]
     shown = ", ".join(f"{c}={_plain(golden[c].iloc[i])}" for c in cols[:_GOLDEN_INPUTS_SHOWN])
     more = len(cols) - _GOLDEN_INPUTS_SHOWN
     return shown + (f", ... ({more} more)" if more > 0 else "")
 
-
-def _check_golden(bundle: Bundle, path: Path, X: pd.DataFrame | None = None) -> None:
-    "Re-run the golden rows (`X`: the golden frame already validated, when the caller has it)."
+# %% ../nbs/04_bundle.ipynb #591db6cd
+def _check_golden(
+    bundle: Bundle,  # a loaded bundle, golden rows included
+    path: Path,  # its golden.jsonl, named by the error
+    X: pd.DataFrame | None = None,  # (n_golden, n_features) the golden rows already validated, if at hand
+) -> None:
+    "Re-run the golden rows; `IntegrityError` naming the first row whose output is no longer the stored one."
     import numpy as np
 
     from mlprod.schema import validate
@@ -257,8 +315,12 @@ def _check_golden(bundle: Bundle, path: Path, X: pd.DataFrame | None = None) -> 
                 path=path,
             )
 
-
-def _check_golden_count(recorded: Any, data: bytes | None, path: Path) -> None:
+# %% ../nbs/04_bundle.ipynb #d2193a6c
+def _check_golden_count(
+    recorded: Any,  # metadata.json's `golden_rows` (None: a bundle saved before it was recorded)
+    data: bytes | None,  # golden.jsonl's bytes (None: absent)
+    path: Path,  # golden.jsonl, named by the error
+) -> None:
     "golden.jsonl (`data`; None: absent) has at least the `recorded` rows metadata.json's `golden_rows` says were saved."
     if recorded is None:
         return  # a bundle saved before the count was recorded loads as it did
@@ -274,8 +336,11 @@ def _check_golden_count(recorded: Any, data: bytes | None, path: Path) -> None:
             path=path,
         )
 
-
-def _check_golden_columns(bundle: Bundle, path: Path) -> None:
+# %% ../nbs/04_bundle.ipynb #4f2b0c08
+def _check_golden_columns(
+    bundle: Bundle,  # a loaded bundle
+    path: Path,  # its golden.jsonl, named by the error
+) -> None:
     "golden.jsonl holds an `expected_*` column for every output the model gives (prediction, proba_<class>)."
     if not bundle.metadata.get("golden_rows"):
         return
@@ -289,8 +354,10 @@ def _check_golden_columns(bundle: Bundle, path: Path) -> None:
             path=path,
         )
 
-
-def _read_id_map(data: bytes) -> pd.DataFrame:
+# %% ../nbs/04_bundle.ipynb #0d0ce24a
+def _read_id_map(
+    data: bytes,  # an id_maps/*.csv file's bytes, which matched the manifest
+) -> pd.DataFrame:
     "An ID map as text, exactly as written: IDs like '007' must not become 7."
     import io
 
@@ -298,12 +365,12 @@ def _read_id_map(data: bytes) -> pd.DataFrame:
 
     return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)  # (n_ids, 2)
 
-
+# %% ../nbs/04_bundle.ipynb #fa7eff69
 def _read_parts(
-    folder: Path,
-    files: dict[str, Any],
-    contents: dict[str, bytes],
-    check_golden: bool,
+    folder: Path,  # a version folder
+    files: dict[str, Any],  # its manifest's files
+    contents: dict[str, bytes],  # their bytes that matched the manifest (`mlprod.verify._verify`)
+    check_golden: bool,  # validate the golden rows (to re-run them) and require their count
     golden_rows: Any = None,  # metadata.json's count (None: not recorded)
 ) -> dict[str, Any]:
     "Everything of a bundle but the model and its metadata, from the bytes the manifest vouched for."
@@ -331,12 +398,14 @@ def _read_parts(
         X=X_golden,
     )
 
-
+# %% ../nbs/04_bundle.ipynb #5c0b2357
 def load_bundle(
-    path: str | Path,
-    version_skew: str | None = None,  # None: settings' (default "error")
-    trusted_types: list[str] | tuple[str, ...] | None = None,  # None: settings' (default none)
-    check_golden: bool = True,
+    path: str | Path,  # a version folder, or a model root (its champion, else latest)
+    version_skew: str | None = None,  # other library versions: error, warn or ignore; None: settings' (error)
+    trusted_types: list[str]
+    | tuple[str, ...]
+    | None = None,  # types a skops model may hold beyond skops' safe ones; None: settings' (none)
+    check_golden: bool = True,  # re-run the golden rows
     allowed_formats: Sequence[str] | None = None,  # ("skops",) across a trust boundary; None: settings'
     settings: MlprodSettings | None = None,  # a project's settings (mlprod.settings): the options not given
 ) -> Bundle:
@@ -347,20 +416,11 @@ def load_bundle(
         settings, version_skew, trusted_types, allowed_formats
     )
     folder = resolve_version(path)
-    # this thread unpickles meanwhile; the model file is the one `model_file` names
-    files, contents, large, model_name = _verify(folder, spare_main=True, allowed_formats=allowed_formats)
-    try:
-        contents.update((rel, b.data()) for rel, b in large.items() if rel != model_name)
-        # versions pass before anything is unpickled; the rest is parsed while the first blocks are hashed
-        metadata = _read_metadata(folder, contents, version_skew)
-        parts = _read_parts(folder, files, contents, check_golden, metadata.get("golden_rows"))
-        source = large.get(model_name) or contents[model_name]
-        model = _load_model(source, model_name, trusted_types, folder / model_name)
-    except BaseException as e:
-        if not isinstance(e, IntegrityError):
-            for b in large.values():
-                b.ready(b.size)  # a changed file is what to report first
-        raise
+    files, contents, model_name = _verify(folder, allowed_formats)  # every file read once and checked
+    metadata = _read_metadata(folder, contents, version_skew)  # versions pass before anything is unpickled
+    parts = _read_parts(folder, files, contents, check_golden, metadata.get("golden_rows"))
+    # unpickled from the very bytes that were checked; popped, so they are let go of once the model is built
+    model = _load_model(contents.pop(model_name), model_name, trusted_types, folder / model_name)
     if hasattr(model, "attach_id_maps"):
         model.attach_id_maps(parts["id_maps"])  # the IDs live in id_maps/*.csv, never inside the pickle
     bundle = Bundle(

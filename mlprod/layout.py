@@ -105,7 +105,9 @@ def model_file(
     return MODEL_FILES[fmt]
 
 # %% ../nbs/04a_layout.ipynb #a1c0de02
-def model_holding(path: str | Path) -> Path | None:
+def model_holding(
+    path: str | Path,  # a file that is about to be written
+) -> Path | None:
     """The version folder or model root that a file at `path` would lie inside: the nearest folder above it
     (symbolic links resolved) holding a `manifest.json` (a version) or an `aliases.json` (a model root); else None."""
     import os
@@ -116,8 +118,11 @@ def model_holding(path: str | Path) -> Path | None:
             return folder
     return None
 
-
-def refuse_inside_model(path: str | Path, what: str = "the output") -> None:
+# %% ../nbs/04a_layout.ipynb #61cc870f
+def refuse_inside_model(
+    path: str | Path,  # a file that is about to be written
+    what: str = "the output",  # what it is, as the error says it
+) -> None:
     "Raise `BundleError` if `path` would be written inside a model root or a version folder (`model_holding`)."
     import os
 
@@ -165,13 +170,22 @@ COUNT = Shape("a count (a whole number >= 0)", lambda v: _is_int(v) and v >= 0)
 ANY_OBJECT = Shape("an object", lambda v: isinstance(v, dict))
 ANY_LIST = Shape("a list", lambda v: isinstance(v, list))
 
-
-def obj(what: str = "an object", *, required: tuple[str, ...] = (), **keys: Shape) -> Shape:
+# %% ../nbs/04a_layout.ipynb #ca9a13b5
+def obj(
+    what: str = "an object",  # what it must be, as an error says it
+    *,
+    required: tuple[str, ...] = (),  # the keys that must be there
+    **keys: Shape,  # the shape of each key, checked when present
+) -> Shape:
     "An object whose `keys`, when present, have their shapes."
     return Shape(what, lambda v: isinstance(v, dict), keys, required)
 
-
-def each(item: Shape, what: str, container: type = list) -> Shape:
+# %% ../nbs/04a_layout.ipynb #a702da03
+def each(
+    item: Shape,  # the shape of every item (or value)
+    what: str,  # what the whole must be, as an error says it
+    container: type = list,  # list, or dict for an object of name -> item
+) -> Shape:
     "A list (or, with `container=dict`, an object) each of whose items (values) is `item`."
     return Shape(what, lambda v: isinstance(v, container), each=item)
 
@@ -187,7 +201,11 @@ def _got(v: Any) -> str:
     return {str: "a string", list: "a list", dict: "an object"}.get(type(v), type(v).__name__)
 
 
-def shape_error(value: Any, shape: Shape, key: str = "") -> str | None:
+def shape_error(
+    value: Any,  # a parsed JSON (or YAML) value
+    shape: Shape,  # what it must be
+    key: str = "",  # where `value` sits in its file, as an error names it ("" for the whole file)
+) -> str | None:
     "Where `value` first breaks `shape`, in words (\"key 'versions' must be ..., got a string\"); None if nowhere."
     todo = [(value, shape, key)]
     while todo:

@@ -21,7 +21,9 @@ from .verify import _verify, verify_files
 __all__ = ['read_aliases', 'resolve_version', 'list_versions', 'promote', 'read_version']
 
 # %% ../nbs/04d_registry.ipynb #055ead8f
-def read_aliases(root: str | Path) -> dict[str, str]:
+def read_aliases(
+    root: str | Path,  # a model root
+) -> dict[str, str]:
     "The aliases of a model root ({} when there is no aliases.json)."
     import json
 
@@ -44,7 +46,7 @@ def read_aliases(root: str | Path) -> dict[str, str]:
         raise BundleError("aliases file is not an object of alias -> version", path=path)
     return aliases
 
-
+# %% ../nbs/04d_registry.ipynb #386ab56d
 def _unwritable(root: Path) -> OSError | None:
     """The OSError a write into the folder `root` would meet (EACCES; EROFS on a read-only file system), or None.
     Asked before anything is written, so a save or a promotion says why in its own words."""
@@ -57,8 +59,11 @@ def _unwritable(root: Path) -> OSError | None:
     code = errno.EROFS if read_only else errno.EACCES
     return OSError(code, os.strerror(code), str(root))  # EACCES makes a PermissionError
 
-
-def _update_aliases(root: Path, change: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str]:
+# %% ../nbs/04d_registry.ipynb #d68b4d3c
+def _update_aliases(
+    root: Path,  # a model root
+    change: Callable[[dict[str, str]], dict[str, str]],  # the aliases read -> the aliases to write
+) -> dict[str, str]:
     "Read the aliases of `root`, `change` them and write them back, all under the folder's lock; the new aliases."
     from mlprod.io import write_json
 
@@ -77,7 +82,9 @@ def _update_aliases(root: Path, change: Callable[[dict[str, str]], dict[str, str
     return aliases
 
 # %% ../nbs/04d_registry.ipynb #0b61df74
-def resolve_version(path: str | Path) -> Path:
+def resolve_version(
+    path: str | Path,  # a version folder, or a model root
+) -> Path:
     "The version directory that `path` names: itself, or its model root's champion (else latest)."
     path = Path(path)
     if not path.exists():
@@ -113,7 +120,9 @@ def _linked_version(p: Path) -> IntegrityError:
     )
 
 # %% ../nbs/04d_registry.ipynb #d1b20d51
-def list_versions(model_root: str | Path) -> list[dict[str, Any]]:
+def list_versions(
+    model_root: str | Path,  # a model root
+) -> list[dict[str, Any]]:
     "The versions under `model_root`, oldest first: version, created_at, task, candidate, selected, metrics, aliases."
     root = Path(model_root)
     if not root.is_dir():
@@ -144,8 +153,12 @@ def list_versions(model_root: str | Path) -> list[dict[str, Any]]:
         )
     return rows
 
-
-def promote(model_root: str | Path, version: str, alias: str = "champion") -> dict[str, str]:
+# %% ../nbs/04d_registry.ipynb #c2184a62
+def promote(
+    model_root: str | Path,  # a model root
+    version: str,  # the plain folder name of one of its versions
+    alias: str = "champion",  # the alias to point at it
+) -> dict[str, str]:
     "Point `alias` at `version`, a version folder of `model_root` named by its plain name; returns the new aliases."
     root = Path(model_root)
     if not alias or not alias.replace("-", "").replace("_", "").isalnum():
@@ -161,20 +174,16 @@ def promote(model_root: str | Path, version: str, alias: str = "champion") -> di
     return _update_aliases(root, lambda a: {**a, alias: version})
 
 # %% ../nbs/04d_registry.ipynb #e21d2a8c
-def read_version(path: str | Path) -> dict[str, Any]:
+def read_version(
+    path: str | Path,  # a version folder, or a model root (its champion, else latest)
+) -> dict[str, Any]:
     """What `mlprod models show` shows of a version (or a model root's champion, else latest), nothing unpickled:
     its folder, metadata, metrics ({} without metrics.json) and config text (None without config.yaml), each read
     by `read_bundle_file` from the bytes that matched the manifest."""
     folder = resolve_version(path)
-    files, contents, large, _ = _verify(folder)
-    try:
-        for b in large.values():
-            b.ready(b.size)  # every file matches its manifest, the model too, before anything is shown
-        shown = ("metadata.json", "metrics.json", "config.yaml")
-        contents = {**contents, **{rel: large[rel].data() for rel in shown if rel in large}}
-    finally:
-        for b in large.values():
-            b.cancel()
+    _, contents, _ = _verify(
+        folder
+    )  # every file matches its manifest, the model too, before anything is shown
     metadata = read_bundle_file(folder, "metadata.json", contents)
     metrics = read_bundle_file(folder, "metrics.json", contents, required=False) or {}
     has_config = read_bundle_file(folder, "config.yaml", contents, required=False) is not None

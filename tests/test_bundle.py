@@ -32,7 +32,7 @@ from mlprod.layout import MANIFEST
 from mlprod.registry import list_versions, promote, read_aliases
 from mlprod.schema import capture_schema, validate
 from mlprod.tables import read_table
-from mlprod.verify import _manifest, verify_files
+from mlprod.verify import _manifest
 
 TRUSTED = ["numpy.dtype", "sklearn.tree._tree.Tree", "mlprod.features.ColumnProduct"]
 
@@ -127,118 +127,6 @@ def test_extra_file_is_refused(version: Path) -> None:
     (version / "notes.txt").write_text("hello")
     with pytest.raises(IntegrityError, match=r"notes\.txt: file not in the manifest"):
         load_bundle(version)
-
-
-BLOCK = 1024  # the tests' block size: a small forest spans many blocks
-
-
-@pytest.fixture(scope="module", params=[0, 3], ids=["uncompressed", "compressed"])
-def blocked(request, tmp_path_factory) -> tuple[Path, object]:
-    "A version whose model is listed block by block (as models over 2 MiB are), and the model it holds."
-    mp = pytest.MonkeyPatch()
-    mp.setattr("mlprod.verify.BLOCK_BYTES", BLOCK)
-    try:
-        b = _bundle(
-            Path(__file__).parent / "fixtures", RandomForestClassifier(n_estimators=5, random_state=0)
-        )
-        root = tmp_path_factory.mktemp("blocked") / "churn"
-        return save_bundle(b, root, compression=request.param), b.model
-    finally:
-        mp.undo()
-
-
-@pytest.fixture
-def blocked_copy(blocked, tmp_path: Path) -> Path:
-    dst = tmp_path / "churn" / blocked[0].name
-    shutil.copytree(blocked[0], dst)
-    return dst
-
-
-@pytest.fixture
-def delivered(monkeypatch) -> list[int]:
-    "The offsets up to which the unpickler was handed model bytes, read by read."
-    from mlprod.verify import _VerifiedReader
-
-    seen: list[int] = []
-    real = _VerifiedReader.readinto
-
-    def spy(self, b) -> int:
-        n = real(self, b)
-        seen.append(self.tell())
-        return n
-
-    monkeypatch.setattr(_VerifiedReader, "readinto", spy)  # what the buffered file above it reads through
-    return seen
-
-
-def test_a_model_listed_in_blocks_loads_as_saved(blocked, delivered: list[int], fixtures: Path) -> None:
-    version, model = blocked
-    entry = json.loads((version / MANIFEST).read_text())["files"]["model.joblib"]
-    assert entry["block_bytes"] == BLOCK and len(entry["blocks"]) > 3
-    b = load_bundle(version)
-    X = validate(b.schema, read_table(fixtures / "binary.csv"))  # (300, n_features)
-    assert (b.model.predict_proba(X) == model.predict_proba(X)).all()
-    assert max(delivered) == entry["bytes"]  # the unpickler read it all, through the block-verifying reader
-
-
-@pytest.mark.parametrize("where", ["first", "middle", "last"])
-def test_a_model_listed_in_blocks_is_unpickled_only_from_blocks_that_matched(
-    blocked_copy: Path, delivered: list[int], where: str
-) -> None:
-    target = blocked_copy / "model.joblib"
-    data = bytearray(target.read_bytes())
-    at = {"first": 10, "middle": len(data) // 2, "last": len(data) - 2}[where]
-    data[at] ^= 0x01
-    target.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match=r"model\.joblib: sha256 does not match"):
-        load_bundle(blocked_copy)
-    assert max(delivered, default=0) <= at - at % BLOCK  # nothing from the changed block, nor after it
-    with pytest.raises(IntegrityError, match=r"model\.joblib: sha256 does not match"):
-        verify_files(blocked_copy, model_bytes=False)
-
-
-def test_a_reader_lets_go_of_the_blocks_behind_it_and_checks_them_again_on_a_seek_back(
-    blocked_copy: Path,
-) -> None:
-    from mlprod.verify import _VerifiedReader, _verify
-
-    target = blocked_copy / "model.joblib"
-    whole = target.read_bytes()
-    _, _, large, name = _verify(blocked_copy)
-    blocks = large[name]
-    reader = _VerifiedReader(blocks)
-    got = bytearray()
-    while len(got) < len(whole):  # in reads that end inside a block, as a buffered file's do
-        buf = bytearray(BLOCK // 3 + 7)
-        got += buf[: reader.readinto(buf)]
-        held = [i for i, part in enumerate(blocks.parts) if part is not None]
-        assert held == [i for i in range(len(blocks.parts)) if (i + 1) * BLOCK > len(got)]  # the one it is in
-    assert bytes(got) == whole and blocks.data() == whole  # data() reads the let-go-of blocks again
-    reader.seek(BLOCK + 5)
-    buf = bytearray(100)
-    assert reader.readinto(buf) == 100 and bytes(buf) == whole[BLOCK + 5 : BLOCK + 105]
-    changed = bytearray(whole)
-    changed[BLOCK + 50] ^= 0x01  # the file changes after the check: block 1, let go of again, is read again
-    target.write_bytes(bytes(changed))
-    reader.seek(BLOCK)
-    with pytest.raises(IntegrityError, match=r"model\.joblib: sha256 does not match"):
-        reader.readinto(bytearray(10))
-
-
-@pytest.mark.parametrize("how", ["truncate", "delete", "another model"])
-def test_a_model_listed_in_blocks_that_changed_size_is_refused_before_unpickling(
-    blocked_copy: Path, delivered: list[int], how: str, fixtures: Path
-) -> None:
-    target = blocked_copy / "model.joblib"
-    if how == "another model":
-        joblib.dump(_bundle(fixtures, RandomForestClassifier(n_estimators=7, random_state=1)).model, target)
-    else:
-        {"truncate": _truncate, "delete": Path.unlink}[how](target)
-    with pytest.raises(
-        IntegrityError, match=r"model\.joblib: (sha256 does not match|file listed in the manifest is missing)"
-    ):
-        load_bundle(blocked_copy)
-    assert delivered == []
 
 
 def test_another_valid_model_is_refused(version: Path, fixtures: Path) -> None:

@@ -1,18 +1,22 @@
-"""`serialise._unpickle_joblib`: an uncompressed joblib file read by the C unpickler gives what `joblib.load` gives.
+"""What the public load unpickles: `load_bundle` and `Predictor.load` read the model file once, compare the sha256 of
+those bytes with the manifest, and unpickle those same bytes from memory.
 
-Every object below is dumped with `joblib.dump` and loaded both ways; the two results are compared array by array
-(type, dtype with its byte order, shape, memory order, values). Files it does not read are refused with
-`_NotPlainJoblib` (the bundle loader then uses `joblib.load`), never misread."""
+So a byte changed anywhere (the model, the golden rows, the manifest), a model file cut short by a crash or grown,
+or a pickle crafted to run code is refused before anything is unpickled, and a file swapped on disk after the read
+changes nothing. Every kind of model file (joblib compressed and not, skops) loads to a model that predicts what
+the saved one predicted (a hypothesis property)."""
 
 from __future__ import annotations
 
-import argparse
 import gc
-import io
-import pickle
+import hashlib
+import json
+import shutil
 import threading
 import weakref
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -21,269 +25,327 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
 
 from mlprod.bundle import Bundle, load_bundle, save_bundle
+from mlprod.errors import IntegrityError
 from mlprod.features import build_pipeline
+from mlprod.layout import MANIFEST
+from mlprod.predict import Predictor
 from mlprod.schema import capture_schema, validate
-from mlprod.serialise import _load_model, _NotPlainJoblib, _unpickle_joblib
 from mlprod.tables import read_table
 
 FIXTURES = Path(__file__).parent / "fixtures"
+TRUSTED = ["numpy.dtype", "sklearn.tree._tree.Tree"]
+DF = read_table(FIXTURES / "binary.csv")  # (300, 8)
+SCHEMA = capture_schema(DF, "classification", "churned", "customer_id")
+X = validate(SCHEMA, DF)  # (300, n_features)
+
+# a model file as each kind of save writes it: (model_format, compression)
+KINDS = {"joblib uncompressed": ("joblib", 0), "joblib compressed": ("joblib", 3), "skops": ("skops", 3)}
 
 
-def _same(a, b, path: str = "obj") -> None:
-    "Fail, naming where, unless `a` and `b` hold the same values with the same types and array layouts."
-    assert type(a) is type(b), f"{path}: {type(a)} vs {type(b)}"
-    if isinstance(a, np.ndarray):
-        assert a.dtype == b.dtype and a.dtype.byteorder == b.dtype.byteorder, (
-            f"{path}: {a.dtype} vs {b.dtype}"
-        )
-        assert a.shape == b.shape, f"{path}: shape {a.shape} vs {b.shape}"
-        assert a.flags.c_contiguous == b.flags.c_contiguous, f"{path}: C order"
-        assert a.flags.f_contiguous == b.flags.f_contiguous, f"{path}: Fortran order"
-        if a.dtype.hasobject:
-            for i, (x, y) in enumerate(zip(a.ravel(), b.ravel(), strict=True)):
-                _same(x, y, f"{path}[{i}]")
-        elif a.dtype.names is None and a.dtype.kind in "fcmM":  # NaN and NaT equal themselves here
-            assert np.array_equal(a, b, equal_nan=True), f"{path}: values differ"
-        else:  # ints, bools, dates, bytes, structured records: compare the values field by field
-            assert np.array_equal(a, b), f"{path}: values differ"
-    elif isinstance(a, dict):
-        assert list(a) == list(b), f"{path}: keys"
-        for k in a:
-            _same(a[k], b[k], f"{path}[{k!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"{path}: length"
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _same(x, y, f"{path}[{i}]")
-    elif hasattr(a, "__getstate__") and not isinstance(
-        a, (str, bytes, int, float, complex, type, np.generic)
-    ):
-        sa, sb = a.__getstate__(), b.__getstate__()
-        if sa is a or sa is None:
-            assert sb is b or sb is None, path
-        else:
-            _same(sa, sb, path)
-    elif isinstance(a, float) and a != a:
-        assert b != b, f"{path}: NaN vs {b!r}"
-    else:
-        assert a == b, f"{path}: {a!r} vs {b!r}"
+def _fitted(estimator: Any, rows: np.ndarray | None = None) -> Any:
+    "A pipeline of the binary fixture around `estimator`, fit on `rows` (all by default)."
+    df = DF if rows is None else DF.iloc[rows]
+    pipe = build_pipeline(SCHEMA, estimator, {"scale": True})
+    return pipe.fit(validate(SCHEMA, df), df["churned"])
 
 
-def _fitted(estimator):
-    df = read_table(FIXTURES / "binary.csv")  # (300, 8)
-    schema = capture_schema(df, "classification", "churned", "customer_id")
-    pipe = build_pipeline(schema, estimator, {"scale": True})
-    return pipe.fit(validate(schema, df), df["churned"])
+def _save(model: Any, root: Path, kind: str = "joblib uncompressed") -> Path:
+    model_format, compression = KINDS[kind]
+    bundle = Bundle(model, {"name": "churn"}, SCHEMA, {}, DF.head(8))
+    return save_bundle(bundle, root, compression=compression, model_format=model_format)
 
 
-ARRAYS = {
-    "float64": np.linspace(0, 1, 1000),
-    "fortran": np.asfortranarray(np.arange(600.0).reshape(20, 30)),
-    "big-endian": np.arange(50, dtype=">f8"),
-    "little-endian int32": np.arange(7, dtype="<i4"),
-    "0-d": np.array(3.5),
-    "empty": np.zeros((0, 4)),
-    "bool": np.array([True, False, True]),
-    "datetime": np.array(["2026-01-01", "2026-11-22"], dtype="datetime64[D]"),
-    "bytes": np.array([b"ab", b"c"]),
-    "unicode": np.array(["churn", "stay"]),
-    "structured": np.array([(1, 2.5), (3, 4.5)], dtype=[("a", "<i8"), ("b", "<f4")]),
-    "objects": np.array(["x", 1, None, 2.5], dtype=object),
-    "3-d": np.arange(24, dtype=np.float32).reshape(2, 3, 4),
-    "non-contiguous": np.arange(100.0)[::3],
+FOREST = _fitted(RandomForestClassifier(n_estimators=20, random_state=0))  # ~0.5 MB uncompressed
+
+
+@pytest.fixture(scope="module", params=list(KINDS))
+def saved(request, tmp_path_factory) -> Path:
+    "One version of FOREST per kind of model file, saved once; tests copy it."
+    return _save(FOREST, tmp_path_factory.mktemp("saved") / "churn", request.param)
+
+
+@pytest.fixture
+def version(saved: Path, tmp_path: Path) -> Path:
+    "A private copy of the saved version."
+    dst = tmp_path / "churn" / saved.name
+    shutil.copytree(saved, dst)
+    return dst
+
+
+def _model_file(version: Path) -> Path:
+    return next(p for p in version.iterdir() if p.stem == "model")
+
+
+LOADERS: dict[str, Callable[[Path], Any]] = {  # each public load, to the model it hands back
+    "load_bundle": lambda v: load_bundle(v, trusted_types=TRUSTED).model,
+    "Predictor.load": lambda v: Predictor.load(v, trusted_types=TRUSTED).model,
 }
 
 
-@pytest.mark.parametrize(
-    "obj",
-    [
-        pytest.param(lambda: _fitted(LogisticRegression(max_iter=500)), id="logistic pipeline"),
-        pytest.param(
-            lambda: _fitted(RandomForestClassifier(n_estimators=4, random_state=0)), id="forest pipeline"
-        ),
-        pytest.param(lambda: dict(ARRAYS), id="arrays of every kind"),
-        pytest.param(lambda: ARRAYS["fortran"], id="a bare array"),
-        pytest.param(
-            lambda: [ARRAYS["float64"], ARRAYS["float64"], {"again": ARRAYS["float64"]}], id="shared"
-        ),
-        pytest.param(
-            lambda: {"no arrays": [1, "two", 3.0, None], "large bytes": bytes(range(256)) * 1024},
-            id="no arrays, bytes outside frames",
-        ),
-    ],
-)
-def test_an_uncompressed_joblib_file_loads_as_joblib_loads_it(obj, tmp_path: Path) -> None:
-    path = tmp_path / "model.joblib"
-    joblib.dump(obj(), path)
-    want = joblib.load(path)
-    with open(path, "rb") as f:
-        got = _unpickle_joblib(f)
-    _same(want, got)
-    got_from_bytes = _unpickle_joblib(io.BytesIO(path.read_bytes()))
-    _same(want, got_from_bytes)
+@pytest.fixture
+def unpickled(monkeypatch) -> list[str]:
+    "Every call of an unpickler of a model file: joblib's and skops' (none may be made before the check)."
+    import skops.io as sio
+
+    calls: list[str] = []
+    for module, name in [(joblib, "load"), (sio, "loads"), (sio, "get_untrusted_types")]:
+        real = getattr(module, name)
+        monkeypatch.setattr(
+            module, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k)
+        )
+    return calls
 
 
-def test_a_model_loaded_this_way_predicts_as_joblib_loaded(tmp_path: Path) -> None:
-    pipe = _fitted(RandomForestClassifier(n_estimators=10, random_state=0))
-    joblib.dump(pipe, tmp_path / "m.joblib")
-    with open(tmp_path / "m.joblib", "rb") as f:
-        got = _unpickle_joblib(f)
-    df = read_table(FIXTURES / "binary.csv")
-    X = validate(capture_schema(df, "classification", "churned", "customer_id"), df)  # (300, n_features)
-    assert (got.predict_proba(X) == joblib.load(tmp_path / "m.joblib").predict_proba(X)).all()
+# --- as saved --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "write",
-    [
-        pytest.param(lambda obj, p: joblib.dump(obj, p, compress=3), id="compressed"),
-        pytest.param(lambda obj, p: joblib.dump(obj, p, protocol=3), id="protocol 3"),
-        pytest.param(lambda obj, p: p.write_bytes(pickle.dumps(obj, protocol=2)), id="plain pickle 2"),
-    ],
-)
-def test_a_file_it_does_not_read_is_refused_for_joblib_load(write, tmp_path: Path) -> None:
-    p = tmp_path / "m.joblib"
-    write({"x": np.arange(10.0)}, p)
-    with open(p, "rb") as f, pytest.raises(_NotPlainJoblib):
-        _unpickle_joblib(f)
-    _same(joblib.load(p), {"x": np.arange(10.0)})  # what the bundle loader then does
+@pytest.mark.parametrize("load", LOADERS.values(), ids=list(LOADERS))
+def test_every_kind_of_model_file_loads_and_predicts_as_saved(version: Path, load) -> None:
+    model = load(version)
+    assert (model.predict_proba(X) == FOREST.predict_proba(X)).all()
 
 
-def test_a_wrapper_whose_array_bytes_do_not_follow_it_is_refused_not_misread(tmp_path: Path) -> None:
-    from joblib.numpy_pickle import NumpyArrayWrapper
-
-    # A wrapper pickled as a plain object, in the middle of a frame: no array bytes follow its BUILD.
-    wrapper = NumpyArrayWrapper(np.ndarray, (3,), "C", np.dtype("f8"))
-    data = pickle.dumps([wrapper, "after"], protocol=5)
-    with pytest.raises(_NotPlainJoblib, match="array bytes not right after their wrapper"):
-        _unpickle_joblib(io.BytesIO(data))
-
-
-def _dumped(obj) -> bytes:
-    buf = io.BytesIO()
-    joblib.dump(obj, buf)
-    return buf.getvalue()
-
-
-def test_a_wrapper_stored_as_a_value_is_refused_not_misread_and_joblib_load_takes_over() -> None:
-    from joblib.numpy_pickle import NumpyArrayWrapper
-
-    wrapper = NumpyArrayWrapper(np.ndarray, (0,), "C", np.dtype("f8"), numpy_array_alignment_bytes=None)
-    # its BUILD inside a frame that ends with another object's BUILD (the large bytes after it cut the frame)
-    data = _dumped([wrapper, argparse.Namespace(x=1), b"z" * 65536])
-    with pytest.raises(Exception):  # noqa: B017 (refused whichever way the queued opcodes fail)
-        _unpickle_joblib(io.BytesIO(data))
-    got = _load_model(data, "model.joblib", [], Path("model.joblib"))  # what joblib.load makes of it
-    want = joblib.load(io.BytesIO(data))
-    assert [type(x) for x in got] == [type(x) for x in want] and got[1].x == want[1].x == 1
-    _same(want[0], got[0])
-    held = np.empty(
-        2, dtype=object
-    )  # inside an object array: joblib's nested pickle, read as joblib reads it
-    held[0], held[1] = wrapper, "after"
-    assert [type(x) for x in _unpickle_joblib(io.BytesIO(_dumped(held)))] == [NumpyArrayWrapper, str]
+def test_a_manifest_with_the_block_digests_of_an_earlier_mlprod_still_loads_and_is_checked_whole(
+    version: Path,
+) -> None:
+    "Manifests written before the plain load also list each 2 MiB block's sha256: ignored; the file's own counts."
+    manifest = json.loads((version / MANIFEST).read_text())
+    model = _model_file(version)
+    data = model.read_bytes()
+    block = 1024
+    manifest["files"][model.name].update(
+        block_bytes=block,
+        blocks=[hashlib.sha256(data[i : i + block]).hexdigest() for i in range(0, len(data), block)],
+    )
+    (version / MANIFEST).write_text(json.dumps(manifest))
+    assert (load_bundle(version, trusted_types=TRUSTED).model.predict(X) == FOREST.predict(X)).all()
+    changed = bytearray(data)
+    changed[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(changed))
+    with pytest.raises(IntegrityError, match=rf"{model.name}: sha256 does not match the manifest"):
+        load_bundle(version, trusted_types=TRUSTED)
 
 
-def test_a_persistent_id_of_the_file_s_own_is_refused_as_joblib_load_refuses_it() -> None:
-    data = _dumped([np.arange(3)])
-    assert data.endswith(pickle.APPEND + pickle.STOP)
-    crafted = data[:-1] + pickle.POP + pickle.BININT1 + b"\x00" + pickle.BINPERSID + pickle.STOP
-    with pytest.raises(_NotPlainJoblib, match="persistent id"):
-        _unpickle_joblib(io.BytesIO(crafted))
-    with pytest.raises(pickle.UnpicklingError):
-        joblib.load(io.BytesIO(crafted))
+# --- tampered, cut short, crafted ----------------------------------------------------------------------
 
 
-def test_nothing_of_a_load_keeps_its_arrays_alive_without_the_cyclic_collector() -> None:
-    data = _dumped({"a": np.arange(100_000.0), "b": [np.ones(3)]})
+def _flip(p: Path, at: int) -> None:
+    data = bytearray(p.read_bytes())
+    data[at] ^= 0x01
+    p.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+@pytest.mark.parametrize("load", LOADERS.values(), ids=list(LOADERS))
+def test_one_changed_byte_of_the_model_file_is_refused_before_anything_is_unpickled(
+    version: Path, load, where: str, unpickled: list[str]
+) -> None:
+    model = _model_file(version)
+    size = model.stat().st_size
+    _flip(model, {"first": 0, "middle": size // 2, "last": size - 1}[where])
+    with pytest.raises(
+        IntegrityError, match=rf"{model.name}: sha256 does not match the manifest \(the file changed\)"
+    ):
+        load(version)
+    assert unpickled == []
+
+
+@pytest.mark.parametrize("load", LOADERS.values(), ids=list(LOADERS))
+def test_one_changed_byte_of_the_golden_rows_is_refused_before_anything_is_unpickled(
+    version: Path, load, unpickled: list[str]
+) -> None:
+    golden = version / "golden.jsonl"
+    _flip(golden, golden.stat().st_size // 2)
+    with pytest.raises(IntegrityError, match=r"golden\.jsonl: sha256 does not match the manifest"):
+        load(version)
+    assert unpickled == []
+
+
+@pytest.mark.parametrize("byte", ["in the model's sha256", "in the JSON's syntax"])
+@pytest.mark.parametrize("load", LOADERS.values(), ids=list(LOADERS))
+def test_one_changed_byte_of_the_manifest_is_refused_before_anything_is_unpickled(
+    version: Path, load, byte: str, unpickled: list[str]
+) -> None:
+    text = (version / MANIFEST).read_text()
+    model = _model_file(version)
+    digest = json.loads(text)["files"][model.name]["sha256"]
+    at = text.index(digest) + 10 if byte == "in the model's sha256" else text.index("{")
+    _flip(version / MANIFEST, at)
+    says = (
+        rf"{model.name}: sha256 does not match the manifest"
+        if byte == "in the model's sha256"
+        else r"manifest\.json: manifest\.json is malformed"
+    )
+    with pytest.raises(IntegrityError, match=says):
+        load(version)
+    assert unpickled == []
+
+
+@pytest.mark.parametrize("cut", ["to half", "by one byte", "to nothing", "grown by one byte"])
+@pytest.mark.parametrize("load", LOADERS.values(), ids=list(LOADERS))
+def test_a_model_file_cut_short_by_a_crash_or_grown_is_refused_before_anything_is_unpickled(
+    version: Path, load, cut: str, unpickled: list[str]
+) -> None:
+    model = _model_file(version)
+    data = model.read_bytes()
+    model.write_bytes(
+        {
+            "to half": data[: len(data) // 2],
+            "by one byte": data[:-1],
+            "to nothing": b"",
+            "grown by one byte": data + b"\0",
+        }[cut]
+    )
+    size = model.stat().st_size
+    with pytest.raises(
+        IntegrityError,
+        match=rf"{model.name}: sha256 does not match the manifest \(the file changed: {size} bytes, listed {len(data)}\)",
+    ):
+        load(version)
+    assert unpickled == []
+
+
+@pytest.mark.parametrize("load", LOADERS.values(), ids=list(LOADERS))
+def test_a_missing_model_file_is_refused(version: Path, load, unpickled: list[str]) -> None:
+    model = _model_file(version)
+    model.unlink()
+    with pytest.raises(IntegrityError, match=rf"{model.name}: file listed in the manifest is missing"):
+        load(version)
+    assert unpickled == []
+
+
+class _RunsOnLoad:
+    "Unpickling this calls Path.write_text(marker, ...): code that runs on load, visible as a new file."
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return (Path.write_text, (self.marker, "this code ran on load\n"))
+
+
+def test_the_crafted_pickle_runs_code_when_unpickled_without_the_check(tmp_path: Path) -> None:
+    "The payload is live: its absence in the tests below is the load's doing."
+    marker = tmp_path / "ran.marker"
+    joblib.dump(_RunsOnLoad(marker), tmp_path / "model.joblib")
+    joblib.load(tmp_path / "model.joblib")
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("compression", [0, 3], ids=["uncompressed", "compressed"])
+@pytest.mark.parametrize("load", LOADERS.values(), ids=list(LOADERS))
+def test_a_crafted_pickle_whose_hash_does_not_match_never_runs(
+    version: Path, load, compression: int, tmp_path: Path, unpickled: list[str]
+) -> None:
+    model = _model_file(version)
+    marker = tmp_path / "ran.marker"
+    joblib.dump(_RunsOnLoad(marker), version / "crafted.joblib", compress=compression)
+    (version / "crafted.joblib").replace(model)  # in place of the model, whatever its format
+    with pytest.raises(IntegrityError, match=rf"{model.name}: sha256 does not match the manifest"):
+        load(version)
+    assert not marker.exists(), "the crafted pickle ran"
+    assert unpickled == []
+
+
+def test_a_model_file_swapped_on_disk_after_the_read_changes_nothing(
+    saved: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The bytes unpickled are the bytes checked: the model file is swapped for a crafted pickle after the files
+    were read and checked, while the golden rows are validated (before anything is unpickled); the load gives the
+    saved model and the pickle never runs."""
+    import mlprod.schema
+
+    version = tmp_path / "churn" / saved.name
+    shutil.copytree(saved, version)
+    model = _model_file(version)
+    marker = tmp_path / "ran.marker"
+    joblib.dump(_RunsOnLoad(marker), tmp_path / "crafted.joblib")
+    swaps: list[int] = []
+    real_validate = mlprod.schema.validate
+
+    def validate(*a: Any, **k: Any) -> Any:
+        if not swaps:  # what an attacker racing the load does, once the files were checked
+            shutil.copyfile(tmp_path / "crafted.joblib", model)
+            swaps.append(1)
+        return real_validate(*a, **k)
+
+    monkeypatch.setattr(mlprod.schema, "validate", validate)
+    loaded = load_bundle(version, trusted_types=TRUSTED).model
+    assert swaps, "the golden rows were never validated"
+    assert model.read_bytes() == (tmp_path / "crafted.joblib").read_bytes()  # it was swapped indeed
+    assert (loaded.predict_proba(X) == FOREST.predict_proba(X)).all()
+    assert not marker.exists(), "the unpickler read the file, not the checked bytes"
+    monkeypatch.undo()
+    with pytest.raises(IntegrityError, match=rf"{model.name}: sha256 does not match"):
+        load_bundle(version, trusted_types=TRUSTED)  # the next load reads the swapped file, and refuses it
+    assert not marker.exists()
+
+
+# --- what a load leaves ----------------------------------------------------------------------------
+
+
+def test_a_loaded_model_is_freed_by_reference_counting_alone(version: Path) -> None:
+    "The CLI holds the cyclic collector off: nothing of a load may keep the model's arrays alive after it."
     was = gc.isenabled()
-    gc.disable()  # as in the CLI, which holds the collector off and freezes what start-up made
+    gc.disable()
     try:
-        for load in (
-            lambda: _unpickle_joblib(io.BytesIO(data)),
-            lambda: _load_model(data, "m", [], Path("m")),
-        ):
-            obj = load()
-            refs = [weakref.ref(obj["a"]), weakref.ref(obj["b"][0])]
-            del obj
-            assert [r() for r in refs] == [None, None]  # freed by reference counting alone
+        bundle = load_bundle(version, trusted_types=TRUSTED)
+        tree = bundle.model.steps[-1][1].estimators_[0].tree_
+        refs = [weakref.ref(bundle.model), weakref.ref(bundle.model.steps[-1][1].estimators_[0])]
+        del bundle, tree
+        assert [r() for r in refs] == [None, None]
     finally:
         if was:
             gc.enable()
 
 
-def test_loads_on_several_threads_at_once_each_get_their_own_object() -> None:
-    objs = [
-        {"i": i, "x": np.full(50_000, float(i)), "f": np.asfortranarray(np.eye(30) * i)} for i in range(4)
-    ]
-    data = [_dumped(o) for o in objs]
-    got: dict[tuple[int, int], object] = {}
+def test_loads_on_several_threads_at_once_each_get_their_own_model(version: Path) -> None:
+    got: dict[tuple[int, int], Any] = {}
 
     def work(i: int) -> None:
-        for r in range(5):
-            got[i, r] = _unpickle_joblib(io.BytesIO(data[i]))
+        for r in range(3):
+            got[i, r] = load_bundle(version, trusted_types=TRUSTED).model
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(got) == 20
-    for (i, _), obj in got.items():
-        _same(objs[i], obj)
+    assert len(got) == 12 and len({id(m) for m in got.values()}) == 12
+    want = FOREST.predict_proba(X)  # (300, 2)
+    for model in got.values():
+        assert (model.predict_proba(X) == want).all()
 
 
-@pytest.mark.parametrize("compression", [0, 3])
-def test_load_bundle_unpickles_an_uncompressed_model_without_joblib_load(
-    compression: int, tmp_path: Path, monkeypatch
-) -> None:
-    df = read_table(FIXTURES / "binary.csv")  # (300, 8)
-    schema = capture_schema(df, "classification", "churned", "customer_id")
-    pipe = _fitted(RandomForestClassifier(n_estimators=3, random_state=0))
-    version = save_bundle(
-        Bundle(pipe, {"name": "churn"}, schema, {}, df.head(5)), tmp_path / "m", compression=compression
-    )
-    calls: list[object] = []
-    real = joblib.load
-    monkeypatch.setattr(joblib, "load", lambda *a, **k: calls.append(a) or real(*a, **k))
-    b = load_bundle(version)
-    assert len(calls) == (0 if compression == 0 else 1)  # compressed: joblib's own loader reads it
-    X = validate(schema, df)  # (300, n_features)
-    assert (b.model.predict_proba(X) == pipe.predict_proba(X)).all()
+# --- the property ----------------------------------------------------------------------------------
+
+ESTIMATORS: dict[str, Callable[[int], Any]] = {
+    "logistic": lambda seed: LogisticRegression(C=0.1 + seed % 7, max_iter=1000),
+    "tree": lambda seed: DecisionTreeClassifier(max_depth=1 + seed % 6, random_state=seed),
+    "forest": lambda seed: RandomForestClassifier(n_estimators=1 + seed % 8, max_depth=4, random_state=seed),
+}
 
 
-DTYPES = ["<f8", ">f8", "<f4", "<i8", ">i4", "u1", "?", "<c16", "<M8[s]", "S3", "<U2", "O"]
-
-
-@settings(max_examples=120, deadline=None, derandomize=True, database=None)
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
 @given(
-    st.lists(
-        st.tuples(
-            st.sampled_from(DTYPES),
-            st.lists(st.integers(0, 5), min_size=0, max_size=3),  # the shape
-            st.sampled_from(["C", "F", "strided"]),
-            st.integers(0, 2**32 - 1),  # the seed of its values
-        ),
-        min_size=1,
-        max_size=4,
-    ),
-    st.booleans(),  # arrays in a dict, or the first one alone
+    st.sampled_from(sorted(ESTIMATORS)),
+    st.sampled_from(sorted(KINDS)),
+    st.integers(0, 9),  # the compression level
+    st.integers(0, 2**16),  # the seed: of the estimator and of the rows it is fit on
 )
-def test_any_arrays_load_as_joblib_loads_them(specs, bare: bool) -> None:
-    arrays = []
-    for dtype, shape, order, seed in specs:
-        raw = np.random.default_rng(seed).integers(0, 256, size=int(np.prod(shape)) * 16, dtype=np.uint8)
-        if dtype == "O":
-            a = np.array([f"v{x}" for x in raw[: int(np.prod(shape))]], dtype=object).reshape(shape)
-        else:
-            a = np.frombuffer(raw.tobytes()[: int(np.prod(shape)) * np.dtype(dtype).itemsize], dtype=dtype)
-            a = a.reshape(shape).copy()  # (shape), any bytes: NaNs, odd dates and all
-        if order == "F":
-            a = np.asfortranarray(a)
-        elif order == "strided" and a.ndim:
-            a = a[::2]
-        arrays.append(a)
-    obj = arrays[0] if bare else {f"a{i}": a for i, a in enumerate(arrays)}
-    data = _dumped(obj)
-    _same(joblib.load(io.BytesIO(data)), _unpickle_joblib(io.BytesIO(data)))
+def test_a_loaded_model_predicts_what_the_saved_one_predicted(
+    tmp_path_factory, estimator: str, kind: str, compression: int, seed: int
+) -> None:
+    rows = np.random.default_rng(seed).choice(len(DF), size=120, replace=False)  # (120,)
+    model = _fitted(ESTIMATORS[estimator](seed), rows)
+    model_format = KINDS[kind][0]
+    bundle = Bundle(model, {"name": "churn"}, SCHEMA, {}, DF.head(4))
+    root = tmp_path_factory.mktemp("property") / "churn"
+    v = save_bundle(bundle, root, compression=compression, model_format=model_format)
+    for load in LOADERS.values():
+        loaded = load(v)
+        assert (loaded.predict(X) == model.predict(X)).all()
+        assert (loaded.predict_proba(X) == model.predict_proba(X)).all()
