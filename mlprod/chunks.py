@@ -20,7 +20,7 @@ from .io import MAX_LINE_BYTES
 # %% auto #0
 __all__ = ['PLAIN', 'GZIP', 'CODEC_ERRORS', 'Codec', 'Gzip', 'RawChunk', 'csv_header', 'text_chunks']
 
-# %% ../nbs/01b_chunks.ipynb #52a62fa4
+# %% ../nbs/01b_chunks.ipynb #a73185d5
 class Codec:
     "How a table's bytes lie in its file: as they are. `Gzip` wraps them (`.csv.gz`, `.jsonl.gz`)."
 
@@ -36,7 +36,7 @@ class Codec:
         "A binary stream writing into the open file `raw`."
         return raw
 
-
+# %% ../nbs/01b_chunks.ipynb #b2951002
 class Gzip(Codec):
     "gzip around a text format: no file name and no time in the header, so the same rows give the same bytes."
 
@@ -52,7 +52,7 @@ class Gzip(Codec):
 PLAIN, GZIP = Codec(), Gzip()
 CODEC_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)  # what a damaged compressed stream raises
 
-# %% ../nbs/01b_chunks.ipynb #b51993a4
+# %% ../nbs/01b_chunks.ipynb #b536e610
 def _long_line(path: Path, line: int, size: int) -> DataError:
     return DataError(
         f"a line of more than {size:,} bytes (read without finding its end)",
@@ -61,7 +61,7 @@ def _long_line(path: Path, line: int, size: int) -> DataError:
         expected=f"lines of at most {MAX_LINE_BYTES >> 20} MiB",
     )
 
-
+# %% ../nbs/01b_chunks.ipynb #83e807fa
 def _head_line(f: IO[bytes], path: Path) -> bytes:
     "The bytes of `f` up to the end of its first line with text (a CSV header; blank lines before it), read a block at a time; a DataError past MAX_LINE_BYTES."
     buf = f.read(1 << 16)
@@ -77,7 +77,7 @@ def _head_line(f: IO[bytes], path: Path) -> bytes:
             return buf
         buf += more
 
-# %% ../nbs/01b_chunks.ipynb #ca00702e
+# %% ../nbs/01b_chunks.ipynb #012e7975
 _BLOCK = (
     1 << 22
 )  # bytes read at a time when locating chunks (4 MiB: a block and its masks stay in the caches)
@@ -108,7 +108,7 @@ class RawChunk:
         with open(self.path, "rb") as f:
             return os.pread(f.fileno(), self.length, self.start)
 
-
+# %% ../nbs/01b_chunks.ipynb #f6acc046
 class _ChunkFile:
     "A read-only binary file of `chunk.header` then the chunk's bytes, read a piece at a time from the file (or the bytes held)."
 
@@ -146,46 +146,7 @@ class _ChunkFile:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def _row_ends(block: bytes, quoted: bool, inside: bool, prev: int = 10) -> tuple[Any, bool]:
-    "Positions of the newlines in `block` that end a row, (n_ends,) int64; and whether its end is inside quotes. `prev`: the byte before the block."
-    import numpy as np
-
-    arr = np.frombuffer(block, dtype=np.uint8)  # (len(block),) no copy
-    ends = arr == 10  # (len(block),) True at a newline
-    if quoted and block.find(b"\r") >= 0:
-        # CSV: pandas also ends a row at a carriage return not followed by a newline (old Mac line ends, or a
-        # mix). Counting only newlines would put such a row into the header, repeated in front of every chunk.
-        # Not at a row's start, where pandas takes it for a blank line; and a return at either end of the block
-        # is left inside its row (at worst a chunk holds one row more: pandas still reads it the same).
-        after_end = np.concatenate(([True], (arr[:-1] == 10) | (arr[:-1] == 13)))  # (len(block),)
-        ends = ends | ((arr == 13) & ~np.append(ends[1:], True) & ~after_end)
-    ends = np.flatnonzero(ends)  # (n_row_ends,)
-    if quoted and (inside or block.find(b'"') >= 0):
-        quoted_at, inside = _quoted_at(arr, inside, prev)
-        ends = ends[~quoted_at[ends]]
-    return ends, inside
-
-
-def _quoted_at(arr: Any, inside: bool, prev: int) -> tuple[Any, bool]:
-    "CSV bytes `arr` (n,) uint8: (n,) True inside a quoted field; and whether the end is inside one. `inside`: the start is; `prev`: the byte before."
-    import numpy as np
-
-    is_quote = arr == 34  # (n,)
-    quoted_at = np.logical_xor.accumulate(is_quote)  # (n,) True inside a quoted field, by parity
-    if inside:  # the block starts inside a quoted field
-        quoted_at = ~quoted_at
-    # Parity is right while every quote that opens a field stands at the field's start: after a comma or a
-    # row end (or after a quote: the second of "" inside a quoted field). A quote elsewhere outside quotes
-    # (5" screen) is a plain character to pandas; then the block is walked quote by quote.
-    opening = np.flatnonzero(is_quote & quoted_at)  # (n_opening,)
-    before = arr[np.maximum(opening - 1, 0)]  # (n_opening,) the byte before each
-    before[opening == 0] = prev
-    if np.isin(before, (44, 10, 13, 34)).all():
-        return quoted_at, bool(quoted_at[-1])
-    return _walk_quotes(arr, np.flatnonzero(is_quote), inside, prev)
-
-
+# %% ../nbs/01b_chunks.ipynb #5ad4aa37
 def _walk_quotes(arr: Any, quotes: Any, inside: bool, prev: int) -> tuple[Any, bool]:
     "A block with a quote inside an unquoted field, quote by quote: (len(arr),) True inside a quoted field."
     import numpy as np
@@ -207,7 +168,70 @@ def _walk_quotes(arr: Any, quotes: Any, inside: bool, prev: int) -> tuple[Any, b
         i += 1
     return np.cumsum(delta[:-1], dtype=np.int8) > 0, inside
 
+# %% ../nbs/01b_chunks.ipynb #fda9f6e0
+def _quoted_at(arr: Any, inside: bool, prev: int) -> tuple[Any, bool]:
+    "CSV bytes `arr` (n,) uint8: (n,) True inside a quoted field; and whether the end is inside one. `inside`: the start is; `prev`: the byte before."
+    import numpy as np
 
+    is_quote = arr == 34  # (n,)
+    quoted_at = np.logical_xor.accumulate(is_quote)  # (n,) True inside a quoted field, by parity
+    if inside:  # the block starts inside a quoted field
+        quoted_at = ~quoted_at
+    # Parity is right while every quote that opens a field stands at the field's start: after a comma or a
+    # row end (or after a quote: the second of "" inside a quoted field). A quote elsewhere outside quotes
+    # (5" screen) is a plain character to pandas; then the block is walked quote by quote.
+    opening = np.flatnonzero(is_quote & quoted_at)  # (n_opening,)
+    before = arr[np.maximum(opening - 1, 0)]  # (n_opening,) the byte before each
+    before[opening == 0] = prev
+    if np.isin(before, (44, 10, 13, 34)).all():
+        return quoted_at, bool(quoted_at[-1])
+    return _walk_quotes(arr, np.flatnonzero(is_quote), inside, prev)
+
+# %% ../nbs/01b_chunks.ipynb #cbd58e2b
+def _row_ends(block: bytes, quoted: bool, inside: bool, prev: int = 10) -> tuple[Any, bool]:
+    "Positions of the newlines in `block` that end a row, (n_ends,) int64; and whether its end is inside quotes. `prev`: the byte before the block."
+    import numpy as np
+
+    arr = np.frombuffer(block, dtype=np.uint8)  # (len(block),) no copy
+    ends = arr == 10  # (len(block),) True at a newline
+    if quoted and block.find(b"\r") >= 0:
+        # CSV: pandas also ends a row at a carriage return not followed by a newline (old Mac line ends, or a
+        # mix). Counting only newlines would put such a row into the header, repeated in front of every chunk.
+        # Not at a row's start, where pandas takes it for a blank line; and a return at either end of the block
+        # is left inside its row (at worst a chunk holds one row more: pandas still reads it the same).
+        after_end = np.concatenate(([True], (arr[:-1] == 10) | (arr[:-1] == 13)))  # (len(block),)
+        ends = ends | ((arr == 13) & ~np.append(ends[1:], True) & ~after_end)
+    ends = np.flatnonzero(ends)  # (n_row_ends,)
+    if quoted and (inside or block.find(b'"') >= 0):
+        quoted_at, inside = _quoted_at(arr, inside, prev)
+        ends = ends[~quoted_at[ends]]
+    return ends, inside
+
+# %% ../nbs/01b_chunks.ipynb #b0eb5a11
+def _tail_take(
+    take: int,  # the rows the next chunk would take
+    chunk_rows: int,
+    size: int | None,  # the stream's length in bytes; None: no tapering
+    start: int,  # where the next chunk starts
+    full: int,  # the bytes of the last chunk of `chunk_rows` rows (0: none yet)
+) -> int:
+    "The rows of the next chunk: `take`, or in the last two chunks' worth of bytes a quarter of the rows left (at least a sixteenth of `chunk_rows`)."
+    if size is not None and full and size - start < 2 * full:  # the tail: a quarter of the rows left
+        left = (size - start) * chunk_rows / full  # rows left, estimated from the bytes left
+        take = min(take, max(-(-chunk_rows // 16), -(-int(left) // 4)))
+    return take
+
+# %% ../nbs/01b_chunks.ipynb #1bd5da43
+def _cut_held(
+    held: list[tuple[int, bytes]],  # (offset in the stream, block) of the blocks read and not yet handed on
+    start: int,
+    end: int,
+) -> tuple[bytes, list[tuple[int, bytes]]]:
+    "The bytes `start`..`end` of the stream, and the blocks still needed after `end`."
+    data = b"".join(b[max(start - o, 0) : end - o] for o, b in held if o < end and o + len(b) > start)
+    return data, [(o, b) for o, b in held if o + len(b) > end]
+
+# %% ../nbs/01b_chunks.ipynb #72dee1ad
 def _split_rows(
     f: IO[bytes],
     block: bytes,
@@ -246,22 +270,18 @@ def _split_rows(
             continue
         if not waiting:
             return
-        take = min(chunk_rows, waiting)
-        if size is not None and full and size - start < 2 * full:  # the tail: a quarter of the rows left
-            left = (size - start) * chunk_rows / full  # rows left, estimated from the bytes left
-            take = min(take, max(-(-chunk_rows // 16), -(-int(left) // 4)))
+        take = _tail_take(min(chunk_rows, waiting), chunk_rows, size, start, full)
         flat = np.concatenate(ends) if len(ends) > 1 else ends[0]
         end, ends, waiting = int(flat[take - 1]), [flat[take:]], waiting - take
         data = None
         if keep:
-            data = b"".join(b[max(start - o, 0) : end - o] for o, b in held if o < end and o + len(b) > start)
-            held = [(o, b) for o, b in held if o + len(b) > end]
+            data, held = _cut_held(held, start, end)
         yield start, end - start, data, take
         done += take
         full = end - start if take == chunk_rows else full
         start = end
 
-
+# %% ../nbs/01b_chunks.ipynb #6964bcb6
 def _has_text(lines: bytes) -> bool:
     "Whether `lines` hold more than blank lines, as pandas sees them (a UTF-8 byte-order mark is not text)."
     return bool(lines.removeprefix(b"\xef\xbb\xbf").strip())
@@ -285,7 +305,7 @@ class _Hashed:
         self._last = b""
         return self._sha256.hexdigest()
 
-
+# %% ../nbs/01b_chunks.ipynb #76c80260
 def csv_header(path: Path, f: IO[bytes], buf: bytes) -> tuple[bytes, int, bytes] | None:
     """Split a CSV stream's first bytes `buf` (more read from `f` as needed) into its header (blank lines, then the
     first line with text), the header's line count and the bytes after it; None for old Mac line ends (`\\r`
@@ -309,7 +329,7 @@ def csv_header(path: Path, f: IO[bytes], buf: bytes) -> tuple[bytes, int, bytes]
     header_lines = int((ends < cut).sum()) if len(ends) else 1
     return buf[:cut], header_lines, buf[cut:]
 
-
+# %% ../nbs/01b_chunks.ipynb #46078d9c
 def text_chunks(
     path: Path,
     fmt: Any,  # a text TableFormat: its `codec`, `quoted` (CSV) and `split_header`, `fallback_chunks`

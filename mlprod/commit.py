@@ -68,7 +68,7 @@ def check_paths(*paths: str | Path) -> None:
         if error is not None:
             raise error
 
-# %% ../nbs/01a_commit.ipynb #f542faa9
+# %% ../nbs/01a_commit.ipynb #676c2cc2
 def temp_stem(name: str) -> str:
     "What stands for `name` in its temporaries' hidden names `.STEM.PID-XXXX.tmp`: `name`, or its start and a hash when the whole would pass NAME_MAX."
     room = NAME_MAX - len(".") - len(".4194304-0123abcd.tmp")  # a PID has at most 7 digits (pid_max 2**22)
@@ -78,13 +78,13 @@ def temp_stem(name: str) -> str:
     head = raw[: room - 13].decode("utf-8", errors="ignore")  # whole characters only
     return f"{head}~{hashlib.sha256(raw).hexdigest()[:12]}"
 
-
+# %% ../nbs/01a_commit.ipynb #16416f26
 def temp_sibling(path: str | Path) -> Path:
     "A fresh hidden name beside `path`, for writing before an atomic rename: `.NAME.PID-XXXX.tmp` (NAME: `temp_stem`)."
     path = Path(path)
     return path.with_name(f".{temp_stem(path.name)}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
 
-
+# %% ../nbs/01a_commit.ipynb #36c54112
 def run_name(like: str = "") -> str:
     """A hidden name `.tmp-PID-XXXX` for a folder of one run, as long as `like` (22 characters at least): a path
     printed with it, once rewritten to `like`, keeps its width (the report relies on it)."""
@@ -92,7 +92,7 @@ def run_name(like: str = "") -> str:
     width = max(len(like), 22) - len(head)
     return head + secrets.token_hex(width // 2 + 1)[:width]
 
-
+# %% ../nbs/01a_commit.ipynb #e2db912a
 def owner_alive(pid: int, path: str | Path) -> bool:
     """Whether the process `pid`, which named the temporary `path` after itself, still runs. PIDs are reused (this
     machine may count only to 32768): a process that started after `path` last changed is not its owner."""
@@ -113,7 +113,7 @@ def owner_alive(pid: int, path: str | Path) -> bool:
         return False  # gone already
     return started <= changed + 1.0  # a start time is known to within a second
 
-
+# %% ../nbs/01a_commit.ipynb #307eecf0
 _RUN = r"tmp-(\d+)-[0-9a-f]+"  # .tmp-PID-XXXX: a folder of one run
 
 
@@ -148,7 +148,7 @@ def sweep(folder: str | Path, names: Iterable[str] = (), runs: bool = False) -> 
         removed.append(p)
     return removed
 
-# %% ../nbs/01a_commit.ipynb #6a05a340
+# %% ../nbs/01a_commit.ipynb #3bbd0cc8
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -173,7 +173,7 @@ def _prepare_parent(path: Path) -> None:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise DataError("output folder is not writable", path=parent)
 
-
+# %% ../nbs/01a_commit.ipynb #5c5ec7a6
 class AtomicFile:
     "A temporary sibling of `path`: write `tmp`, then `commit()` renames it over `path`, or `discard()`."
 
@@ -197,7 +197,7 @@ class AtomicFile:
     def discard(self) -> None:
         self.tmp.unlink(missing_ok=True)
 
-
+# %% ../nbs/01a_commit.ipynb #d2dabfd0
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     "Yield a temporary path beside `path`; on success rename it over `path`, on error remove it."
@@ -208,14 +208,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         af.discard()
 
-
+# %% ../nbs/01a_commit.ipynb #98d4b0c7
 def write_text(path: str | Path, text: str) -> Path:
     "Write `text` (UTF-8) to `path` atomically."
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
-# %% ../nbs/01a_commit.ipynb #7d0d96c5
+# %% ../nbs/01a_commit.ipynb #8d872097
 def _exchange(a: Path, b: Path) -> bool:
     "Swap two folders in one step (Linux `renameat2`, `RENAME_EXCHANGE`); False where that cannot be done."
     import ctypes
@@ -235,7 +235,7 @@ def _exchange(a: Path, b: Path) -> bool:
         return False  # a file system without it, or `b` is gone: rename instead
     raise OSError(err, os.strerror(err), str(b))
 
-
+# %% ../nbs/01a_commit.ipynb #ce656e06
 def _remove(p: Path) -> None:
     "Remove `p` (a folder and what it holds, or a file or a link) if it is there."
     if p.is_dir() and not p.is_symlink():
@@ -246,7 +246,7 @@ def _remove(p: Path) -> None:
         except OSError:
             pass
 
-
+# %% ../nbs/01a_commit.ipynb #c18d725f
 class AtomicFolder:
     "A hidden folder beside `path`: fill `tmp`, then `commit()` puts it at `path` in one step, or `discard()`."
 
@@ -297,7 +297,7 @@ class AtomicFolder:
     def discard(self) -> None:
         _remove(self.tmp)
 
-
+# %% ../nbs/01a_commit.ipynb #12e44233
 @contextmanager
 def atomic_folder(path: str | Path) -> Iterator[Path]:
     "Yield a hidden folder beside `path`; on success put it at `path` (replacing the folder there), on error remove it."
@@ -308,7 +308,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     finally:
         folder.discard()
 
-# %% ../nbs/01a_commit.ipynb #ffc2037e
+# %% ../nbs/01a_commit.ipynb #481922b7
 @contextmanager
 def folder_lock(folder: str | Path) -> Iterator[int]:
     "An exclusive lock on `folder` between the processes of this machine (`flock` on the folder); yields its descriptor."
@@ -321,7 +321,7 @@ def folder_lock(folder: str | Path) -> Iterator[int]:
     finally:
         os.close(fd)  # closing it lets the lock go
 
-
+# %% ../nbs/01a_commit.ipynb #f4a44678
 def put_in_place(moves: Sequence[tuple[Path | None, Path]]) -> None:
     """Rename each staged path onto its target (`None`: remove the target), all under one lock on the first
     target's folder (they share it), then flush the folder."""
@@ -336,7 +336,7 @@ def put_in_place(moves: Sequence[tuple[Path | None, Path]]) -> None:
         except OSError:
             pass
 
-
+# %% ../nbs/01a_commit.ipynb #76f87849
 @contextmanager
 def staging(output: str | Path, companions: Iterable[str] = ()) -> Iterator[Path]:
     """A fresh hidden folder beside `output` (named as its temporary) to write it, and the files that go with

@@ -66,7 +66,28 @@ def _undecodable(path: Path, codec: Codec) -> DataError:
     line, detail = found if found else (None, "")
     return DataError(f"not valid UTF-8 text {detail}".strip(), path=path, line=line, expected="UTF-8")
 
-# %% ../nbs/01c_csvparse.ipynb #7db456d4
+# %% ../nbs/01c_csvparse.ipynb #13bf8989
+_ID_MARK = "id:"  # put before each id's text while pandas reads it; no spelling of a missing value starts so
+
+
+def _mark_id(text: str) -> str:
+    return _ID_MARK + text
+
+
+def _csv_id_options(ids: Sequence[str]) -> dict[str, Any]:
+    "`pd.read_csv` options that hand each field of the `ids` columns, as written, to `_mark_id` (a column not in the file is ignored)."
+    # One entry per id column, whatever the width of the file: the other columns keep pandas' own defaults.
+    return {"converters": dict.fromkeys(ids, _mark_id)} if ids else {}
+
+
+def _ids_as_written(df: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
+    "`df` (n_rows, n_columns), read with `_csv_id_options(ids)`, with each id column the text of its fields ('' when empty)."
+    for name in ids:
+        if name in df.columns:
+            df[name] = df[name].astype(str).str.removeprefix(_ID_MARK)  # (n_rows,) str, even with no rows
+    return df
+
+# %% ../nbs/01c_csvparse.ipynb #a23746da
 _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _EOF_IN_STRING = re.compile(r"(EOF inside string starting at row )(\d+)")
 # pandas' C parser (low_memory, its default) reads in pieces of at most about this many fields (rows x columns)
@@ -94,8 +115,72 @@ def _csv_error(path: Path, codec: Codec, e: Exception, line_shift: int = 0) -> D
     text = _EOF_IN_STRING.sub(lambda m: f"{m[1]}{int(m[2]) + line_shift}", str(e).strip())
     return DataError(f"cannot parse CSV: {text}", path=path)
 
+# %% ../nbs/01c_csvparse.ipynb #999d576f
+def _unquoted_commas(text: bytes) -> int:
+    "The commas of CSV rows `text` that separate fields (not those inside quoted fields)."
+    import numpy as np
 
-def parse_csv(chunk: RawChunk) -> pd.DataFrame:
+    arr = np.frombuffer(text, dtype=np.uint8)  # (len(text),) no copy
+    comma = arr == 44  # (len(text),) SIMD: ~5x faster than bytes.count
+    if text.find(b'"') >= 0:
+        comma &= ~_quoted_at(arr, False, 10)[0]  # the text starts a row
+    return int(np.count_nonzero(comma))
+
+# %% ../nbs/01c_csvparse.ipynb #e6a9e05d
+def _short_row(chunk: RawChunk, text: bytes, want: int) -> DataError | None:
+    "Error path only: the first row of `text` with fewer fields than the header's `want` (blank rows are none)."
+    import numpy as np
+
+    arr = np.frombuffer(text, dtype=np.uint8)  # (n,)
+    ends, _ = _row_ends(text, True, False)  # (n_rows,) the row ends, as the chunks were cut
+    if not len(ends) or ends[-1] < len(arr) - 1:
+        ends = np.append(ends, len(arr))  # a last row without a newline
+    starts = np.concatenate(([0], ends[:-1] + 1))  # (n_rows,)
+    comma = arr == 44  # (n,)
+    if text.find(b'"') >= 0:
+        comma &= ~_quoted_at(arr, False, 10)[0]
+    commas = np.concatenate(([0], np.cumsum(comma, dtype=np.int64)))  # (n + 1,) commas before each byte
+    text_bytes = np.concatenate(([0], np.cumsum(~np.isin(arr, (9, 10, 13, 32)), dtype=np.int64)))  # (n + 1,)
+    fields = commas[ends] - commas[starts] + 1  # (n_rows,)
+    blank = text_bytes[ends] == text_bytes[starts]  # (n_rows,) spaces and tabs only: pandas skips the row
+    short = np.flatnonzero((fields < want) & ~blank)
+    if not len(short):
+        return None
+    i = int(short[0])
+    n = int(fields[i])
+    return DataError(
+        f"ragged row with {n} field{'s' if n != 1 else ''}",
+        path=chunk.path,
+        line=chunk.first_line + i,
+        expected=f"{want} fields, as in the header",
+    )
+
+# %% ../nbs/01c_csvparse.ipynb #4b40e7c4
+def _long_first_row(chunk: RawChunk, text: bytes) -> DataError:
+    "Error path only: the first row of `text` with more fields than the header."
+    import csv
+    import io as _io
+
+    def rows(data: bytes) -> Any:
+        return csv.reader(_io.TextIOWrapper(_io.BytesIO(data), encoding="utf-8-sig", newline=""))
+
+    want = len(next((r for r in rows(chunk.header) if r and any(f.strip() for f in r)), []))
+    reader = rows(text)
+    for row in reader:
+        if len(row) > want:
+            return DataError(
+                f"ragged row with {len(row)} fields",
+                path=chunk.path,
+                line=chunk.first_line + reader.line_num - 1,
+                expected=f"{want} fields, as in the header",
+            )
+    return DataError("cannot parse CSV: a row is longer than the header", path=chunk.path)
+
+# %% ../nbs/01c_csvparse.ipynb #518e00cb
+def parse_csv(
+    chunk: RawChunk,  # a CSV chunk located by `mlprod.chunks` (its header put in front)
+) -> pd.DataFrame:
+    "The frame of `chunk`: (rows, n_columns), ids as written; a ragged row or a parse error named by its line."
     import warnings
 
     import pandas as pd
@@ -128,69 +213,14 @@ def parse_csv(chunk: RawChunk) -> pd.DataFrame:
             raise short
     return df
 
-
-def _unquoted_commas(text: bytes) -> int:
-    "The commas of CSV rows `text` that separate fields (not those inside quoted fields)."
-    import numpy as np
-
-    arr = np.frombuffer(text, dtype=np.uint8)  # (len(text),) no copy
-    comma = arr == 44  # (len(text),) SIMD: ~5x faster than bytes.count
-    if text.find(b'"') >= 0:
-        comma &= ~_quoted_at(arr, False, 10)[0]  # the text starts a row
-    return int(np.count_nonzero(comma))
-
-
-def _short_row(chunk: RawChunk, text: bytes, want: int) -> DataError | None:
-    "Error path only: the first row of `text` with fewer fields than the header's `want` (blank rows are none)."
-    import numpy as np
-
-    arr = np.frombuffer(text, dtype=np.uint8)  # (n,)
-    ends, _ = _row_ends(text, True, False)  # (n_rows,) the row ends, as the chunks were cut
-    if not len(ends) or ends[-1] < len(arr) - 1:
-        ends = np.append(ends, len(arr))  # a last row without a newline
-    starts = np.concatenate(([0], ends[:-1] + 1))  # (n_rows,)
-    comma = arr == 44  # (n,)
-    if text.find(b'"') >= 0:
-        comma &= ~_quoted_at(arr, False, 10)[0]
-    commas = np.concatenate(([0], np.cumsum(comma, dtype=np.int64)))  # (n + 1,) commas before each byte
-    text_bytes = np.concatenate(([0], np.cumsum(~np.isin(arr, (9, 10, 13, 32)), dtype=np.int64)))  # (n + 1,)
-    fields = commas[ends] - commas[starts] + 1  # (n_rows,)
-    blank = text_bytes[ends] == text_bytes[starts]  # (n_rows,) spaces and tabs only: pandas skips the row
-    short = np.flatnonzero((fields < want) & ~blank)
-    if not len(short):
-        return None
-    i = int(short[0])
-    n = int(fields[i])
-    return DataError(
-        f"ragged row with {n} field{'s' if n != 1 else ''}",
-        path=chunk.path,
-        line=chunk.first_line + i,
-        expected=f"{want} fields, as in the header",
-    )
-
-
-def _long_first_row(chunk: RawChunk, text: bytes) -> DataError:
-    "Error path only: the first row of `text` with more fields than the header."
-    import csv
-    import io as _io
-
-    def rows(data: bytes) -> Any:
-        return csv.reader(_io.TextIOWrapper(_io.BytesIO(data), encoding="utf-8-sig", newline=""))
-
-    want = len(next((r for r in rows(chunk.header) if r and any(f.strip() for f in r)), []))
-    reader = rows(text)
-    for row in reader:
-        if len(row) > want:
-            return DataError(
-                f"ragged row with {len(row)} fields",
-                path=chunk.path,
-                line=chunk.first_line + reader.line_num - 1,
-                expected=f"{want} fields, as in the header",
-            )
-    return DataError("cannot parse CSV: a row is longer than the header", path=chunk.path)
-
-
-def iter_csv(path: Path, codec: Codec, chunk_rows: int, ids: tuple[str, ...] = ()) -> Iterator[pd.DataFrame]:
+# %% ../nbs/01c_csvparse.ipynb #dc49a343
+def iter_csv(
+    path: Path,  # a CSV file with old Mac line ends (`\r` only), which the chunks cannot cut
+    codec: Codec,
+    chunk_rows: int,
+    ids: tuple[str, ...] = (),  # columns of ids: read as written
+) -> Iterator[pd.DataFrame]:
+    "`path` read by pandas' own chunked reader: frames of at most `chunk_rows` rows, errors as `parse_csv` names them."
     import pandas as pd
 
     options = _csv_id_options(ids)
@@ -201,24 +231,3 @@ def iter_csv(path: Path, codec: Codec, chunk_rows: int, ids: tuple[str, ...] = (
                 yield _ids_as_written(df, ids)
     except (ValueError, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
         raise _csv_error(path, codec, e) from None
-
-# %% ../nbs/01c_csvparse.ipynb #13bf8989
-_ID_MARK = "id:"  # put before each id's text while pandas reads it; no spelling of a missing value starts so
-
-
-def _mark_id(text: str) -> str:
-    return _ID_MARK + text
-
-
-def _csv_id_options(ids: Sequence[str]) -> dict[str, Any]:
-    "`pd.read_csv` options that hand each field of the `ids` columns, as written, to `_mark_id` (a column not in the file is ignored)."
-    # One entry per id column, whatever the width of the file: the other columns keep pandas' own defaults.
-    return {"converters": dict.fromkeys(ids, _mark_id)} if ids else {}
-
-
-def _ids_as_written(df: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
-    "`df` (n_rows, n_columns), read with `_csv_id_options(ids)`, with each id column the text of its fields ('' when empty)."
-    for name in ids:
-        if name in df.columns:
-            df[name] = df[name].astype(str).str.removeprefix(_ID_MARK)  # (n_rows,) str, even with no rows
-    return df

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ['FIXTURES', 'IRIS_COLUMNS', 'make_fixtures', 'iris_frame', 'write_iris', 'split_positions', 'split_frame',
            'split_file']
 
-# %% ../nbs/05_data.ipynb #2635c001
+# %% ../nbs/05_data.ipynb #782b2308
 FIXTURES = ("binary.csv", "multiclass.csv", "regression.csv", "interactions.csv")
 
 
@@ -55,7 +55,7 @@ def _binary(rng: np.random.Generator) -> pd.DataFrame:
         df.loc[rng.random(n) < frac, col] = None
     return df
 
-
+# %% ../nbs/05_data.ipynb #acf310aa
 def _multiclass(rng: np.random.Generator) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
@@ -71,7 +71,7 @@ def _multiclass(rng: np.random.Generator) -> pd.DataFrame:
     df["label"] = np.array(["alpha", "beta", "gamma"])[y[order]]
     return df  # (240, 6)
 
-
+# %% ../nbs/05_data.ipynb #e59b3dc1
 def _regression(rng: np.random.Generator) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
@@ -96,7 +96,7 @@ def _regression(rng: np.random.Generator) -> pd.DataFrame:
     df.loc[rng.random(n) < 0.04, "age"] = None
     return df
 
-
+# %% ../nbs/05_data.ipynb #26432c37
 def _interactions(rng: np.random.Generator) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
@@ -119,7 +119,7 @@ def _interactions(rng: np.random.Generator) -> pd.DataFrame:
     df.insert(0, "interaction_id", np.arange(1, len(df) + 1))
     return df  # (360, 5)
 
-
+# %% ../nbs/05_data.ipynb #57740bc1
 def make_fixtures(out_dir: str | Path, seed: int = 0) -> list[Path]:
     "Write the tiny seeded fixture tables into `out_dir`; the same seed gives byte-identical files."
     import numpy as np
@@ -137,7 +137,7 @@ def make_fixtures(out_dir: str | Path, seed: int = 0) -> list[Path]:
         written.append(write_table(make(rng), out_dir / name))
     return written
 
-# %% ../nbs/05_data.ipynb #b18875f3
+# %% ../nbs/05_data.ipynb #f990ffc0
 IRIS_COLUMNS = ("flower_id", "sepal_length", "sepal_width", "petal_length", "petal_width", "species")
 
 
@@ -154,7 +154,7 @@ def iris_frame() -> pd.DataFrame:
     df["species"] = np.asarray(iris.target_names)[iris.target]  # (150,) "setosa" | "versicolor" | "virginica"
     return df
 
-
+# %% ../nbs/05_data.ipynb #16d350ca
 def write_iris(path: str | Path) -> Path:
     "Write `iris_frame()` to `path` (CSV, JSON Lines or Parquet, by extension), atomically, with its lineage record."
     import sklearn
@@ -167,7 +167,7 @@ def write_iris(path: str | Path) -> Path:
         write_lineage(path, "iris", [], params, rows=150, staged=staged)
         return commit_with_lineage(staged, path)
 
-# %% ../nbs/05_data.ipynb #a64c7d54
+# %% ../nbs/05_data.ipynb #97fbe3cb
 def _check_test_size(test_size: float | int, n_rows: int, key: str = "test_size") -> None:
     from mlprod.errors import ConfigError
 
@@ -182,7 +182,7 @@ def _check_test_size(test_size: float | int, n_rows: int, key: str = "test_size"
             expected=f"a number of rows in [1, {n_rows - 1}] or a fraction in (0, 1)",
         )
 
-
+# %% ../nbs/05_data.ipynb #a264c3ce
 def split_positions(
     n_rows: int,
     test_size: float | int = 0.25,
@@ -228,7 +228,7 @@ def split_positions(
         raise DataError(f"cannot split: {e}", path=source, column=stratify_name) from None
     return train, test  # (n_train,), (n_test,)
 
-
+# %% ../nbs/05_data.ipynb #f98ca92b
 def split_frame(
     df: pd.DataFrame,  # (n_rows, n_columns)
     test_size: float | int = 0.25,

@@ -14,7 +14,7 @@ __all__ = ['WRITE_FAILURES', 'MlprodError', 'DataError', 'SchemaError', 'ConfigE
            'VersionSkewError', 'UntrustedTypeError', 'ReportError', 'QueryError', 'LineageError', 'VersionSkewWarning',
            'OutputError', 'output_error']
 
-# %% ../nbs/00_errors.ipynb #07f4e6c1
+# %% ../nbs/00_errors.ipynb #9b33dd5a
 class MlprodError(Exception):
     """Base of every error mlprod raises on purpose; its message names where and what was expected."""
 
@@ -47,71 +47,71 @@ class MlprodError(Exception):
         # One line, always: the CLI prints exactly this.
         return " ".join(f"{where}{col}{self.message}{exp}".split())
 
-
+# %% ../nbs/00_errors.ipynb #a90cd37f
 class DataError(MlprodError):
     """A data file is missing, empty, of an unknown format or cannot be parsed."""
 
     kind = "data error"
 
-
+# %% ../nbs/00_errors.ipynb #8dc6e5d3
 class SchemaError(MlprodError):
     """A frame does not match the schema a model was trained on (missing column, wrong type)."""
 
     kind = "schema error"
 
-
+# %% ../nbs/00_errors.ipynb #bc8f6f4b
 class ConfigError(MlprodError):
     """A config or settings file has an unknown key, a wrong type or an impossible value."""
 
     kind = "config error"
 
-
+# %% ../nbs/00_errors.ipynb #31b856a5
 class BundleError(MlprodError):
     """A model bundle cannot be written, found or loaded."""
 
     kind = "bundle error"
 
-
+# %% ../nbs/00_errors.ipynb #b248cf64
 class IntegrityError(BundleError):
     """A bundle's files do not match its manifest, or its golden predictions no longer reproduce."""
 
     kind = "integrity error"
 
-
+# %% ../nbs/00_errors.ipynb #ec3aac92
 class VersionSkewError(BundleError):
     """A bundle was saved with library versions that the policy does not allow to load here."""
 
     kind = "version skew"
 
-
+# %% ../nbs/00_errors.ipynb #899184c7
 class UntrustedTypeError(BundleError):
     """A secure-format (skops) model holds a type that is not in the trusted list."""
 
     kind = "untrusted type"
 
-
+# %% ../nbs/00_errors.ipynb #277bdfd4
 class ReportError(MlprodError):
     """A report notebook failed or timed out."""
 
     kind = "report error"
 
-
+# %% ../nbs/00_errors.ipynb #4220ee62
 class QueryError(MlprodError):
     """A SQL file failed: syntax, a missing table or parameter, a type error."""
 
     kind = "query error"
 
-
+# %% ../nbs/00_errors.ipynb #8b20865b
 class LineageError(MlprodError):
     """A lineage record is missing, unreadable or no longer matches its file."""
 
     kind = "lineage error"
 
-
+# %% ../nbs/00_errors.ipynb #2295a457
 class VersionSkewWarning(UserWarning):
     """A bundle was saved with other library versions; the policy let it load."""
 
-# %% ../nbs/00_errors.ipynb #fbc1c8ed
+# %% ../nbs/00_errors.ipynb #beda1519
 WRITE_FAILURES: frozenset[int] = frozenset(
     {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO}
 )  # the machine refused a write: not a fault of the input
@@ -122,7 +122,7 @@ class OutputError(MlprodError):
 
     kind = "output error"
 
-
+# %% ../nbs/00_errors.ipynb #e0c0883a
 def output_error(e: OSError, output: str | Path) -> OutputError | None:
     "The `OutputError` for `output` when `e` is a refused write (`WRITE_FAILURES`); None for any other OSError."
     if e.errno not in WRITE_FAILURES:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ['CLASS_KINDS', 'PREPROCESSING_DEFAULTS', 'FLOAT32_MAX', 'ColumnProduct', 'ColumnRatio', 'import_object', 'make_object',
            'FrameAdapter', 'build_pipeline', 'model_features', 'unfit_value']
 
-# %% ../nbs/03_features.ipynb #8410aae2
+# %% ../nbs/03_features.ipynb #95513e1e
 def _names_with(X: pd.DataFrame, name: str) -> list[str]:
     "`X`'s column names, then `name` unless it is one of them (`assign` replaces a column of that name)."
     cols = [str(c) for c in X.columns]
@@ -56,7 +56,7 @@ class ColumnProduct(TransformerMixin, BaseEstimator):
 
         return np.asarray(self.feature_names_out_, dtype=object)  # (n_features_in + 1,)
 
-
+# %% ../nbs/03_features.ipynb #b88deeb6
 class ColumnRatio(TransformerMixin, BaseEstimator):
     "Add `name` = `numerator` / `denominator` (NaN where the denominator is 0)."
 
@@ -84,7 +84,7 @@ class ColumnRatio(TransformerMixin, BaseEstimator):
 
         return np.asarray(self.feature_names_out_, dtype=object)  # (n_features_in + 1,)
 
-# %% ../nbs/03_features.ipynb #aba7ad1b
+# %% ../nbs/03_features.ipynb #48136d38
 CLASS_KINDS: dict[
     str, tuple[str, ...]
 ] = {  # what a config's `class:` may be: kind -> the methods it must have
@@ -121,7 +121,7 @@ def _not_a_class(obj: Any) -> str:
         return "a function"
     return f"a {type(obj).__name__} instance"
 
-
+# %% ../nbs/03_features.ipynb #1bd8ab14
 def import_object(path: str, key: str, kind: str | None = None) -> type:
     """Import the class `package.module.Name`, of `kind` (a key of CLASS_KINDS) if given; nothing is called.
     A bad path, anything but a class, or a class without the kind's methods is a ConfigError naming `key`."""
@@ -152,7 +152,7 @@ def import_object(path: str, key: str, kind: str | None = None) -> type:
         )
     return obj
 
-
+# %% ../nbs/03_features.ipynb #c8c8ac36
 def make_object(path: str, params: dict[str, Any] | None, key: str, kind: str = "estimator") -> Any:
     """Instantiate the class `path` of `kind` with `params`, only once `import_object` has checked it; a bad path,
     class or parameter is a ConfigError naming `key`."""
@@ -183,7 +183,7 @@ def _fresh(transformer: Any) -> Any:
     except (TypeError, AttributeError, RuntimeError):  # no get_params: not a scikit-learn estimator
         return copy.deepcopy(transformer)
 
-# %% ../nbs/03_features.ipynb #61aa35e3
+# %% ../nbs/03_features.ipynb #fd5aede7
 class FrameAdapter(TransformerMixin, BaseEstimator):
     "Run a transformer on the features as a DataFrame, or on the numeric ones as a NumPy array; return a named frame."
 
@@ -223,8 +223,8 @@ class FrameAdapter(TransformerMixin, BaseEstimator):
                 errors[mode] = f"{type(e).__name__}: {' '.join(str(e).split())}"[:300]
                 continue
             self.input_, self.transformer_ = mode, t
-            self.feature_names_out_ = self._names(out, Xin)
-            return self._frame(out, X)
+            self.feature_names_out_ = _out_names(self, out, Xin)
+            return _out_frame(self, out, X)
         raise self._error(
             f"fails on a DataFrame of the features ({errors['frame']}) and on a NumPy array of the numeric "
             f"features ({errors['numpy']})",
@@ -238,99 +238,102 @@ class FrameAdapter(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         "The fitted transformer's output for `X` (n_rows, n_features), as a frame (n_rows, n_features_out)."
-        return self._frame(self.transformer_.transform(self._input(X, self.input_)), X)
+        return _out_frame(self, self.transformer_.transform(self._input(X, self.input_)), X)
 
     def get_feature_names_out(self, input_features: Any = None) -> Any:
         import numpy as np
 
         return np.asarray(self.feature_names_out_, dtype=object)  # (n_features_out,)
 
-    def _names(self, out: Any, Xin: Any) -> list[str]:
-        "The output's column names; in NumPy mode, the categorical inputs (passed beside it) last."
-        import pandas as pd
+# %% ../nbs/03_features.ipynb #41044760
+def _out_array(fa: FrameAdapter, out: Any, n_rows: int) -> Any:
+    "The adapter `fa`'s transformer output `out` as a 2-D array (n_rows, n_out), or a ConfigError."
+    import numpy as np
 
-        if isinstance(out, pd.DataFrame):
-            names = [str(c) for c in out.columns]
-        else:
-            arr = self._array(out, len(Xin))  # (n_rows, n_out)
-            ins = [str(c) for c in Xin.columns] if isinstance(Xin, pd.DataFrame) else self.numeric_in_
-            names = []
-            if hasattr(self.transformer_, "get_feature_names_out"):
-                try:
-                    names = [str(c) for c in self.transformer_.get_feature_names_out(ins)]
-                except Exception:  # noqa: BLE001 (a user's method: fall back to our names)
-                    names = []
-            if len(names) != arr.shape[1]:
-                kept = arr.shape[1] >= len(ins) and _same(arr[:, : len(ins)], Xin)
-                names = [*ins] if kept else []
-                names += [f"{self._label().lower()}{j}" for j in range(arr.shape[1] - len(names))]
-        if self.input_ == "numpy":
-            names += self.categorical_in_
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise self._error(
-                f"gives several output columns the name {dup[0]!r}", "unique names (get_feature_names_out)"
+    if hasattr(out, "toarray"):  # a scipy sparse matrix
+        out = out.toarray()
+    arr = np.asarray(out)
+    if arr.ndim != 2 or arr.shape[0] != n_rows:
+        raise fa._error(
+            f"returns an array of shape {arr.shape} for {n_rows} rows", "a 2-D array (n_rows, n_columns)"
+        )
+    return arr
+
+# %% ../nbs/03_features.ipynb #3507edd9
+def _out_names(fa: FrameAdapter, out: Any, Xin: Any) -> list[str]:
+    "The output's column names; in NumPy mode, the categorical inputs (passed beside it) last."
+    import pandas as pd
+
+    if isinstance(out, pd.DataFrame):
+        names = [str(c) for c in out.columns]
+    else:
+        arr = _out_array(fa, out, len(Xin))  # (n_rows, n_out)
+        ins = [str(c) for c in Xin.columns] if isinstance(Xin, pd.DataFrame) else fa.numeric_in_
+        names = []
+        if hasattr(fa.transformer_, "get_feature_names_out"):
+            try:
+                names = [str(c) for c in fa.transformer_.get_feature_names_out(ins)]
+            except Exception:  # noqa: BLE001 (a user's method: fall back to our names)
+                names = []
+        if len(names) != arr.shape[1]:
+            kept = arr.shape[1] >= len(ins) and _same(arr[:, : len(ins)], Xin)
+            names = [*ins] if kept else []
+            names += [f"{fa._label().lower()}{j}" for j in range(arr.shape[1] - len(names))]
+    if fa.input_ == "numpy":
+        names += fa.categorical_in_
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise fa._error(
+            f"gives several output columns the name {dup[0]!r}", "unique names (get_feature_names_out)"
+        )
+    missing = [c for c in fa.categorical_in_ if c not in names]
+    if missing:
+        raise fa._error(
+            f"drops the categorical column {missing[0]!r}, which the encoder needs",
+            "the categorical columns kept (drop a feature with features: in the config)",
+        )
+    return names
+
+# %% ../nbs/03_features.ipynb #f38c92cf
+def _out_frame(fa: FrameAdapter, out: Any, X: pd.DataFrame) -> pd.DataFrame:
+    "`out` as a frame (n_rows, n_features_out): `X`'s index, numbers as float64, the categories as given."
+    import pandas as pd
+
+    passed = fa.categorical_in_ if fa.input_ == "numpy" else []  # beside the transformer
+    names = fa.feature_names_out_
+    own = names[: len(names) - len(passed)]  # the transformer's own output columns
+    if isinstance(out, pd.DataFrame):
+        if [str(c) for c in out.columns] != own or len(out) != len(X):
+            raise fa._error(
+                f"returned columns {list(out.columns)[:8]} for {len(out)} rows; at fit: {own[:8]}",
+                "the same columns at every call, one row per input row",
             )
-        missing = [c for c in self.categorical_in_ if c not in names]
-        if missing:
-            raise self._error(
-                f"drops the categorical column {missing[0]!r}, which the encoder needs",
-                "the categorical columns kept (drop a feature with features: in the config)",
+        frame = out.set_axis(own, axis=1).set_axis(X.index, axis=0)
+    else:
+        arr = _out_array(fa, out, len(X))  # (n_rows, n_own)
+        if arr.shape[1] != len(own):
+            raise fa._error(f"returned {arr.shape[1]} columns; at fit: {len(own)}", "the same columns")
+        frame = pd.DataFrame(arr, columns=own, index=X.index)
+    cols = {c: X[c] for c in passed}
+    for name in own:
+        s = frame[name]
+        if name in fa.categorical_in_:
+            cols[name] = s
+            continue
+        if s.dtype.kind == "b":
+            s = s.astype("float64")
+        num = pd.to_numeric(s, errors="coerce")
+        bad = num.isna() & s.notna()
+        if bad.any():
+            raise fa._error(
+                f"adds the column {name!r} with values such as {s[bad].iloc[0]!r}: a new column must hold "
+                "numbers (it is imputed and scaled as numeric)",
+                "numbers; make a new category in the data (SQL) so that the schema one-hot encodes it",
             )
-        return names
+        cols[name] = num.to_numpy(dtype="float64")  # (n_rows,)
+    return pd.DataFrame({n: cols[n] for n in names}, index=X.index)
 
-    def _array(self, out: Any, n_rows: int) -> Any:
-        "`out` as a 2-D array (n_rows, n_out), or a ConfigError."
-        import numpy as np
-
-        if hasattr(out, "toarray"):  # a scipy sparse matrix
-            out = out.toarray()
-        arr = np.asarray(out)
-        if arr.ndim != 2 or arr.shape[0] != n_rows:
-            raise self._error(
-                f"returns an array of shape {arr.shape} for {n_rows} rows", "a 2-D array (n_rows, n_columns)"
-            )
-        return arr
-
-    def _frame(self, out: Any, X: pd.DataFrame) -> pd.DataFrame:
-        "`out` as a frame (n_rows, n_features_out): `X`'s index, numbers as float64, the categories as given."
-        import pandas as pd
-
-        passed = self.categorical_in_ if self.input_ == "numpy" else []  # beside the transformer
-        names = self.feature_names_out_
-        own = names[: len(names) - len(passed)]  # the transformer's own output columns
-        if isinstance(out, pd.DataFrame):
-            if [str(c) for c in out.columns] != own or len(out) != len(X):
-                raise self._error(
-                    f"returned columns {list(out.columns)[:8]} for {len(out)} rows; at fit: {own[:8]}",
-                    "the same columns at every call, one row per input row",
-                )
-            frame = out.set_axis(own, axis=1).set_axis(X.index, axis=0)
-        else:
-            arr = self._array(out, len(X))  # (n_rows, n_own)
-            if arr.shape[1] != len(own):
-                raise self._error(f"returned {arr.shape[1]} columns; at fit: {len(own)}", "the same columns")
-            frame = pd.DataFrame(arr, columns=own, index=X.index)
-        cols = {c: X[c] for c in passed}
-        for name in own:
-            s = frame[name]
-            if name in self.categorical_in_:
-                cols[name] = s
-                continue
-            if s.dtype.kind == "b":
-                s = s.astype("float64")
-            num = pd.to_numeric(s, errors="coerce")
-            bad = num.isna() & s.notna()
-            if bad.any():
-                raise self._error(
-                    f"adds the column {name!r} with values such as {s[bad].iloc[0]!r}: a new column must hold "
-                    "numbers (it is imputed and scaled as numeric)",
-                    "numbers; make a new category in the data (SQL) so that the schema one-hot encodes it",
-                )
-            cols[name] = num.to_numpy(dtype="float64")  # (n_rows,)
-        return pd.DataFrame({n: cols[n] for n in names}, index=X.index)
-
-# %% ../nbs/03_features.ipynb #50019d60
+# %% ../nbs/03_features.ipynb #b478cb98
 PREPROCESSING_DEFAULTS: dict[str, Any] = {
     "impute_numeric": "median",
     "scale": False,
@@ -351,16 +354,15 @@ def _custom_step(spec: Any, i: int) -> tuple[str, Any]:
     own = type(t).__module__.split(".")[0] == "mlprod"
     return f"custom{i}_{type(t).__name__}", t if own else FrameAdapter(t, key)
 
-
-def build_pipeline(schema: Schema, estimator: Any, options: dict[str, Any] | None = None) -> Any:
-    "An unfitted sklearn Pipeline: custom transformers -> encoding -> `estimator`; pandas output throughout."
-    from sklearn.compose import ColumnTransformer
+# %% ../nbs/03_features.ipynb #c28b2a89
+def _encodings(
+    opts: dict[str, Any],  # the preprocessing options, PREPROCESSING_DEFAULTS filled in
+) -> tuple[Any, Any]:
+    "(numeric, categorical): the steps each side of the columns goes through, as a Pipeline ('passthrough': none)."
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-    opts = {**PREPROCESSING_DEFAULTS, **(options or {})}
-    steps = [_custom_step(spec, i) for i, spec in enumerate(opts["transformers"])]
     num_steps: list[tuple[str, Any]] = []
     if opts["impute_numeric"] != "none":
         num_steps.append(("impute", SimpleImputer(strategy=opts["impute_numeric"], fill_value=0)))
@@ -375,8 +377,22 @@ def build_pipeline(schema: Schema, estimator: Any, options: dict[str, Any] | Non
         cat_steps.append(("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)))
     else:
         cat_steps.append(("ordinal", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)))
-    num = Pipeline(num_steps) if num_steps else "passthrough"
-    cat, categorical = Pipeline(cat_steps), list(schema.categorical)
+    return (Pipeline(num_steps) if num_steps else "passthrough"), Pipeline(cat_steps)
+
+# %% ../nbs/03_features.ipynb #c1f907d1
+def build_pipeline(
+    schema: Schema,  # the training frame's columns and kinds
+    estimator: Any,  # an unfitted scikit-learn estimator
+    options: dict[str, Any] | None = None,  # the config's preprocessing options (PREPROCESSING_DEFAULTS)
+) -> Any:
+    "An unfitted sklearn Pipeline: custom transformers -> encoding -> `estimator`; pandas output throughout."
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    opts = {**PREPROCESSING_DEFAULTS, **(options or {})}
+    steps = [_custom_step(spec, i) for i, spec in enumerate(opts["transformers"])]
+    num, cat = _encodings(opts)
+    categorical = list(schema.categorical)
     names = {"verbose_feature_names_out": False}
     if not steps:  # the schema's columns, by name
         parts = [("num", num, schema.numeric)] if schema.numeric else []
@@ -402,7 +418,7 @@ def model_features(model: Any) -> list[str] | None:
     except (AttributeError, TypeError, ValueError):  # e.g. a step without names, in a bundle of older code
         return None
 
-# %% ../nbs/03_features.ipynb #f32a0002
+# %% ../nbs/03_features.ipynb #3575434b
 FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max: beyond it float32 holds only infinity
 
 
@@ -417,7 +433,18 @@ def _estimator_input(model: Any, X: pd.DataFrame) -> tuple[Any, list[str]]:
         Xt = Xt.toarray()
     return np.asarray(Xt, dtype="float64"), names  # (n_rows, n_model_features)
 
+# %% ../nbs/03_features.ipynb #9f5dfce6
+def _why(v: float, text: str) -> str:
+    "Why the value `v` cannot be taken, given the estimator's error `text`."
+    import math
 
+    if math.isnan(v):
+        return "is a missing value after the preprocessing, which this model cannot take"
+    if math.isinf(v):
+        return "is infinite after the preprocessing, which this model cannot take"
+    return "is beyond the float32 range of this model (its estimator computes in float32: |x| <= 3.4e+38)"
+
+# %% ../nbs/03_features.ipynb #bf7dc4e3
 def unfit_value(
     model: Any,  # a fitted Pipeline (preprocessing + estimator), or an estimator
     X: pd.DataFrame,  # validated features: (n_rows, n_features)
@@ -449,13 +476,3 @@ def unfit_value(
     j = int(np.flatnonzero(bad[pos])[0])
     name = names[j] if j < len(names) else f"feature {j}"
     return pos, name, float(A[pos, j]), _why(float(A[pos, j]), text)
-
-
-def _why(v: float, text: str) -> str:
-    import math
-
-    if math.isnan(v):
-        return "is a missing value after the preprocessing, which this model cannot take"
-    if math.isinf(v):
-        return "is infinite after the preprocessing, which this model cannot take"
-    return "is beyond the float32 range of this model (its estimator computes in float32: |x| <= 3.4e+38)"

@@ -28,9 +28,9 @@ __all__ = ['CHUNK_ROWS', 'CSV', 'JSON_LINES', 'PARQUET', 'TableFormat', 'FormatW
            'JsonLines', 'ParquetWriter', 'Parquet', 'register', 'unregister', 'supported', 'table_format',
            'format_named', 'written_format', 'table_stem', 'partition_output']
 
-# %% ../nbs/01e_formats.ipynb #884ef036
-class TableFormat:
-    "A table format: a subclass sets the names and implements `chunks`, `parse`, `writer` and `relation`."
+# %% ../nbs/01e_formats.ipynb #6b3e0378
+class _FormatParts:
+    "What a table format declares: its names, suffixes and codecs, and the methods a format implements."
 
     name = ""  # in messages ("a csv file cannot hold ..."), and what `format_named` finds
     suffixes: tuple[str, ...] = ()  # what a file name ends in (lower case); the first is what mlprod writes
@@ -46,6 +46,46 @@ class TableFormat:
         _NEVER  # DuckDB types (also nested in a list or struct) it cannot hold
     )
     duckdb_hint = ""  # added to the message refusing such a type: another output that holds it
+
+    def chunks(
+        self, path: Path, chunk_rows: int, digest: dict[str, str] | None, taper: bool, ids: tuple[str, ...]
+    ) -> Iterator[RawChunk]:
+        "Locate the chunks of the (checked) file `path`, of at most `chunk_rows` rows each, parsing nothing."
+        raise NotImplementedError(f"{type(self).__name__}.chunks")
+
+    def parse(self, chunk: RawChunk) -> pd.DataFrame | None:
+        "The frame of a chunk this format located: (chunk.rows or fewer, n_columns); None when it holds no row."
+        raise NotImplementedError(f"{type(self).__name__}.parse")
+
+    def count_rows(self, path: Path) -> int | None:
+        "The rows of the file without parsing it, for a progress bar; None when that would cost a parse."
+        return None
+
+    def writer(self, tmp: Path, path: Path) -> FormatWriter:
+        "The part of a TableWriter that writes this format's bytes into `tmp` (the temporary of `path`)."
+        raise NotImplementedError(f"{type(self).__name__}.writer")
+
+    def encode(self, df: pd.DataFrame, header: bool) -> Any:
+        "Rows `df` as this format's writer appends them (`FormatWriter.write_encoded`): made in a worker process."
+        return self.encode_rows(df, header)
+
+    def head(self, df: pd.DataFrame) -> Any:
+        "What goes before the first rows of a file of `df`'s columns (CSV: the header line); None if nothing."
+        return None
+
+    def encode_rows(self, df: pd.DataFrame, header: bool) -> str:
+        "`df` (n_rows, n_columns) as text, newline-terminated; floats exactly (text formats)."
+        raise DataError(f"cannot encode rows as {self.name!r}", expected="csv or jsonl")
+
+    def relation(
+        self, con: duckdb.DuckDBPyConnection, path: Path, ids: Sequence[str]
+    ) -> duckdb.DuckDBPyRelation:
+        "The (checked) file as a DuckDB relation, read as strictly as mlprod reads it; `ids` as text."
+        raise DataError(f"DuckDB cannot read a {self.name} file here", path=path, expected=supported())
+
+# %% ../nbs/01e_formats.ipynb #25e45810
+class TableFormat(_FormatParts):
+    "A table format: a subclass sets the names and implements `chunks`, `parse`, `writer` and `relation`."
 
     def wrapped(self, codec: Codec) -> TableFormat:
         "This format with its bytes wrapped in `codec` (a `.gz` file)."
@@ -65,16 +105,6 @@ class TableFormat:
             raise DataError(f"not a valid gzip file ({e})", path=path) from None
         if not first:
             raise DataError("empty file", path=path, expected="a header or at least one row")
-
-    def chunks(
-        self, path: Path, chunk_rows: int, digest: dict[str, str] | None, taper: bool, ids: tuple[str, ...]
-    ) -> Iterator[RawChunk]:
-        "Locate the chunks of the (checked) file `path`, of at most `chunk_rows` rows each, parsing nothing."
-        raise NotImplementedError(f"{type(self).__name__}.chunks")
-
-    def parse(self, chunk: RawChunk) -> pd.DataFrame | None:
-        "The frame of a chunk this format located: (chunk.rows or fewer, n_columns); None when it holds no row."
-        raise NotImplementedError(f"{type(self).__name__}.parse")
 
     def locate(
         self,
@@ -118,33 +148,7 @@ class TableFormat:
         chunks = list(self.frames(path, 1_000_000, allow_empty, ids))
         return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
 
-    def count_rows(self, path: Path) -> int | None:
-        "The rows of the file without parsing it, for a progress bar; None when that would cost a parse."
-        return None
-
-    def writer(self, tmp: Path, path: Path) -> FormatWriter:
-        "The part of a TableWriter that writes this format's bytes into `tmp` (the temporary of `path`)."
-        raise NotImplementedError(f"{type(self).__name__}.writer")
-
-    def encode(self, df: pd.DataFrame, header: bool) -> Any:
-        "Rows `df` as this format's writer appends them (`FormatWriter.write_encoded`): made in a worker process."
-        return self.encode_rows(df, header)
-
-    def head(self, df: pd.DataFrame) -> Any:
-        "What goes before the first rows of a file of `df`'s columns (CSV: the header line); None if nothing."
-        return None
-
-    def encode_rows(self, df: pd.DataFrame, header: bool) -> str:
-        "`df` (n_rows, n_columns) as text, newline-terminated; floats exactly (text formats)."
-        raise DataError(f"cannot encode rows as {self.name!r}", expected="csv or jsonl")
-
-    def relation(
-        self, con: duckdb.DuckDBPyConnection, path: Path, ids: Sequence[str]
-    ) -> duckdb.DuckDBPyRelation:
-        "The (checked) file as a DuckDB relation, read as strictly as mlprod reads it; `ids` as text."
-        raise DataError(f"DuckDB cannot read a {self.name} file here", path=path, expected=supported())
-
-# %% ../nbs/01e_formats.ipynb #430a46b0
+# %% ../nbs/01e_formats.ipynb #9db11593
 class FormatWriter:
     "Appends rows to the temporary file of a TableWriter; `started` once something is written."
 
@@ -166,7 +170,7 @@ class FormatWriter:
     def close(self) -> None:
         "Close what is open (the TableWriter commits or discards the file)."
 
-
+# %% ../nbs/01e_formats.ipynb #8db9fe5e
 class TextWriter(FormatWriter):
     "CSV / JSON Lines: text appended to the file, through the codec."
 
@@ -339,7 +343,7 @@ class JsonLines(TextFormat):
         self.check_depth(path)  # no line too long or nested too deep: the same limits as mlprod's reader
         return con.read_json(str(path), format="newline_delimited", records="true")
 
-# %% ../nbs/01e_formats.ipynb #d78a7212
+# %% ../nbs/01e_formats.ipynb #3a7dfd90
 _NULLABLE = {
     f"{s}int{b}": f"{s.upper()}Int{b}" for s in ("", "u") for b in (8, 16, 32, 64)
 }  # pyarrow -> pandas
@@ -357,7 +361,7 @@ def _nullable_integers(column: Any, index: Any) -> pd.Series:
     missing = column.is_null().to_numpy(zero_copy_only=False)  # (n_rows,) bool
     return pd.Series(pd.arrays.IntegerArray(values, missing), index=index, dtype=_NULLABLE[str(column.type)])
 
-
+# %% ../nbs/01e_formats.ipynb #a8f2cb99
 def _parquet_to_pandas(table: Any, path: Path, ids: Sequence[str] = ()) -> pd.DataFrame:
     "`table` as a frame, integer `ids` columns as nullable integers; the pandas metadata stored in the file drives the conversion, and may be damaged."
     import pyarrow as pa
@@ -375,7 +379,7 @@ def _parquet_to_pandas(table: Any, path: Path, ids: Sequence[str] = ()) -> pd.Da
     except pa.ArrowException as e:
         raise DataError(f"not a readable Parquet file ({e})", path=path) from None
 
-
+# %% ../nbs/01e_formats.ipynb #b729c841
 def _parquet_chunks(fmt: TableFormat, path: Path, chunk_rows: int) -> Iterator[RawChunk]:
     "Record batches of exactly `chunk_rows` rows (the last one shorter), read one row group at a time."
     import pyarrow as pa
@@ -419,7 +423,7 @@ def _parquet_chunks(fmt: TableFormat, path: Path, chunk_rows: int) -> Iterator[R
     except (pa.ArrowException, OSError) as e:
         raise DataError(f"not a readable Parquet file ({e})", path=path) from None
 
-
+# %% ../nbs/01e_formats.ipynb #8bac4a5d
 class ParquetWriter(FormatWriter):
     "Parquet: each frame a row group, cast to the first frame's schema."
 
@@ -448,7 +452,7 @@ class ParquetWriter(FormatWriter):
         if self._w is not None:
             self._w.close()
 
-
+# %% ../nbs/01e_formats.ipynb #47ae4506
 class Parquet(TableFormat):
     "Apache Parquet: typed columns, compressed pages; never gzip'd again."
 
@@ -479,7 +483,7 @@ class Parquet(TableFormat):
     ) -> duckdb.DuckDBPyRelation:
         return con.read_parquet(str(path))
 
-# %% ../nbs/01e_formats.ipynb #82115149
+# %% ../nbs/01e_formats.ipynb #a483fc2d
 _FORMATS: list[TableFormat] = []  # in the order registered: how messages list them
 _BY_SUFFIX: dict[str, TableFormat] = {}
 _CODECS: tuple[Codec, ...] = (GZIP,)
@@ -494,14 +498,17 @@ def register(fmt: TableFormat) -> TableFormat:
         _BY_SUFFIX[suffix] = fmt
     return fmt
 
-
+# %% ../nbs/01e_formats.ipynb #3aa2cd49
 def unregister(fmt: TableFormat) -> None:
     "Forget `fmt` (a format a test registered)."
     _FORMATS[:] = [f for f in _FORMATS if f is not fmt]
     for suffix in [s for s, f in _BY_SUFFIX.items() if f is fmt]:
         del _BY_SUFFIX[suffix]
 
+# %% ../nbs/01e_formats.ipynb #5283cded
+CSV, JSON_LINES, PARQUET = register(Csv()), register(JsonLines()), register(Parquet())
 
+# %% ../nbs/01e_formats.ipynb #88f99ed3
 def supported(for_duckdb: bool = False) -> str:
     "The suffixes mlprod reads, for messages: 'a .csv, .jsonl (...) or .parquet file; .csv and .jsonl may end in .gz'."
     names = [(f.described_for_duckdb or f.described) if for_duckdb else f.described for f in _FORMATS]
@@ -511,7 +518,7 @@ def supported(for_duckdb: bool = False) -> str:
     tail = f"; {' and '.join(wrapped)} may end in {' or '.join(codecs)}" if wrapped else ""
     return f"a {listed} file{tail}"
 
-
+# %% ../nbs/01e_formats.ipynb #a1623158
 def table_format(path: str | Path) -> TableFormat:
     "The format of the file `path`, from its name (gzip'd: the format wrapped in `GZIP`)."
     name = Path(path).name.lower()
@@ -523,27 +530,24 @@ def table_format(path: str | Path) -> TableFormat:
         raise DataError("unknown table format", path=path, expected=supported())
     return fmt if codec is None else fmt.wrapped(codec)
 
-
+# %% ../nbs/01e_formats.ipynb #5c41b970
 def format_named(name: str) -> TableFormat | None:
     "The registered format called `name` ('csv', 'jsonl', 'parquet'), None if there is none."
     return next((f for f in _FORMATS if f.name == name), None)
 
-
+# %% ../nbs/01e_formats.ipynb #b2cfbd79
 def written_format(path: str | Path) -> TableFormat | None:
     "The format whose written suffix ends `path` (out.csv: CSV, out.parquet: Parquet), None if none does."
     suffix = Path(path).suffix.lower()
     return next((f for f in _FORMATS if f.suffixes[:1] == (suffix,)), None)
 
-
+# %% ../nbs/01e_formats.ipynb #0927383b
 def table_stem(path: str | Path) -> str:
     "The file name without its table extensions: test.csv.gz -> test."
     name = Path(path).name
     for suffix in [c.suffix for c in _CODECS] + [s for f in _FORMATS for s in f.suffixes]:
         name = name.removesuffix(suffix)
     return name or Path(path).name
-
-
-CSV, JSON_LINES, PARQUET = register(Csv()), register(JsonLines()), register(Parquet())
 
 # %% ../nbs/01e_formats.ipynb #6b56bb4b
 def partition_output(path: str | Path) -> tuple[Path, TableFormat]:

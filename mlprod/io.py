@@ -100,7 +100,7 @@ def check_yaml(text: str, path: str | Path, error: type[MlprodError] = DataError
     except yaml.YAMLError:
         return  # not YAML at all: the loader that follows says where, as it always has
 
-# %% ../nbs/01_io.ipynb #33e95352
+# %% ../nbs/01_io.ipynb #7da50613
 def _non_finite(obj: Any, where: str = "") -> tuple[str, float] | None:
     "The first NaN or infinity in `obj` (dicts, lists, numbers) and where it is, e.g. ('run.scores[1]', inf)."
     if isinstance(obj, float):
@@ -112,7 +112,7 @@ def _non_finite(obj: Any, where: str = "") -> tuple[str, float] | None:
         return next((f for n, v in enumerate(obj) if (f := _non_finite(v, f"{where}[{n}]"))), None)
     return None
 
-
+# %% ../nbs/01_io.ipynb #4a8eb687
 def write_json(path: str | Path, obj: Any) -> Path:
     "Write `obj` as stable, indented JSON (sorted keys, trailing newline) to `path` atomically; floats exactly."
     try:  # a float is written as its repr: the shortest text that reads back to the same bits

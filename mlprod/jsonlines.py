@@ -20,7 +20,34 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['check_json_depth', 'parse_jsonl', 'jsonl_by_column']
 
-# %% ../nbs/01d_jsonlines.ipynb #27acac99
+# %% ../nbs/01d_jsonlines.ipynb #666d8c90
+def _json_kind(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    return {str: "string", list: "list", dict: "object"}.get(type(v), type(v).__name__)
+
+
+def _type_change(block: bytes, first_line: int) -> tuple[int, str, str, str, int] | None:
+    "Error path only: the first line whose value for a column is of another JSON type than an earlier line's."
+    first: dict[str, tuple[str, int]] = {}  # column -> (kind, line it was first seen on)
+    for n, raw in enumerate(block.split(b"\n"), start=first_line):
+        text = raw.strip().removeprefix(b"\xef\xbb\xbf")
+        if not text:
+            continue
+        for column, v in json.loads(text).items():
+            kind = _json_kind(v)
+            if kind is None:
+                continue
+            seen = first.setdefault(column, (kind, n))
+            if seen[0] != kind:
+                return n, column, kind, seen[0], seen[1]
+    return None
+
+# %% ../nbs/01d_jsonlines.ipynb #380353c9
 def _bad_jsonl_line(path: Path, block: bytes, first_line: int, arrow_msg: str) -> DataError:
     "Error path only: find and describe the first bad line in `block`, which starts at `first_line`."
     for n, raw in enumerate(block.split(b"\n"), start=first_line):
@@ -61,34 +88,7 @@ def _bad_jsonl_line(path: Path, block: bytes, first_line: int, arrow_msg: str) -
         )
     return DataError(f"cannot parse JSON Lines: {arrow_msg}", path=path, line=first_line)
 
-
-def _json_kind(v: Any) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, (int, float)):
-        return "number"
-    return {str: "string", list: "list", dict: "object"}.get(type(v), type(v).__name__)
-
-
-def _type_change(block: bytes, first_line: int) -> tuple[int, str, str, str, int] | None:
-    "Error path only: the first line whose value for a column is of another JSON type than an earlier line's."
-    first: dict[str, tuple[str, int]] = {}  # column -> (kind, line it was first seen on)
-    for n, raw in enumerate(block.split(b"\n"), start=first_line):
-        text = raw.strip().removeprefix(b"\xef\xbb\xbf")
-        if not text:
-            continue
-        for column, v in json.loads(text).items():
-            kind = _json_kind(v)
-            if kind is None:
-                continue
-            seen = first.setdefault(column, (kind, n))
-            if seen[0] != kind:
-                return n, column, kind, seen[0], seen[1]
-    return None
-
-
+# %% ../nbs/01d_jsonlines.ipynb #a6aff82a
 # A line that is `null` and nothing else. pyarrow 26 takes it for an empty row, and when it is the first line of
 # a block the reader crashes the whole process (a segmentation fault, not an exception): never hand it one.
 _NULL_LINE = re.compile(rb"(?m)^(?:\xef\xbb\xbf)?[ \t\r]*null[ \t\r]*$")
@@ -99,7 +99,7 @@ def _may_hold_null_line(block: bytes) -> bool:
     lines = block.count(b"\n") + (not block.endswith(b"\n"))
     return block.count(b"\n{") + block.startswith(b"{") != lines
 
-
+# %% ../nbs/01d_jsonlines.ipynb #af7b529d
 def _json_depth(line: bytes) -> int:
     "How deep arrays and objects nest in one JSON line (brackets inside strings do not count)."
     import numpy as np
@@ -113,9 +113,9 @@ def _json_depth(line: bytes) -> int:
     return int(np.cumsum(steps).max())
 
 
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)  # a JSON string, escapes and all
 
-
+# %% ../nbs/01d_jsonlines.ipynb #2caf99e7
 def check_json_depth(path: Path, block: bytes, first_line: int) -> None:
     "Refuse a block of JSON lines with a line nested deeper than MAX_JSON_DEPTH, before any parser (pyarrow's recurses on the C stack) sees it."
     opens = block.count(b"[") + block.count(b"{")
@@ -144,7 +144,7 @@ def check_json_depth(path: Path, block: bytes, first_line: int) -> None:
                 expected=f"at most {MAX_JSON_DEPTH} levels",
             )
 
-
+# %% ../nbs/01d_jsonlines.ipynb #f2dd93ae
 def parse_jsonl(path: Path, block: bytes, first_line: int, ids: Sequence[str] = ()) -> Any:
     "A block of JSON lines (the first one is line `first_line` of `path`) as a pyarrow Table, `ids` as text; None if all blank."
     import pyarrow as pa
@@ -171,7 +171,7 @@ def parse_jsonl(path: Path, block: bytes, first_line: int, ids: Sequence[str] = 
             raise _bad_jsonl_line(path, block, first_line, str(e)) from None
     return _jsonl_ids(table, path, block, first_line, ids) if ids else table
 
-# %% ../nbs/01d_jsonlines.ipynb #f547518f
+# %% ../nbs/01d_jsonlines.ipynb #76bdd4e8
 def _json_id_texts(path: Path, block: bytes, first_line: int, column: str) -> list[str | None]:
     "The values of `column` in a block of JSON lines, as written: strings as they are, numbers as spelled; None if null or absent."
     out: list[str | None] = []
@@ -193,7 +193,7 @@ def _json_id_texts(path: Path, block: bytes, first_line: int, column: str) -> li
         out.append(v)
     return out
 
-
+# %% ../nbs/01d_jsonlines.ipynb #cd504f44
 def _ids_as_strings(block: bytes, ids: Sequence[str]) -> bytes | None:
     "Error path only: `block` with each id as a JSON string of its spelling (ids mixing strings and numbers); None if a line is no JSON object."
     out = []
@@ -215,7 +215,7 @@ def _ids_as_strings(block: bytes, ids: Sequence[str]) -> bytes | None:
         out.append(json.dumps(row, ensure_ascii=False).encode("utf-8"))
     return b"\n".join(out)
 
-
+# %% ../nbs/01d_jsonlines.ipynb #591d3448
 def _may_hold_minus_zero(block: bytes) -> bool:
     "Whether JSON lines `block` may hold the number -0 (the -0 of -0.5 or 1e-05 is none): numpy over the bytes."
     if block.find(b"-0") < 0:
@@ -230,7 +230,7 @@ def _may_hold_minus_zero(block: bytes) -> bool:
     exponent = np.isin(before, np.frombuffer(b"eE", dtype=np.uint8)) & (at > 0)
     return bool((~number_goes_on & ~exponent).any())
 
-
+# %% ../nbs/01d_jsonlines.ipynb #0bc1dbfc
 def _jsonl_ids(table: Any, path: Path, block: bytes, first_line: int, ids: Sequence[str]) -> Any:
     "`table` (a parsed block of JSON lines) with its `ids` columns as text, as written: (n_rows, n_columns)."
     import pyarrow as pa
@@ -255,7 +255,7 @@ def _jsonl_ids(table: Any, path: Path, block: bytes, first_line: int, ids: Seque
         table = table.set_column(i, pa.field(name, pa.string()), column)
     return table
 
-# %% ../nbs/01d_jsonlines.ipynb #526bfb25
+# %% ../nbs/01d_jsonlines.ipynb #1caea7de
 _JSON_PLAIN = r'^[^"\\/\x00-\x1f]*$'  # a text that JSON (as pandas writes it) takes as it is, between quotes
 _JSON_PLAIN_NAME = re.compile(
     r'[^"\\/\x00-\x1f]*'
@@ -279,7 +279,7 @@ def _float_texts(x: Any) -> Any:
             text = pc.if_else(pa.array(whole), pc.binary_join_element_wise(text, ".0", ""), text)
     return text
 
-
+# %% ../nbs/01d_jsonlines.ipynb #034f1b4d
 def _json_floats(x: Any) -> Any:
     "Floats `x` (n,) float64 (or float32) as JSON texts, (n,) pyarrow strings: exact; NaN is `null`, the infinities `Infinity` and `-Infinity`."
     import numpy as np
@@ -293,7 +293,7 @@ def _json_floats(x: Any) -> Any:
         text = pc.replace_with_mask(text, pa.array(odd), pa.array(words.tolist(), pa.string()))
     return text
 
-
+# %% ../nbs/01d_jsonlines.ipynb #884e045a
 def _pandas_json_values(col: pd.Series) -> Any:
     "Each value of `col` (n,) as pandas' `to_json` writes it, (n,) pyarrow strings; a float in an object column exactly."
     import numpy as np
@@ -313,7 +313,7 @@ def _pandas_json_values(col: pd.Series) -> Any:
             values[floats] = _json_floats(x).to_pylist()
     return pa.array(values.tolist(), pa.string())
 
-
+# %% ../nbs/01d_jsonlines.ipynb #0f997f05
 def _json_values(col: pd.Series) -> Any:
     "Each value of `col` (n,) as JSON text, (n,) pyarrow strings, none missing (`null`); floats exactly."
     import numpy as np
@@ -345,7 +345,7 @@ def _json_values(col: pd.Series) -> Any:
         return pc.binary_join_element_wise('"', text, '"', "").fill_null("null")
     return _pandas_json_values(col)  # dates, nullable integers and booleans, ...
 
-
+# %% ../nbs/01d_jsonlines.ipynb #bfa5332f
 def _json_key(df: pd.DataFrame, i: int) -> str:
     "The JSON text of column `i`'s name, as pandas writes it."
     name = df.columns[i]
@@ -355,7 +355,7 @@ def _json_key(df: pd.DataFrame, i: int) -> str:
     _, end = json.JSONDecoder().raw_decode(line, 1)  # the key, after the line's '{'
     return line[1:end]
 
-
+# %% ../nbs/01d_jsonlines.ipynb #ad0a3a84
 def jsonl_by_column(df: pd.DataFrame) -> str:
     "`df` (n_rows >= 1, n_columns >= 1) as JSON Lines, built a column at a time; floats exactly."
     import numpy as np

@@ -22,17 +22,17 @@ SUFFIX = ".lineage.json"
 SOURCES = ("sql", "config", "table", "database")  # roles whose files start a chain: no record expected
 
 # %% auto #0
-__all__ = ['SUFFIX', 'SOURCES', 'lineage_file', 'repo_root', 'git_state', 'relative_to', 'file_ref', 'write_lineage',
-           'read_lineage', 'commit_with_lineage', 'staged_output', 'sweep_temporaries', 'chain', 'Link', 'trace',
+__all__ = ['SUFFIX', 'SOURCES', 'lineage_file', 'repo_root', 'git_state', 'relative_to', 'read_lineage', 'file_ref',
+           'write_lineage', 'commit_with_lineage', 'staged_output', 'sweep_temporaries', 'chain', 'Link', 'trace',
            'render', 'chain_summary']
 
-# %% ../nbs/06_lineage.ipynb #a0829210
+# %% ../nbs/06_lineage.ipynb #55295fdd
 def lineage_file(path: str | Path) -> Path:
     "The lineage record that belongs beside `path`."
     path = Path(path)
     return path.with_name(path.name + SUFFIX)
 
-
+# %% ../nbs/06_lineage.ipynb #881087fb
 def repo_root(start: str | Path | None = None) -> Path | None:
     "The git work tree that holds `start` (default: cwd), or None."
     here = Path(start or Path.cwd()).resolve()
@@ -41,7 +41,7 @@ def repo_root(start: str | Path | None = None) -> Path | None:
             return folder
     return None
 
-
+# %% ../nbs/06_lineage.ipynb #af969f69
 def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
     "{'commit': sha or None, 'dirty': bool or None} of the repository at `cwd`."
     import subprocess
@@ -62,20 +62,60 @@ def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
         return {"commit": None, "dirty": None}
     return {"commit": sha or None, "dirty": bool(status.strip())}
 
-
+# %% ../nbs/06_lineage.ipynb #df19462b
 def relative_to(path: str | Path, base: str | Path) -> str:
     "`path` relative to the folder `base`, POSIX style (never absolute)."
     rel = os.path.relpath(Path(path).resolve(), Path(base).resolve())
     return Path(rel).as_posix()
 
-# %% ../nbs/06_lineage.ipynb #7c0ab1d9
+# %% ../nbs/06_lineage.ipynb #01a64cb2
+def _shape_error(lf: Path, what: str, expected: str) -> DataError:
+    return DataError(f"lineage record is {what}", path=lf, expected=expected)
+
+
+def _check_record(record: Any, lf: Path) -> dict[str, Any]:
+    "`record` (parsed from `lf`) when it has the shape of a lineage record; else a DataError naming `lf`."
+    if not isinstance(record, dict):
+        raise _shape_error(lf, f"a JSON {type(record).__name__}", "a JSON object")
+    if record.get("format") != 1:
+        raise LineageError("not a lineage record", path=lf, expected="format 1")
+    for key, kind in (("step", str), ("output", dict), ("inputs", list)):
+        if key not in record:
+            raise _shape_error(lf, f"missing the key '{key}'", f"'{key}': a {kind.__name__}")
+        if not isinstance(record[key], kind):
+            got = type(record[key]).__name__
+            raise _shape_error(lf, f"'{key}' of type {got}", f"'{key}': a {kind.__name__}")
+    for i, ref in enumerate(record["inputs"]):
+        if not isinstance(ref, dict) or not isinstance(ref.get("path"), str) or not ref["path"]:
+            raise _shape_error(lf, f"input {i} without a path", "each input an object with a 'path' string")
+    return record
+
+# %% ../nbs/06_lineage.ipynb #77975072
+def read_lineage(path: str | Path) -> dict[str, Any] | None:
+    "The lineage record beside `path`, or None when there is none; a record of the wrong shape is a DataError."
+    lf = lineage_file(path)
+    if not lf.is_file():
+        return None
+    try:
+        text = lf.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _shape_error(lf, f"not UTF-8 (byte {e.start})", "UTF-8 JSON") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"lineage record does not parse ({e.msg})", path=lf, line=e.lineno) from None
+    except RecursionError:
+        raise _shape_error(lf, "nested too deeply to read", "a lineage record") from None
+    return _check_record(record, lf)
+
+# %% ../nbs/06_lineage.ipynb #27eda93f
 _SECRET = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)
 
 
 def _redact(params: dict[str, Any]) -> dict[str, Any]:
     return {k: ("***" if _SECRET.search(str(k)) else v) for k, v in params.items()}
 
-
+# %% ../nbs/06_lineage.ipynb #7c3cc5a5
 def _made_by(path: Path) -> str | None:
     "The step whose lineage record lies beside `path` (None: no record, a source file mlprod did not make)."
     try:
@@ -84,7 +124,7 @@ def _made_by(path: Path) -> str | None:
         return "an unknown step"
     return None if record is None else str(record.get("step") or "an unknown step")
 
-
+# %% ../nbs/06_lineage.ipynb #c4f2beca
 def file_ref(
     path: str | Path, base: str | Path, role: str, sha256: str | None = None, **extra: Any
 ) -> dict[str, Any]:
@@ -102,7 +142,7 @@ def file_ref(
         ref["sha256"] = sha256
     return {**ref, **{k: v for k, v in extra.items() if v is not None}}
 
-
+# %% ../nbs/06_lineage.ipynb #63887c53
 def write_lineage(
     output: str | Path,
     step: str,
@@ -147,47 +187,7 @@ def write_lineage(
     }
     return write_json(lineage_file(written), record)
 
-
-def _shape_error(lf: Path, what: str, expected: str) -> DataError:
-    return DataError(f"lineage record is {what}", path=lf, expected=expected)
-
-
-def _check_record(record: Any, lf: Path) -> dict[str, Any]:
-    "`record` (parsed from `lf`) when it has the shape of a lineage record; else a DataError naming `lf`."
-    if not isinstance(record, dict):
-        raise _shape_error(lf, f"a JSON {type(record).__name__}", "a JSON object")
-    if record.get("format") != 1:
-        raise LineageError("not a lineage record", path=lf, expected="format 1")
-    for key, kind in (("step", str), ("output", dict), ("inputs", list)):
-        if key not in record:
-            raise _shape_error(lf, f"missing the key '{key}'", f"'{key}': a {kind.__name__}")
-        if not isinstance(record[key], kind):
-            got = type(record[key]).__name__
-            raise _shape_error(lf, f"'{key}' of type {got}", f"'{key}': a {kind.__name__}")
-    for i, ref in enumerate(record["inputs"]):
-        if not isinstance(ref, dict) or not isinstance(ref.get("path"), str) or not ref["path"]:
-            raise _shape_error(lf, f"input {i} without a path", "each input an object with a 'path' string")
-    return record
-
-
-def read_lineage(path: str | Path) -> dict[str, Any] | None:
-    "The lineage record beside `path`, or None when there is none; a record of the wrong shape is a DataError."
-    lf = lineage_file(path)
-    if not lf.is_file():
-        return None
-    try:
-        text = lf.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise _shape_error(lf, f"not UTF-8 (byte {e.start})", "UTF-8 JSON") from None
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataError(f"lineage record does not parse ({e.msg})", path=lf, line=e.lineno) from None
-    except RecursionError:
-        raise _shape_error(lf, "nested too deeply to read", "a lineage record") from None
-    return _check_record(record, lf)
-
-# %% ../nbs/06_lineage.ipynb #40c2a5c7
+# %% ../nbs/06_lineage.ipynb #b3a42d0c
 def commit_with_lineage(staged: str | Path, output: str | Path) -> Path:
     "Rename `staged` and the record beside it to `output` and its record, together, under a lock on the output's folder."
     staged, output = Path(staged), Path(output)
@@ -197,7 +197,7 @@ def commit_with_lineage(staged: str | Path, output: str | Path) -> Path:
     )
     return output
 
-
+# %% ../nbs/06_lineage.ipynb #abb3e982
 @contextmanager
 def staged_output(output: str | Path) -> Iterator[Path]:
     """Where to write `output` (and, with `write_lineage(..., staged=)`, its record) before `commit_with_lineage`
@@ -219,13 +219,13 @@ def staged_output(output: str | Path) -> Iterator[Path]:
     with staging(output, [record]) as stage:  # mlprod.commit: swept, fresh, removed at the end
         yield stage / output.name
 
-
+# %% ../nbs/06_lineage.ipynb #6ce94cd7
 def sweep_temporaries(output: str | Path) -> list[Path]:
     "Remove the hidden temporaries of `output` and of its record (`.NAME.PID-XXXX.tmp`) whose process is gone; returns them."
     output = Path(output)
     return sweep(output.parent, [output.name, lineage_file(output).name])
 
-# %% ../nbs/06_lineage.ipynb #6f48e91b
+# %% ../nbs/06_lineage.ipynb #eba85348
 _INDENT_MAX = 4 * 32  # `render` indents a link 4 spaces more than the one that read it, at most 32 times
 
 
@@ -234,7 +234,7 @@ def _cycle(lf: Path, back_to: Path) -> DataError:
         return DataError("lineage record names its own file as an input", path=lf, expected="no cycle")
     return DataError(f"lineage records form a cycle back to {back_to.name}", path=lf, expected="no cycle")
 
-
+# %% ../nbs/06_lineage.ipynb #2fe37915
 def chain(path: str | Path) -> dict[str, Any] | None:
     """The record of `path` (None when there is none) with the graph behind it: each input that has a record
     gets 'upstream': that record's id (its path relative to `path`'s folder), and 'records' maps each id to its
@@ -275,7 +275,7 @@ def chain(path: str | Path) -> dict[str, Any] | None:
         top["records"] = records
     return top
 
-
+# %% ../nbs/06_lineage.ipynb #5c53a4fc
 @dataclass
 class Link:
     "One node of a traced chain: a file, the step that made it, and whether it still matches."
@@ -303,7 +303,7 @@ class Link:
             todo += reversed(link.children)
         return found
 
-
+# %% ../nbs/06_lineage.ipynb #c23e42cf
 def _shown(p: Path) -> str:
     try:
         return os.path.relpath(p)
@@ -328,7 +328,7 @@ def _no_record(link: Link, name: str, role: str, said: bool, made_by: str | None
         link.status = "no record"
         link.detail = f"no {name}{SUFFIX}: a source file, or a record that was lost"
 
-
+# %% ../nbs/06_lineage.ipynb #1f107478
 @dataclass
 class _Frame:
     "A link of `trace` whose inputs are being followed: `todo` yields them one at a time, in order."
@@ -361,7 +361,47 @@ def _model_link(folder: Path, role: str, on_path: set[str]) -> tuple[Link, _Fram
 
     return link, _Frame(link, str(folder.resolve()), todo(), None)
 
+# %% ../nbs/06_lineage.ipynb #c4b10637
+def _check_against(
+    link: Link,  # the file's link: its step, status and detail are set here
+    record: dict[str, Any],  # the file's lineage record
+    path: Path,
+) -> None:
+    "Set `link`'s step from `record`, and its status to 'changed' if the file no longer matches the record."
+    link.step = record.get("step")
+    git = record.get("git") or {}
+    if record.get("output", {}).get("sha256") and link.status == "ok" and path.is_file():
+        if sha256_file(path) != record["output"]["sha256"]:
+            link.status, link.detail = "changed", "the file no longer matches its own lineage record"
+    if not link.detail:
+        commit = (git.get("commit") or "")[:10]
+        link.detail = f"{record.get('created_at')}" + (f", commit {commit}" if commit else "")
+        link.detail += " (dirty tree)" if git.get("dirty") else ""
 
+# %% ../nbs/06_lineage.ipynb #cd74a82a
+def _inputs_of(
+    path: Path,  # a file with a lineage record
+    record: dict[str, Any],  # that record
+    on_path: set[str],  # the resolved paths of the links being followed: one met again is a cycle
+) -> Iterator[tuple[Any, ...]]:
+    "What to follow behind `path`, one input at a time: ('model', folder, role) or ('file', path, role, sha256, said, made_by)."
+    for ref in record["inputs"]:
+        child = path.parent / ref["path"]
+        if str(child.resolve()) in on_path:  # a record on the current path again
+            raise _cycle(lineage_file(path), child)
+        if ref.get("role") == "model" or (child.is_dir() and (child / "metadata.json").exists()):
+            yield ("model", child, ref.get("role", "model"))
+        else:
+            yield (
+                "file",
+                child,
+                ref.get("role", "input"),
+                ref.get("sha256"),
+                "made_by" in ref,
+                ref.get("made_by"),
+            )
+
+# %% ../nbs/06_lineage.ipynb #6a7795c0
 def _file_link(
     path: Path,
     role: str,
@@ -394,36 +434,10 @@ def _file_link(
     if record is None:
         _no_record(link, path.name, role, said, made_by)
         return link, None
-    link.step = record.get("step")
-    git = record.get("git") or {}
-    if record.get("output", {}).get("sha256") and link.status == "ok" and path.is_file():
-        if sha256_file(path) != record["output"]["sha256"]:
-            link.status, link.detail = "changed", "the file no longer matches its own lineage record"
-    if not link.detail:
-        commit = (git.get("commit") or "")[:10]
-        link.detail = f"{record.get('created_at')}" + (f", commit {commit}" if commit else "")
-        link.detail += " (dirty tree)" if git.get("dirty") else ""
+    _check_against(link, record, path)
+    return link, _Frame(link, key, _inputs_of(path, record, on_path), key)
 
-    def todo() -> Iterator[tuple[Any, ...]]:
-        for ref in record["inputs"]:
-            child = path.parent / ref["path"]
-            if str(child.resolve()) in on_path:  # a record on the current path again
-                raise _cycle(lineage_file(path), child)
-            if ref.get("role") == "model" or (child.is_dir() and (child / "metadata.json").exists()):
-                yield ("model", child, ref.get("role", "model"))
-            else:
-                yield (
-                    "file",
-                    child,
-                    ref.get("role", "input"),
-                    ref.get("sha256"),
-                    "made_by" in ref,
-                    ref.get("made_by"),
-                )
-
-    return link, _Frame(link, key, todo(), key)
-
-
+# %% ../nbs/06_lineage.ipynb #fcb26e17
 def _trace(path: Path, role: str) -> Link:
     """The chain behind `path`, walked depth first with a stack of its own (not Python's): a chain of any depth,
     in the order of each record's inputs; each record is read once and a cycle is a DataError."""
@@ -453,7 +467,7 @@ def _trace(path: Path, role: str) -> Link:
             stack.append(frame)
     return top
 
-
+# %% ../nbs/06_lineage.ipynb #783b1a29
 def trace(path: str | Path) -> Link:
     "The chain of records behind `path`, each link checked against the files on disk."
     path = Path(path)
@@ -463,7 +477,7 @@ def trace(path: str | Path) -> Link:
         raise LineageError("no lineage record beside this file", path=path, expected=f"{path.name}{SUFFIX}")
     return _trace(path, "target")
 
-
+# %% ../nbs/06_lineage.ipynb #f6680f68
 def render(link: Link, prefix: str = "", _shown_before: set[str] | None = None) -> list[str]:
     "The traced chain as indented text lines, one per link; a link met again is shown once, then referred to."
     shown = set() if _shown_before is None else _shown_before
@@ -491,7 +505,7 @@ def render(link: Link, prefix: str = "", _shown_before: set[str] | None = None) 
         todo += [(c, deeper) for c in reversed(here.children)]
     return lines
 
-
+# %% ../nbs/06_lineage.ipynb #b7c64a6c
 def chain_summary(record: dict[str, Any] | None) -> list[str]:
     """A stored chain (as `chain` returns it, e.g. in a model's metadata.json) as lines, sources first, each record
     once. Also reads the nested chains of earlier mlprod versions ('upstream': the input's record itself)."""

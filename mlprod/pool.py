@@ -15,7 +15,7 @@ from .errors import MlprodError
 # %% auto #0
 __all__ = ['default_workers', 'worker_cap', 'WorkersCapped', 'WorkerDied', 'Pool']
 
-# %% ../nbs/08a_pool.ipynb #536ea288
+# %% ../nbs/08a_pool.ipynb #8c9c1df3
 def default_workers() -> int:
     "All the cores this process may use."
     try:
@@ -23,7 +23,7 @@ def default_workers() -> int:
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
 
-
+# %% ../nbs/08a_pool.ipynb #3a91cb24
 def _mem_available() -> int | None:
     "Bytes of memory available for new work (the kernel's MemAvailable, through psutil), None where unknown."
     import psutil
@@ -43,7 +43,7 @@ def _rss() -> int:
     except (OSError, psutil.Error):
         return 0
 
-
+# %% ../nbs/08a_pool.ipynb #f3f73c1c
 def worker_cap(requested: int) -> tuple[int, str]:
     "The workers to fork for `requested`: at most one per core, and as many as the available memory holds; why."
     cores = default_workers()
@@ -93,7 +93,7 @@ def _die_with_parent() -> None:
     if os.getppid() != _PARENT_PID:
         os._exit(1)
 
-# %% ../nbs/08a_pool.ipynb #37fb5131
+# %% ../nbs/08a_pool.ipynb #4de9ae4b
 class WorkerDied(Exception):
     "A worker process of `Pool` ended (killed, out of memory) while it had work."
 
@@ -104,8 +104,13 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         view = view[os.write(fd, view) :]
 
-
-def _serve(tasks: int, results: int, work: Callable[..., Any], init: Callable[[], None]) -> None:
+# %% ../nbs/08a_pool.ipynb #840f9274
+def _serve(
+    tasks: int,  # the read end of the worker's task pipe
+    results: int,  # the write end of its result pipe
+    work: Callable[..., Any],  # run on each task's arguments
+    init: Callable[[], None],  # run once, first
+) -> None:
     "A worker's life: read a task, run `work` on it, write its result; until the task pipe ends (EOF)."
     import pickle
     import struct
@@ -125,8 +130,63 @@ def _serve(tasks: int, results: int, work: Callable[..., Any], init: Callable[[]
         _write_all(results, struct.pack("<Q", len(data)))
         _write_all(results, data)
 
+# %% ../nbs/08a_pool.ipynb #a2e0219c
+def _worker_main(
+    task_r: int,  # the worker's ends of its pipes
+    result_w: int,
+    parent_ends: list[int],  # the parent's ends of every worker's pipes, closed in this one
+    work: Callable[..., Any],
+    init: Callable[[], None],
+) -> None:
+    "The life of a forked worker, to its `os._exit`: set up, then `_serve`."
+    import signal
 
-class Pool:
+    code = 1
+    try:
+        _die_with_parent()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        for fd in parent_ends:  # the parent's ends: EOF means death
+            os.close(fd)
+        _serve(task_r, result_w, work, init)
+        code = 0
+    finally:
+        os._exit(code)
+
+# %% ../nbs/08a_pool.ipynb #2cc79ef1
+def _reap(
+    pids: list[int],  # the workers, killed already
+    seconds: float = 5,  # at most this long in all
+) -> None:
+    "Wait for the killed workers `pids` to end; a process stuck in the kernel past `seconds` is left to the system."
+    import time
+
+    left, deadline = set(pids), time.monotonic() + seconds
+    while left:
+        for pid in list(left):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    left.discard(pid)
+            except ChildProcessError:  # reaped already
+                left.discard(pid)
+        if not left or time.monotonic() > deadline:  # a process stuck in the kernel: the system reaps it
+            break
+        time.sleep(0.002)
+
+# %% ../nbs/08a_pool.ipynb #d6b8244f
+def _parent_ends(task_w: int, result_r: int) -> None:
+    "Make the parent's ends of a worker's pipes non-blocking; the result pipe 1 MiB where the system allows."
+    import fcntl
+
+    os.set_blocking(task_w, False)
+    os.set_blocking(result_r, False)
+    try:  # results of a few MiB cross in fewer rounds (1 MiB: Linux's default maximum for a user)
+        fcntl.fcntl(result_r, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except (OSError, AttributeError):
+        pass
+
+# %% ../nbs/08a_pool.ipynb #48c9c7e4
+class _Workers:
     "Worker processes forked from this one, each fed through a pipe of its own and answering through another."
 
     def __init__(self, workers: int, work: Callable[..., Any], init: Callable[[], None]) -> None:
@@ -147,9 +207,6 @@ class Pool:
 
     def _fork(self, work: Callable[..., Any], init: Callable[[], None]) -> None:
         "Fork one worker, with its two pipes."
-        import fcntl
-        import signal
-
         global _PARENT_PID
         task_r, task_w = os.pipe()
         result_r, result_w = os.pipe()
@@ -164,29 +221,74 @@ class Pool:
                 expected="fewer workers",
                 option=("workers", ""),
             ) from None
-        if pid == 0:  # the worker: never returns into the caller's code, runs no exit hook of the parent's
-            code = 1
-            try:
-                _die_with_parent()
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-                for fd in (task_w, result_r, *self._to, *self._from):  # the parent's ends: EOF means death
-                    os.close(fd)
-                _serve(task_r, result_w, work, init)
-                code = 0
-            finally:
-                os._exit(code)
+        if pid == 0:  # the worker: never returns into the caller's code
+            _worker_main(task_r, result_w, [task_w, result_r, *self._to, *self._from], work, init)
         os.close(task_r)
         os.close(result_w)
         self.pids.append(pid)
         self._to.append(task_w)
         self._from.append(result_r)
-        os.set_blocking(task_w, False)
-        os.set_blocking(result_r, False)
-        try:  # results of a few MiB cross in fewer rounds (1 MiB: Linux's default maximum for a user)
-            fcntl.fcntl(result_r, fcntl.F_SETPIPE_SZ, 1 << 20)
-        except (OSError, AttributeError):
-            pass
+        _parent_ends(task_w, result_r)
+
+    def close(self) -> None:
+        "Kill every worker and reap it; waits a few seconds at most in all, whatever state a worker is in."
+        import signal
+
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # every kill is sent
+        try:
+            for fd in self._to + self._from:
+                os.close(fd)
+            self._to, self._from = [], []
+            for pid in self.pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            _reap(self.pids)
+            self.pids = []
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+# %% ../nbs/08a_pool.ipynb #1fb4949a
+def _send(
+    fd: int,  # a worker's task pipe (non-blocking)
+    pending: deque[memoryview],  # the bytes still to write to it, in order
+) -> None:
+    "Write what the pipe takes of `pending` now; a worker gone is `WorkerDied`."
+    try:
+        while pending:
+            k = os.write(fd, pending[0])
+            pending[0] = pending[0][k:]
+            if pending[0]:
+                break  # the pipe is full: more when select says so
+            pending.popleft()
+    except BrokenPipeError:
+        raise WorkerDied() from None
+    except BlockingIOError:
+        pass
+
+# %% ../nbs/08a_pool.ipynb #70d58dcb
+def _receive(
+    fd: int,  # a worker's result pipe (non-blocking, readable now)
+    buf: bytearray,  # the bytes of its results read so far, not yet complete
+    sent: deque[int],  # the task numbers it has, in order
+    done: dict[int, tuple[bool, Any]],  # where a complete result goes: task number -> (ok, value)
+) -> None:
+    "Read what the pipe holds; each complete result into `done`. The pipe's end (the worker died) is `WorkerDied`."
+    import pickle
+    import struct
+
+    data = os.read(fd, 1 << 20)
+    if not data:  # the worker ended with work to do
+        raise WorkerDied()
+    buf += data
+    while len(buf) >= 8 and len(buf) >= 8 + (size := struct.unpack_from("<Q", buf)[0]):
+        done[sent.popleft()] = pickle.loads(memoryview(buf)[8 : 8 + size])
+        del buf[: 8 + size]
+
+# %% ../nbs/08a_pool.ipynb #76122653
+class Pool(_Workers):
+    "Worker processes forked from this one, each fed through a pipe of its own and answering through another; `map` runs tasks in them."
 
     def map(
         self, tasks: Iterator[tuple[Any, ...]], depth: int
@@ -231,57 +333,7 @@ class Pool:
                 1.0,
             )
             for fd in writable:
-                w = self._to.index(fd)
-                try:
-                    while out[w]:
-                        k = os.write(fd, out[w][0])
-                        out[w][0] = out[w][0][k:]
-                        if out[w][0]:
-                            break  # the pipe is full: more when select says so
-                        out[w].popleft()
-                except BrokenPipeError:
-                    raise WorkerDied() from None
-                except BlockingIOError:
-                    pass
+                _send(fd, out[self._to.index(fd)])
             for fd in readable:
                 w = self._from.index(fd)
-                data = os.read(fd, 1 << 20)
-                if not data:  # the worker ended with work to do
-                    raise WorkerDied()
-                buf = got[w]
-                buf += data
-                while len(buf) >= 8 and len(buf) >= 8 + (size := struct.unpack_from("<Q", buf)[0]):
-                    done[sent[w].popleft()] = pickle.loads(memoryview(buf)[8 : 8 + size])
-                    del buf[: 8 + size]
-
-    def close(self) -> None:
-        "Kill every worker and reap it; waits a few seconds at most in all, whatever state a worker is in."
-        import signal
-        import time
-
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # every kill is sent
-        try:
-            for fd in self._to + self._from:
-                os.close(fd)
-            self._to, self._from = [], []
-            for pid in self.pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            left, deadline = set(self.pids), time.monotonic() + 5
-            while left:
-                for pid in list(left):
-                    try:
-                        if os.waitpid(pid, os.WNOHANG)[0]:
-                            left.discard(pid)
-                    except ChildProcessError:  # reaped already
-                        left.discard(pid)
-                if (
-                    not left or time.monotonic() > deadline
-                ):  # a process stuck in the kernel: the system reaps it
-                    break
-                time.sleep(0.002)
-            self.pids = []
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+                _receive(fd, got[w], sent[w], done)

@@ -28,7 +28,7 @@ def shipped_sql_dir() -> Path:
 # %% auto #0
 __all__ = ['shipped_sql_dir', 'connect', 'register_tables', 'read_sql', 'run_query', 'parse_value', 'fetch', 'evaluate_sql']
 
-# %% ../nbs/07_query.ipynb #cdc1a77d
+# %% ../nbs/07_query.ipynb #d242d844
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -36,6 +36,18 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
+def _spellings(path: Path) -> tuple[Path, ...]:
+    "`path` made absolute, and resolved when it can be (a loop of symbolic links cannot: reading it fails later)."
+    try:
+        return path.absolute(), path.resolve()
+    except (OSError, RuntimeError):
+        return (path.absolute(),)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+# %% ../nbs/07_query.ipynb #41ecfe05
 def connect(
     database: str | Path | None = None, inputs: Iterable[str | Path] = ()
 ) -> duckdb.DuckDBPyConnection:
@@ -63,19 +75,24 @@ def connect(
         raise
     return con
 
-
-def _spellings(path: Path) -> tuple[Path, ...]:
-    "`path` made absolute, and resolved when it can be (a loop of symbolic links cannot: reading it fails later)."
-    try:
-        return path.absolute(), path.resolve()
-    except (OSError, RuntimeError):
-        return (path.absolute(),)
+# %% ../nbs/07_query.ipynb #2fc60529
+_DUCK_LINE = re.compile(r"(?:CSV Error on Line: |in line )(\d+)")
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split())
+def _table_error(e: Exception, name: str, path: Path) -> DataError:
+    "A DuckDB error about reading the file of table `name`: one line, the file, the line when DuckDB says it."
+    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+    text = " ".join(lines[:2])
+    m = _DUCK_LINE.search(text)
+    text = text if len(text) <= 300 else text[:297] + "..."
+    return DataError(
+        f"cannot read as table {name!r} ({text})",
+        path=path,
+        line=int(m.group(1)) if m else None,
+        expected=supported(for_duckdb=True),
+    )
 
-
+# %% ../nbs/07_query.ipynb #b9798fb6
 def register_tables(
     con: duckdb.DuckDBPyConnection,
     tables: dict[str, str | Path],
@@ -99,24 +116,7 @@ def register_tables(
         except duckdb.Error as e:
             raise _table_error(e, name, path) from None
 
-
-_DUCK_LINE = re.compile(r"(?:CSV Error on Line: |in line )(\d+)")
-
-
-def _table_error(e: Exception, name: str, path: Path) -> DataError:
-    "A DuckDB error about reading the file of table `name`: one line, the file, the line when DuckDB says it."
-    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
-    text = " ".join(lines[:2])
-    m = _DUCK_LINE.search(text)
-    text = text if len(text) <= 300 else text[:297] + "..."
-    return DataError(
-        f"cannot read as table {name!r} ({text})",
-        path=path,
-        line=int(m.group(1)) if m else None,
-        expected=supported(for_duckdb=True),
-    )
-
-
+# %% ../nbs/07_query.ipynb #04d17e40
 def _table_of(e: Exception, tables: dict[str, str | Path]) -> tuple[str, Path] | None:
     "The registered table whose file a DuckDB error about reading data names (met while streaming), if any."
     import duckdb
@@ -131,7 +131,7 @@ def _table_of(e: Exception, tables: dict[str, str | Path]) -> tuple[str, Path] |
             return name, Path(path)
     return None
 
-# %% ../nbs/07_query.ipynb #e3933710
+# %% ../nbs/07_query.ipynb #8bd444c0
 _LINE = re.compile(r"LINE (\d+):")
 
 
@@ -147,7 +147,7 @@ def read_sql(sql_file: str | Path) -> str:
         raise QueryError("SQL file is empty", path=sql_file)
     return text
 
-
+# %% ../nbs/07_query.ipynb #95930c15
 def _refused(e: Exception) -> bool:
     "Whether DuckDB refused a statement because of the sandbox `connect` set (a file, an extension, a setting)."
     import duckdb
@@ -177,7 +177,7 @@ def _query_error(
         )
     return QueryError(text, path=sql_file, line=line)
 
-
+# %% ../nbs/07_query.ipynb #6c9bf35b
 class _Statement(NamedTuple):
     line: int  # the line of the file it starts on
     text: str
@@ -211,7 +211,7 @@ def _statements(sql: str, sql_file: str | Path) -> list[_Statement]:
         pos = start + len(s.query)
     return out
 
-
+# %% ../nbs/07_query.ipynb #7bab4a47
 def _where(con: duckdb.DuckDBPyConnection, text: str, start: int) -> int:
     "Error path only: the line a query that failed to bind fails on, by binding it once more (PREPARE never runs it)."
     import duckdb
@@ -224,7 +224,7 @@ def _where(con: duckdb.DuckDBPyConnection, text: str, start: int) -> int:
     con.execute("DEALLOCATE _mlprod_where")
     return start  # it binds without the values: the failure was theirs, or the run's
 
-
+# %% ../nbs/07_query.ipynb #d1d63670
 @contextmanager
 def run_query(
     sql_file: str | Path,
@@ -269,7 +269,7 @@ def run_query(
         if own:
             con.close()
 
-# %% ../nbs/07_query.ipynb #cee9ace2
+# %% ../nbs/07_query.ipynb #f8109bdf
 def parse_value(text: str) -> Any:
     "A CLI parameter value: int, then float, else the string itself."
     for cast in (int, float):
@@ -279,7 +279,7 @@ def parse_value(text: str) -> Any:
             pass
     return text
 
-
+# %% ../nbs/07_query.ipynb #23ff71e8
 def _same_file(a: Path, b: Path) -> bool:
     "Whether `a` and `b` name one file: by the file system (links, `..`), else by resolved path."
     try:
@@ -303,7 +303,7 @@ def _refuse_output_in_inputs(output: Path, inputs: list[dict[str, Any]]) -> None
                     option=("fetch_inputs", ""),  # the command names its flags
                 )
 
-
+# %% ../nbs/07_query.ipynb #eaab9ba7
 def _check_params(params: dict[str, Any], sql_file: str | Path) -> None:
     "A NaN or an infinity (`nan`, `inf`, `1e999` on the command line) is no value to filter on: refused, named."
     import math
@@ -316,7 +316,7 @@ def _check_params(params: dict[str, Any], sql_file: str | Path) -> None:
                 expected="a finite number, or text (a SQL filter on NaN or an infinity is almost always a mistake)",
             )
 
-
+# %% ../nbs/07_query.ipynb #e6dcf80d
 def _type_refused(t: Any, fmt: TableFormat) -> bool:
     "Whether the DuckDB type `t` (a DuckDBPyType), or one nested in it, cannot be written to `fmt`."
     if t.id.upper() in fmt.duckdb_unwritable:  # each format says what it cannot hold (mlprod.formats)
@@ -340,7 +340,25 @@ def _check_types(rel: Any, output: Path, sql_file: str | Path) -> None:
                 expected="a CAST in the SQL (e.g. to VARCHAR)" + fmt.duckdb_hint,
             )
 
+# %% ../nbs/07_query.ipynb #ba6841ed
+def _next_batch(reader: Any, sql_file: str | Path, tables: dict[str, str | Path] | None) -> Any:
+    """The reader's next Arrow batch, or None at the end. A query fails while it streams (a cast, a division by
+    zero in a later row): DuckDB's error reaches here through Arrow as an OSError, and is the SQL file's error."""
+    import pyarrow as pa
 
+    try:
+        return reader.read_next_batch()
+    except StopIteration:
+        return None
+    except (OSError, pa.ArrowException) as e:
+        start = None
+        try:
+            start = _statements(read_sql(sql_file), sql_file)[-1].line
+        except QueryError:
+            pass
+        raise _query_error(e, sql_file, tables, start) from None
+
+# %% ../nbs/07_query.ipynb #919bc8aa
 def fetch(
     sql_file: str | Path,
     output: str | Path,
@@ -377,30 +395,20 @@ def fetch(
         commit_with_lineage(staged, output)
     return output
 
-
-def _next_batch(reader: Any, sql_file: str | Path, tables: dict[str, str | Path] | None) -> Any:
-    """The reader's next Arrow batch, or None at the end. A query fails while it streams (a cast, a division by
-    zero in a later row): DuckDB's error reaches here through Arrow as an OSError, and is the SQL file's error."""
-    import pyarrow as pa
-
-    try:
-        return reader.read_next_batch()
-    except StopIteration:
-        return None
-    except (OSError, pa.ArrowException) as e:
-        start = None
-        try:
-            start = _statements(read_sql(sql_file), sql_file)[-1].line
-        except QueryError:
-            pass
-        raise _query_error(e, sql_file, tables, start) from None
-
-# %% ../nbs/07_query.ipynb #970c515e
+# %% ../nbs/07_query.ipynb #415111a1
 def _quote(ident: str) -> str:
     "A SQL identifier, double-quoted (column names come from the user's files)."
     return '"' + str(ident).replace('"', '""') + '"'
 
 
+def _as_text(ident: str, kind: str) -> str:
+    "SQL for the column `ident` of DuckDB type `kind` as an ID in text: whole floats without their '.0'."
+    col = _quote(ident)
+    if kind.upper() in ("FLOAT", "DOUBLE", "REAL") or kind.upper().startswith("DECIMAL"):
+        return f"CASE WHEN {col} = trunc({col}) THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) ELSE CAST({col} AS VARCHAR) END"
+    return f"CAST({col} AS VARCHAR)"
+
+# %% ../nbs/07_query.ipynb #dd3491fb
 def _register_eval_views(con: Any, predictions: Path, truth: Path, id_col: str, target_col: str) -> None:
     "Views predictions(id, prediction) and truth(id, label), ids as text on both sides (as the pandas engine joins them)."
     register_tables(con, {"_pred_file": predictions, "_truth_file": truth}, ids=[id_col])
@@ -421,15 +429,7 @@ def _register_eval_views(con: Any, predictions: Path, truth: Path, id_col: str, 
         )
         con.execute(f"CREATE VIEW {view} AS SELECT {select} FROM {source}")
 
-
-def _as_text(ident: str, kind: str) -> str:
-    "SQL for the column `ident` of DuckDB type `kind` as an ID in text: whole floats without their '.0'."
-    col = _quote(ident)
-    if kind.upper() in ("FLOAT", "DOUBLE", "REAL") or kind.upper().startswith("DECIMAL"):
-        return f"CASE WHEN {col} = trunc({col}) THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) ELSE CAST({col} AS VARCHAR) END"
-    return f"CAST({col} AS VARCHAR)"
-
-
+# %% ../nbs/07_query.ipynb #b7f283e5
 def _register_recommend_views(con: Any, predictions: Path, truth: Path, user_col: str, item_col: str) -> None:
     "Views predictions(id, items: VARCHAR[]) and truth(id, item), ids and items as text."
     register_tables(con, {"_pred_file": predictions, "_truth_file": truth}, ids=[user_col, item_col])
@@ -465,7 +465,7 @@ def _register_recommend_views(con: Any, predictions: Path, truth: Path, user_col
     item = _as_text(item_col, types["_truth_file"][item_col])
     con.execute(f"CREATE VIEW truth AS SELECT {truth_id} AS id, {item} AS item FROM _truth_file")
 
-
+# %% ../nbs/07_query.ipynb #7308ac66
 _RECOMMEND_CHECK_SQL = """
 SELECT 'a row of the predictions with no id' AS problem, id FROM predictions WHERE coalesce(id, '') = ''
 UNION ALL
@@ -474,6 +474,7 @@ UNION ALL
 SELECT DISTINCT 'id of the truth without a prediction', t.id FROM truth t ANTI JOIN predictions p ON t.id = p.id
 LIMIT 20
 """
+
 
 _CHECK_SQL = """
 SELECT 'a row of the predictions with no id' AS problem, id FROM predictions WHERE coalesce(id, '') = ''
@@ -491,6 +492,24 @@ LIMIT 20
 """
 
 
+def _check_join(con: Any, recommend: bool, predictions: str | Path, truth: str | Path, id_col: str) -> None:
+    """Refuse predictions and truth (the views of `con`) that do not join on their ids: a row with no id, an id twice,
+    an id on one side only (`recommend`: several truth rows per user)."""
+    import duckdb
+
+    try:
+        problems = con.execute(_RECOMMEND_CHECK_SQL if recommend else _CHECK_SQL).fetchall()
+    except duckdb.Error as e:
+        msg = f"cannot join predictions and truth on {id_col!r} ({_one_line(e)})"
+        raise QueryError(msg, path=truth) from None
+    if problems:
+        what = problems[0][0]
+        ids = ", ".join(repr(r[1]) for r in problems if r[0] == what)
+        in_predictions = what.endswith(("in the predictions", "of the predictions without a truth"))
+        in_predictions = in_predictions or what.startswith("a row of the predictions")
+        raise DataError(f"{what}: {ids}", path=predictions if in_predictions else truth, column=id_col)
+
+# %% ../nbs/07_query.ipynb #bab031ee
 def _check_probabilities(con: Any, predictions: Path, id_col: str) -> None:
     """The predictions' proba_<class> columns hold probabilities, as the pandas engine requires
     (`mlprod.evaluate.check_probabilities`): the first row that does not (text, missing, NaN, an infinity, outside
@@ -521,59 +540,7 @@ def _check_probabilities(con: Any, predictions: Path, id_col: str) -> None:
             expected="a probability in [0, 1] in every row",
         )
 
-
-def evaluate_sql(
-    predictions: str | Path,
-    truth: str | Path,
-    task: str,
-    id_col: str,
-    target_col: str,  # recommend: the truth's item column
-    sql_dir: str | Path | None = None,
-    k_values: list[int] | tuple[int, ...] = (5, 10),  # recommend: the k of precision@k and recall@k
-) -> dict[str, Any]:
-    "The metrics of `predictions` against `truth` computed by DuckDB with sql/evaluate_<task>.sql."
-    import duckdb
-
-    from mlprod.tasks import find_task, task_names
-
-    kind = find_task(task)  # what differs between tasks (mlprod.tasks): the views, the checks, the result
-    if kind is None:
-        names = task_names()
-        raise QueryError(
-            f"no SQL evaluation for task {task!r}", expected=", ".join(names[:-1]) + " or " + names[-1]
-        )
-    recommend = kind.data == "interactions"
-    sql_file = Path(sql_dir or shipped_sql_dir()) / f"evaluate_{task}.sql"
-    with connect(inputs=(predictions, truth)) as con:  # the sandbox: these two files, nothing else
-        if recommend:
-            _register_recommend_views(con, Path(predictions), Path(truth), id_col, target_col)
-        else:
-            _register_eval_views(con, Path(predictions), Path(truth), id_col, target_col)
-        try:
-            problems = con.execute(_RECOMMEND_CHECK_SQL if recommend else _CHECK_SQL).fetchall()
-        except duckdb.Error as e:
-            msg = f"cannot join predictions and truth on {id_col!r} ({_one_line(e)})"
-            raise QueryError(msg, path=truth) from None
-        if problems:
-            what = problems[0][0]
-            ids = ", ".join(repr(r[1]) for r in problems if r[0] == what)
-            in_predictions = what.endswith(("in the predictions", "of the predictions without a truth"))
-            in_predictions = in_predictions or what.startswith("a row of the predictions")
-            raise DataError(f"{what}: {ids}", path=predictions if in_predictions else truth, column=id_col)
-        if kind.target == "labels":
-            _check_probabilities(con, Path(predictions), id_col)
-        params = {"k_values": [int(k) for k in k_values]} if recommend else None
-        with run_query(sql_file, con=con, params=params) as rel:
-            rows = rel.fetchall()  # [(metric, label, predicted, value)]
-        (n_rows,) = con.execute("SELECT count(*) FROM truth").fetchone()
-        if recommend:
-            (users,) = con.execute("SELECT count(DISTINCT id) FROM truth").fetchone()
-            (n_pred,) = con.execute("SELECT count(*) FROM predictions").fetchone()
-            counts = {"users": int(users), "prediction_rows": int(n_pred)}
-            return {"rows": int(n_rows), **counts, **_assemble(kind.target == "labels", rows)}
-    return {"rows": int(n_rows), **_assemble(kind.target == "labels", rows)}
-
-
+# %% ../nbs/07_query.ipynb #115f22e0
 def _assemble(by_class: bool, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
     "The metrics of the SQL's rows: (metric, label, predicted, value); `by_class`: labels, with a confusion matrix."
     out: dict[str, Any] = {}
@@ -595,3 +562,43 @@ def _assemble(by_class: bool, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
         "matrix": [[confusion.get((t, p), 0) for p in labels] for t in labels],
     }
     return out
+
+# %% ../nbs/07_query.ipynb #2bb669b1
+def evaluate_sql(
+    predictions: str | Path,
+    truth: str | Path,
+    task: str,
+    id_col: str,
+    target_col: str,  # recommend: the truth's item column
+    sql_dir: str | Path | None = None,
+    k_values: list[int] | tuple[int, ...] = (5, 10),  # recommend: the k of precision@k and recall@k
+) -> dict[str, Any]:
+    "The metrics of `predictions` against `truth` computed by DuckDB with sql/evaluate_<task>.sql."
+    from mlprod.tasks import find_task, task_names
+
+    kind = find_task(task)  # what differs between tasks (mlprod.tasks): the views, the checks, the result
+    if kind is None:
+        names = task_names()
+        raise QueryError(
+            f"no SQL evaluation for task {task!r}", expected=", ".join(names[:-1]) + " or " + names[-1]
+        )
+    recommend = kind.data == "interactions"
+    sql_file = Path(sql_dir or shipped_sql_dir()) / f"evaluate_{task}.sql"
+    with connect(inputs=(predictions, truth)) as con:  # the sandbox: these two files, nothing else
+        if recommend:
+            _register_recommend_views(con, Path(predictions), Path(truth), id_col, target_col)
+        else:
+            _register_eval_views(con, Path(predictions), Path(truth), id_col, target_col)
+        _check_join(con, recommend, predictions, truth, id_col)
+        if kind.target == "labels":
+            _check_probabilities(con, Path(predictions), id_col)
+        params = {"k_values": [int(k) for k in k_values]} if recommend else None
+        with run_query(sql_file, con=con, params=params) as rel:
+            rows = rel.fetchall()  # [(metric, label, predicted, value)]
+        (n_rows,) = con.execute("SELECT count(*) FROM truth").fetchone()
+        if recommend:
+            (users,) = con.execute("SELECT count(DISTINCT id) FROM truth").fetchone()
+            (n_pred,) = con.execute("SELECT count(*) FROM predictions").fetchone()
+            counts = {"users": int(users), "prediction_rows": int(n_pred)}
+            return {"rows": int(n_rows), **counts, **_assemble(kind.target == "labels", rows)}
+    return {"rows": int(n_rows), **_assemble(kind.target == "labels", rows)}

@@ -22,7 +22,7 @@ KINDS = ("numeric", "categorical")
 # %% auto #0
 __all__ = ['KINDS', 'Column', 'Schema', 'capture_schema', 'validate']
 
-# %% ../nbs/02_schema.ipynb #fbe7a170
+# %% ../nbs/02_schema.ipynb #4f573001
 @dataclass
 class Column:
     "One input column: its name, kind ('numeric' or 'categorical'), training dtype and seen categories."
@@ -32,7 +32,7 @@ class Column:
     dtype: str
     categories: list[str] | None = None
 
-
+# %% ../nbs/02_schema.ipynb #31833577
 @dataclass
 class Schema:
     "What a model expects: the task, the id and target columns, the feature columns and (classifiers) the classes."
@@ -89,7 +89,7 @@ class Schema:
         except json.JSONDecodeError as e:
             raise SchemaError(f"schema is not valid JSON ({e.msg})", path=source, line=e.lineno) from None
 
-# %% ../nbs/02_schema.ipynb #b1b59cae
+# %% ../nbs/02_schema.ipynb #f61a1f0e
 def _infer_kind(s: pd.Series, name: str) -> str:
     import pandas as pd
 
@@ -103,7 +103,7 @@ def _infer_kind(s: pd.Series, name: str) -> str:
         expected="numbers or text (convert dates and nested values in SQL or a transformer first)",
     )
 
-
+# %% ../nbs/02_schema.ipynb #fc01600f
 def _clean_label(v: Any) -> Any:
     "A class label as plain JSON: numpy scalars become Python ones."
     return v.item() if hasattr(v, "item") else v
@@ -112,6 +112,38 @@ def _clean_label(v: Any) -> Any:
 _LABEL_KINDS = ("string", "integer", "floating", "mixed-integer-float", "boolean", "categorical", "empty")
 
 
+def _classes(
+    y: pd.Series,  # (n_rows,) the target column
+    target: str | None,  # its name, for the errors
+) -> list[Any]:
+    "The sorted classes of the labels `y`, refused if one is missing, their types mix, or there are fewer than two."
+    import pandas as pd
+
+    if y.isna().any():
+        raise SchemaError(
+            f"{int(y.isna().sum())} rows have no label", column=target, expected="a label in every row"
+        )
+    kind = pd.api.types.infer_dtype(y, skipna=True)  # one word for the whole column, vectorised
+    if kind not in _LABEL_KINDS:
+        raise SchemaError(
+            f"labels of mixed or unsupported types ({kind})",
+            column=target,
+            expected="class labels that are all text, or all numbers",
+        )
+    try:
+        classes = sorted(_clean_label(v) for v in y.unique())
+    except TypeError:  # e.g. a categorical column whose categories mix text and numbers
+        raise SchemaError(
+            "labels of mixed types",
+            column=target,
+            expected="class labels that are all text, or all numbers",
+        ) from None
+    if len(classes) < 2:
+        found = f"only one class ({classes[0]!r})" if classes else "no rows"
+        raise SchemaError(found, column=target, expected="at least two classes")
+    return classes
+
+# %% ../nbs/02_schema.ipynb #b48379f6
 def capture_schema(
     df: pd.DataFrame,  # the training frame: (n_rows, n_columns)
     task: str,
@@ -123,8 +155,6 @@ def capture_schema(
     identifiers: list[str] | None = None,  # categorical columns of IDs: their categories are not stored
 ) -> Schema:
     "The schema of `df`: feature columns with kinds, dtypes and categories; classes for a classifier."
-    import pandas as pd
-
     labels = task_for(task, SchemaError).target == "labels"  # the task decides; an unknown one fails first
     for role, col in (("target", target), ("id column", id_col)):
         if col is not None and col not in df.columns:
@@ -154,31 +184,7 @@ def capture_schema(
         listed = kind == "categorical" and name not in ids
         cats = sorted(s.dropna().astype(str).unique().tolist()) if listed else None
         cols.append(Column(name, kind, str(s.dtype), cats))
-    classes = None
-    if labels:  # classification: the classes, checked
-        y = df[target]
-        if y.isna().any():
-            raise SchemaError(
-                f"{int(y.isna().sum())} rows have no label", column=target, expected="a label in every row"
-            )
-        kind = pd.api.types.infer_dtype(y, skipna=True)  # one word for the whole column, vectorised
-        if kind not in _LABEL_KINDS:
-            raise SchemaError(
-                f"labels of mixed or unsupported types ({kind})",
-                column=target,
-                expected="class labels that are all text, or all numbers",
-            )
-        try:
-            classes = sorted(_clean_label(v) for v in y.unique())
-        except TypeError:  # e.g. a categorical column whose categories mix text and numbers
-            raise SchemaError(
-                "labels of mixed types",
-                column=target,
-                expected="class labels that are all text, or all numbers",
-            ) from None
-        if len(classes) < 2:
-            found = f"only one class ({classes[0]!r})" if classes else "no rows"
-            raise SchemaError(found, column=target, expected="at least two classes")
+    classes = _classes(df[target], target) if labels else None  # classification: the classes, checked
     return Schema(task, target, id_col, cols, classes)
 
 # %% ../nbs/02_schema.ipynb #fe4a0aca

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ['check_table', 'iter_chunks', 'parse_chunk', 'iter_table', 'read_table', 'read_jsonl_bytes', 'encode_rows',
            'TableWriter', 'write_table']
 
-# %% ../nbs/01f_tables.ipynb #38ef24bc
+# %% ../nbs/01f_tables.ipynb #78f4d540
 def check_table(path: str | Path) -> tuple[Path, TableFormat]:
     "Refuse what no reader should parse: an unknown format, a missing, unreadable or empty file, a folder, a bad gzip, a CSV header naming a column twice. Returns (path, its format)."
     path = Path(path)
@@ -30,7 +30,7 @@ def check_table(path: str | Path) -> tuple[Path, TableFormat]:
     fmt.check(path)
     return path, fmt
 
-
+# %% ../nbs/01f_tables.ipynb #958afe30
 def iter_chunks(
     path: str | Path,
     chunk_rows: int = CHUNK_ROWS,
@@ -47,12 +47,12 @@ def iter_chunks(
     path, fmt = check_table(path)
     yield from fmt.locate(path, chunk_rows, digest, taper, ids)
 
-
+# %% ../nbs/01f_tables.ipynb #7f216614
 def parse_chunk(chunk: RawChunk) -> pd.DataFrame | None:
     "The frame of a located chunk: (chunk.rows or fewer, n_columns); None for a chunk of blank JSON lines."
     return chunk.frame if chunk.frame is not None else chunk.format.parse(chunk)
 
-
+# %% ../nbs/01f_tables.ipynb #63ab8846
 def iter_table(
     path: str | Path,
     chunk_rows: int = CHUNK_ROWS,
@@ -67,7 +67,7 @@ def iter_table(
     path, fmt = check_table(path)
     yield from fmt.frames(path, chunk_rows, allow_empty, ids)
 
-
+# %% ../nbs/01f_tables.ipynb #3eb0b6e3
 def read_table(
     path: str | Path,
     allow_empty: bool = False,
@@ -79,7 +79,7 @@ def read_table(
     path, fmt = check_table(path)
     return fmt.read(path, allow_empty, ids)
 
-
+# %% ../nbs/01f_tables.ipynb #1af706e7
 def read_jsonl_bytes(data: bytes, path: str | Path) -> pd.DataFrame:
     "A JSON Lines document already read (and checked: a bundle's golden rows) as a frame; `path` names it in errors."
     table = parse_jsonl(Path(path), data, 1)
@@ -95,7 +95,7 @@ def encode_rows(df: pd.DataFrame, fmt: str | TableFormat, header: bool) -> str:
         raise DataError(f"cannot encode rows as {fmt!r}", expected="csv or jsonl")
     return found.encode_rows(df, header)
 
-# %% ../nbs/01f_tables.ipynb #522c6c05
+# %% ../nbs/01f_tables.ipynb #8a84c765
 class TableWriter:
     "Write frames, chunk by chunk, into a table file (any registered format) that appears only when complete."
 
@@ -142,7 +142,7 @@ class TableWriter:
         else:
             self.abort()
 
-
+# %% ../nbs/01f_tables.ipynb #ee39e44d
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     "Write `df` (n_rows, n_columns) to `path`, format by extension, atomically."
     with TableWriter(path) as w:
