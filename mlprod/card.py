@@ -13,23 +13,34 @@ from .execute import shown_path
 # %% auto #0
 __all__ = ['model_card']
 
-# %% ../nbs/13b_card.ipynb #d49cf836
-def model_card(model_dir: str | Path) -> dict[str, Any]:
-    "The model card of the bundle at `model_dir`: summary (Markdown), config (YAML), tables, lineage lines."
+# %% ../nbs/13b_card.ipynb #92f9a04a
+def _split_line(
+    sp: dict[str, Any],  # metadata.json's "split"
+) -> str:
+    "The summary's line on the training split: rows of a table, or interactions held out per user."
+    if "holdout" in sp:  # a recommender
+        return (
+            f"- training interactions {sp.get('train_rows')}, held out {sp.get('validation_rows')} of "
+            f"{sp.get('validation_users')} users ({sp.get('holdout')} per user, by {sp.get('by')}); "
+            + (
+                "the saved model is refit on all of them"
+                if sp.get("refit")
+                else "saved as fitted on the training part"
+            )
+        )
+    return (
+        f"- training rows {sp.get('train_rows')}, validation rows {sp.get('validation_rows')} "
+        f"(test_size {sp.get('test_size')}, stratified: {sp.get('stratify')})"
+    )
+
+# %% ../nbs/13b_card.ipynb #b995723f
+def _summary(
+    folder: Path,  # the bundle's version folder
+    meta: dict[str, Any],  # its metadata.json
+) -> str:
+    "The card's summary (Markdown): name, version, task, training run, seed, final features, split."
     import json
 
-    import pandas as pd
-
-    from mlprod.io import sha256_file
-    from mlprod.lineage import render, trace
-    from mlprod.registry import resolve_version
-    from mlprod.verify import library_versions
-
-    folder = resolve_version(model_dir)
-    meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
-    config_text = (
-        (folder / "config.yaml").read_text(encoding="utf-8") if (folder / "config.yaml").exists() else ""
-    )
     git = meta.get("git") or {}
     commit = (git.get("commit") or "")[:10] or "unknown"
     summary = [
@@ -51,23 +62,20 @@ def model_card(model_dir: str | Path) -> dict[str, Any]:
         final
     ):  # the columns the estimator takes, after the preprocessing (schema.json; absent in older bundles)
         summary.append(f"- model features ({len(final)}): {', '.join(map(str, final))}")
-    if "split" in meta and "holdout" in meta["split"]:  # a recommender
-        sp = meta["split"]
-        summary.append(
-            f"- training interactions {sp.get('train_rows')}, held out {sp.get('validation_rows')} of "
-            f"{sp.get('validation_users')} users ({sp.get('holdout')} per user, by {sp.get('by')}); "
-            + (
-                "the saved model is refit on all of them"
-                if sp.get("refit")
-                else "saved as fitted on the training part"
-            )
-        )
-    elif "split" in meta:
-        sp = meta["split"]
-        summary.append(
-            f"- training rows {sp.get('train_rows')}, validation rows {sp.get('validation_rows')} "
-            f"(test_size {sp.get('test_size')}, stratified: {sp.get('stratify')})"
-        )
+    if "split" in meta:
+        summary.append(_split_line(meta["split"]))
+    return "\n".join(summary)
+
+# %% ../nbs/13b_card.ipynb #cd1e90a7
+def _hyperparameters(
+    folder: Path,  # the bundle's version folder
+    meta: dict[str, Any],  # its metadata.json
+) -> Any:
+    "The estimator's hyperparameters: (n_params, 1), index = parameter, each value as JSON."
+    import json
+
+    import pandas as pd
+
     hyper = meta.get("hyperparameters")
     if hyper is None:  # a bundle saved without them: ask the fitted estimator
         from mlprod.bundle import load_bundle
@@ -75,18 +83,38 @@ def model_card(model_dir: str | Path) -> dict[str, Any]:
         model = load_bundle(folder, version_skew="ignore", check_golden=False).model
         est = model.steps[-1][1] if hasattr(model, "steps") else model
         hyper = {k: repr(v) for k, v in est.get_params(deep=False).items()}
-    hyperparameters = pd.DataFrame(
+    return pd.DataFrame(
         {"value": [json.dumps(v) for v in hyper.values()]}, index=list(hyper)
     )  # (n_params, 1), index = parameter
+
+# %% ../nbs/13b_card.ipynb #2249e97c
+def _versions(
+    meta: dict[str, Any],  # the bundle's metadata.json
+) -> Any:
+    "Library versions at training beside the ones running now: (n_libraries, 2), index = library."
+    import pandas as pd
+
+    from mlprod.verify import library_versions
+
     saved, running = meta.get("versions", {}), library_versions()
     libs = list(dict.fromkeys([*saved, *running]))
-    versions = pd.DataFrame(
+    return pd.DataFrame(
         {
             "at training": [saved.get(k, "") for k in libs],
             "in this report": [running.get(k, "") for k in libs],
         },
         index=libs,
     )  # (n_libraries, 2), index = library
+
+# %% ../nbs/13b_card.ipynb #7ce7ab0d
+def _training_data(
+    meta: dict[str, Any],  # the bundle's metadata.json
+) -> Any:
+    "The training files: (n_files, 3), index = the path as recorded at training; rows, sha256, file now."
+    import pandas as pd
+
+    from mlprod.io import sha256_file
+
     rows = []
     for d in meta.get("training_data", []):
         p = Path(d.get("path", ""))
@@ -97,18 +125,41 @@ def model_card(model_dir: str | Path) -> dict[str, Any]:
         rows.append(
             {"path": d.get("path"), "rows": d.get("rows"), "sha256": d.get("sha256"), "file now": now}
         )
-    training_data = (
+    return (
         pd.DataFrame(rows, columns=["path", "rows", "sha256", "file now"]).set_index("path").rename_axis(None)
     )  # (n_files, 3), index = the file's path as recorded at training time
+
+# %% ../nbs/13b_card.ipynb #7fd23ae6
+def _lineage_lines(
+    folder: Path,  # the bundle's version folder
+) -> list[str]:
+    "The lineage chain behind the model (mlprod.lineage), one line each; a broken record in one line."
+    from mlprod.lineage import render, trace
+
     try:
-        lineage = render(trace(folder))
+        return render(trace(folder))
     except Exception as e:  # a broken record must not hide the rest of the card
-        lineage = [f"lineage unavailable: {' '.join(str(e).split())}"]
+        return [f"lineage unavailable: {' '.join(str(e).split())}"]
+
+# %% ../nbs/13b_card.ipynb #eac79cf0
+def model_card(
+    model_dir: str | Path,  # a model root (its latest version) or one version folder
+) -> dict[str, Any]:
+    "The model card of the bundle at `model_dir`: summary (Markdown), config (YAML), tables, lineage lines."
+    import json
+
+    from mlprod.registry import resolve_version
+
+    folder = resolve_version(model_dir)
+    meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    config_text = (
+        (folder / "config.yaml").read_text(encoding="utf-8") if (folder / "config.yaml").exists() else ""
+    )
     return {
-        "summary": "\n".join(summary),
+        "summary": _summary(folder, meta),
         "config": config_text,
-        "hyperparameters": hyperparameters,
-        "versions": versions,
-        "training_data": training_data,
-        "lineage": lineage,
+        "hyperparameters": _hyperparameters(folder, meta),
+        "versions": _versions(meta),
+        "training_data": _training_data(meta),
+        "lineage": _lineage_lines(folder),
     }

@@ -25,7 +25,7 @@ from .errors import MlprodError
 # %% auto #0
 __all__ = ['OPTION_FLAGS', 'app', 'MlprodGroup', 'main', 'settings_cmd']
 
-# %% ../nbs/90_cli.ipynb #331b9cad
+# %% ../nbs/90_cli.ipynb #1f7898e1
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())
 
@@ -48,7 +48,7 @@ def _error_line(e: MlprodError) -> str:
     name, value = getattr(e, "option", None) or (None, "")
     return f"{line} (CLI: {OPTION_FLAGS[name].format(value or 'N')})" if name in OPTION_FLAGS else line
 
-
+# %% ../nbs/90_cli.ipynb #5aafba63
 def _show_warning(show: Any, message: Warning | str, *args: Any, **kwargs: Any) -> None:
     """A warning that advises a library parameter (its `option`, and `says` to word it) as one line naming the flag,
     `mlprod: --workers 64 capped to 2 (2 cores)`; any other warning as `show` (Python's) shows it."""
@@ -58,7 +58,7 @@ def _show_warning(show: Any, message: Warning | str, *args: Any, **kwargs: Any) 
     else:
         show(message, *args, **kwargs)
 
-
+# %% ../nbs/90_cli.ipynb #dd61998a
 class MlprodGroup(TyperGroup):
     """The top-level group: turns an MlprodError raised by any command into one line on stderr and exit 2; an
     OSError no guard turned into one (a bug to report) is one line too, never a traceback."""
@@ -85,7 +85,7 @@ class MlprodGroup(TyperGroup):
             typer.echo(f"mlprod: system error: {_one_line(e)}", err=True)
             raise typer.Exit(2) from None
 
-
+# %% ../nbs/90_cli.ipynb #dcc246ab
 app = typer.Typer(
     cls=MlprodGroup,
     name="mlprod",
@@ -122,7 +122,7 @@ def _root(
 
         resume_gc()  # only `predict` holds collection off further, until its batch engine starts
 
-
+# %% ../nbs/90_cli.ipynb #81614796
 def main() -> None:
     "Console entry point of `mlprod`."
     import atexit

@@ -40,7 +40,7 @@ def data_fixtures_cmd(
     for path in make_fixtures(out_dir, seed=seed):
         typer.echo(f"wrote {path}  sha256 {sha256_file(path)[:12]}")
 
-# %% ../nbs/90d_cli_data.ipynb #94524eef
+# %% ../nbs/90d_cli_data.ipynb #54de1f3e
 @data_app.command("split")
 def data_split_cmd(
     ctx: typer.Context,
@@ -75,7 +75,7 @@ def data_split_cmd(
     for part, path in zip(("train", "test"), paths, strict=True):
         typer.echo(f"wrote {path}  ({len(read_table(path))} rows, {part})")
 
-
+# %% ../nbs/90d_cli_data.ipynb #e51079f7
 @data_app.command("iris")
 def data_iris_cmd(
     output: Annotated[
@@ -87,7 +87,7 @@ def data_iris_cmd(
 
     typer.echo(f"wrote {write_iris(output)}  (150 rows)")
 
-# %% ../nbs/90d_cli_data.ipynb #a9ca30ac
+# %% ../nbs/90d_cli_data.ipynb #b365d50d
 def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
     "NAME=VALUE options as a dict; a malformed one is an error naming the flag."
     out: dict[str, str] = {}
@@ -98,7 +98,7 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
         out[name.strip()] = value
     return out
 
-
+# %% ../nbs/90d_cli_data.ipynb #28d0a65b
 @data_app.command("fetch")
 def data_fetch_cmd(
     sql: Annotated[

@@ -15,18 +15,18 @@ from .cli_options import FormatOption, SkewOption, TrustOption, load_options
 # %% auto #0
 __all__ = ['models_app', 'models_list_cmd', 'models_show_cmd', 'models_verify_cmd', 'models_promote_cmd']
 
-# %% ../nbs/90c_cli_models.ipynb #5fc37a5f
+# %% ../nbs/90c_cli_models.ipynb #51505618
 models_app = typer.Typer(
     help="Models: list, show, verify and promote bundle versions.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
 
-
+# %% ../nbs/90c_cli_models.ipynb #7cb92d9b
 def _fmt_metric(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-
+# %% ../nbs/90c_cli_models.ipynb #39f764ba
 def _headline_metrics(metrics: dict[str, Any], n: int = 3) -> str:
     "The metric its candidates were selected by (`select_by`), named; without a selection, the first `n`."
     metric = (metrics.get("selection") or {}).get("select_by")
@@ -35,14 +35,14 @@ def _headline_metrics(metrics: dict[str, Any], n: int = 3) -> str:
     flat = [(k, v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)]
     return ", ".join(f"{k}={_fmt_metric(v)}" for k, v in flat[:n])
 
-
+# %% ../nbs/90c_cli_models.ipynb #5b7dda05
 def _candidate(row: dict[str, Any]) -> str:
     "A version's candidate, and whether it was the one selected."
     if row.get("candidate") is None:
         return "-"
     return f"{row['candidate']}{' (selected)' if row.get('selected') else ''}"
 
-
+# %% ../nbs/90c_cli_models.ipynb #83ea0c95
 @models_app.command("list")
 def models_list_cmd(
     model_root: Annotated[Path, typer.Argument(help="A model root: the folder that holds the versions.")],
@@ -67,24 +67,15 @@ def models_list_cmd(
         )
     Console(width=160).print(table)
 
-
-@models_app.command("show")
-def models_show_cmd(
-    ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="A version, or a model root (champion, else latest).")],
-) -> None:
-    "Show a bundle: metadata, config, metrics, training data and lineage, and the root's versions."
-    import json
-
-    from rich.console import Console
+# %% ../nbs/90c_cli_models.ipynb #10c1bb0e
+def _about_table(
+    folder: Path,  # the version folder
+    meta: dict[str, Any],  # its metadata.json
+    config: str | None,  # its config.yaml, if it has one
+) -> Any:
+    "`models show`'s first table: task, time, libraries, git commit, model file, config (rich.table.Table)."
     from rich.table import Table
 
-    from mlprod.registry import list_versions, read_version
-
-    # only what the manifest vouches for, each file of its declared shape; nothing is unpickled
-    shown = read_version(path)
-    folder, meta, metrics = shown["folder"], shown["metadata"], shown["metrics"]
-    console = Console(width=160)
     about = Table(title=f"model {meta.get('name')} version {folder.name}", show_header=False)
     about.add_column("key", style="bold")
     about.add_column("value")
@@ -98,8 +89,44 @@ def models_show_cmd(
         ("model file", f"{meta.get('model_format')} (compression {meta.get('compression')})"),
     ]:
         about.add_row(k, str(v))
-    about.add_row("config", "(no config.yaml)" if shown["config"] is None else shown["config"].strip())
-    console.print(about)
+    about.add_row("config", "(no config.yaml)" if config is None else config.strip())
+    return about
+
+# %% ../nbs/90c_cli_models.ipynb #b682a039
+def _versions_table(
+    root: Path,  # a model root
+) -> Any:
+    "The versions of a model root with their aliases and headline metrics (rich.table.Table)."
+    from rich.table import Table
+
+    from mlprod.registry import list_versions
+
+    vt = Table(title=f"versions in {root}")
+    for col in ("version", "aliases", "metrics"):
+        vt.add_column(col)
+    for r in list_versions(root):
+        vt.add_row(r["version"], ", ".join(r["aliases"]), _headline_metrics(r["metrics"]))
+    return vt
+
+# %% ../nbs/90c_cli_models.ipynb #85598569
+@models_app.command("show")
+def models_show_cmd(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A version, or a model root (champion, else latest).")],
+) -> None:
+    "Show a bundle: metadata, config, metrics, training data and lineage, and the root's versions."
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from mlprod.registry import read_version
+
+    # only what the manifest vouches for, each file of its declared shape; nothing is unpickled
+    shown = read_version(path)
+    folder, meta, metrics = shown["folder"], shown["metadata"], shown["metrics"]
+    console = Console(width=160)
+    console.print(_about_table(folder, meta, shown["config"]))
     mt = Table(title="metrics (holdout, at train time)")
     mt.add_column("metric")
     mt.add_column("value")
@@ -121,16 +148,10 @@ def models_show_cmd(
         for line in chain_summary(meta["lineage"]):
             console.print(f"  {line}", highlight=False)
         console.print(f"  -> train: model version {folder.name}", highlight=False)
-    root = folder.parent
-    if (root / "aliases.json").exists():
-        vt = Table(title=f"versions in {root}")
-        for col in ("version", "aliases", "metrics"):
-            vt.add_column(col)
-        for r in list_versions(root):
-            vt.add_row(r["version"], ", ".join(r["aliases"]), _headline_metrics(r["metrics"]))
-        console.print(vt)
+    if (folder.parent / "aliases.json").exists():
+        console.print(_versions_table(folder.parent))
 
-
+# %% ../nbs/90c_cli_models.ipynb #05f8fe14
 @models_app.command("verify")
 def models_verify_cmd(
     ctx: typer.Context,
@@ -149,7 +170,7 @@ def models_verify_cmd(
         f"ok: {b.path}: manifest ({n_files} files), library versions, golden ({n_golden} rows) all match"
     )
 
-
+# %% ../nbs/90c_cli_models.ipynb #c9db3f43
 @models_app.command("promote")
 def models_promote_cmd(
     model_root: Annotated[Path, typer.Argument(help="The model root.")],

@@ -27,7 +27,7 @@ def command_settings(ctx: typer.Context) -> Settings:
         root.obj = obj
     return obj["settings"]
 
-# %% ../nbs/90a_cli_options.ipynb #4e7ae092
+# %% ../nbs/90a_cli_options.ipynb #48ee084d
 SkewOption = Annotated[
     str | None, typer.Option("--version-skew", help="error | warn | ignore (default: settings' version_skew)")
 ]
@@ -49,7 +49,7 @@ FormatOption = Annotated[
     ),
 ]
 
-
+# %% ../nbs/90a_cli_options.ipynb #359e801d
 def load_options(
     ctx: typer.Context,
     version_skew: str | None,

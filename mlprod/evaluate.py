@@ -5,26 +5,24 @@
 # %% ../nbs/12_evaluate.ipynb #69610588
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, DataError, SchemaError
-
-if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
-
-    from mlprod.settings import MlprodSettings
-
-# %% auto #0
-__all__ = ['classification_metrics', 'regression_metrics', 'check_ids', 'id_keys', 'proba_columns', 'check_probabilities',
-           'evaluate_from_data', 'ranking_evaluation', 'recommend_options', 'evaluate_from_path']
-
-# %% ../nbs/12_evaluate.ipynb #280846ef
 # The metric names, their direction and the task lookup belong to the tasks (mlprod.tasks); here for evaluate's users.
+from mlprod.join import (  # noqa: F401  (the join: mlprod.join; its public names importable from here too)
+    _comparable,
+    _few,
+    _joined,
+    _plain,
+    _probabilities,
+    _require,
+    check_ids,
+    check_probabilities,
+    id_keys,
+    proba_columns,
+)
 from mlprod.tasks import (  # noqa: F401
     CLASSIFICATION_METRICS,
     DEFAULT_K_VALUES,
@@ -39,15 +37,20 @@ from mlprod.tasks import (  # noqa: F401
     task_for,
 )
 
+# isort: split
+from .errors import ConfigError, DataError  # nbdev writes it as a relative import: a block of its own
 
-def _plain(v: Any) -> Any:
-    "A JSON-safe scalar: numpy scalars become Python ones, NaN and infinities become None."
-    v = v.item() if hasattr(v, "item") else v
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
-# %% ../nbs/12_evaluate.ipynb #1094be40
+    from mlprod.settings import MlprodSettings
+
+# %% auto #0
+__all__ = ['classification_metrics', 'regression_metrics', 'evaluate_from_data', 'ranking_evaluation', 'recommend_options',
+           'evaluate_from_path']
+
+# %% ../nbs/12_evaluate.ipynb #bbfbd395
 def classification_metrics(
     y_true: np.ndarray,  # (n_rows,) true labels
     y_pred: np.ndarray,  # (n_rows,) predicted labels, comparable with y_true
@@ -93,7 +96,7 @@ def classification_metrics(
     out["confusion_matrix"] = {"labels": [_plain(v) for v in labels], "matrix": cm.tolist()}
     return out
 
-
+# %% ../nbs/12_evaluate.ipynb #dc29c745
 def regression_metrics(
     y_true: np.ndarray,  # (n_rows,) float
     y_pred: np.ndarray,  # (n_rows,) float
@@ -109,128 +112,53 @@ def regression_metrics(
     }
     return {k: _plain(v) for k, v in out.items()}
 
-# %% ../nbs/12_evaluate.ipynb #0e58de7c
-def _few(values: Any, n: int = 5) -> str:
-    "A short, readable list of some `values`: 'a, b, c (and 7 more)'."
-    values = list(values)
-    shown = ", ".join(repr(_plain(v)) for v in values[:n])
-    return shown + (f" (and {len(values) - n} more)" if len(values) > n else "")
-
-
-def _require(df: pd.DataFrame, cols: list[str], source: str | Path | None, what: str) -> None:
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise SchemaError(
-            f"the {what} have no column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}",
-            path=source,
-            column=missing[0],
-            expected="columns " + ", ".join(map(repr, cols)),
-        )
-
-
-def check_ids(ids: pd.Series, source: str | Path | None, what: str) -> None:
-    "Raise a DataError naming a few missing (or empty: '') or duplicated ids."
-    missing = ids.isna().to_numpy() | (ids.astype(object) == "").to_numpy()  # (n,) an empty id is none
-    if missing.any():
-        raise DataError(
-            f"{int(missing.sum())} {what} rows have no id",
-            path=source,
-            column=ids.name,
-            expected="an id in every row",
-        )
-    dup = ids[ids.duplicated()]
-    if len(dup):
-        raise DataError(
-            f"duplicated ids in the {what}: {_few(dup.unique())}",
-            path=source,
-            column=ids.name,
-            expected="each id once",
-        )
-
-
-def id_keys(ids: pd.Series) -> pd.Series:
-    "Ids as the text they join on: text as it is ('007' is not '7'), numbers as digits (7 and 7.0: '7'); missing or '' stays missing: (n,) object."
+# %% ../nbs/12_evaluate.ipynb #dd8733db
+def _numbers(
+    joined: pd.DataFrame,  # (n_rows, >= 2) the joined tables
+    columns: tuple[
+        tuple[str, str], ...
+    ],  # (column in `joined`, its name in its file): truth, then prediction
+    sources: tuple[str | Path | None, ...],  # the file of each
+) -> list[np.ndarray]:
+    "Each column as float64 (n_rows,); a value that is not a number is a DataError naming its file and column."
     import numpy as np
     import pandas as pd
 
-    values = ids.to_numpy(dtype=object)  # (n,)
-    missing = pd.isna(values) | (values == "")  # (n,)
-    out = np.full(len(values), np.nan, dtype=object)
-    if pd.api.types.is_string_dtype(ids) and ids.dtype != object:  # text only: nothing to spell
-        out[~missing] = values[~missing]
-    else:  # numbers (a Parquet column, a frame built in Python) or a mix: whole floats without their .0
-        out[~missing] = [
-            str(int(v)) if isinstance(v, float | np.floating) and float(v).is_integer() else str(v)
-            for v in values[~missing]
-        ]
-    return pd.Series(out, index=ids.index, name=ids.name)
+    ys = []
+    for (col, name), source in zip(columns, sources, strict=True):
+        y = pd.to_numeric(joined[col], errors="coerce").to_numpy(dtype="float64")  # (n_rows,)
+        if np.isnan(y).any():
+            bad = joined[col].to_numpy()[np.isnan(y)][0]
+            raise DataError(f"{bad!r} is not a number", path=source, column=name, expected="numbers")
+        ys.append(y)
+    return ys
 
-
-def _comparable(a: pd.Series, b: pd.Series) -> tuple[pd.Series, pd.Series]:
-    "Both as they are when both are numeric, else both as text."
+# %% ../nbs/12_evaluate.ipynb #abfece5b
+def _class_metrics(
+    joined: pd.DataFrame,  # (n_rows, 3 + n_classes) the joined tables
+    target_col: str,  # the truth's column in `joined`
+    prediction_col: str,
+    probas: list[str],  # the proba_<class> columns
+    predictions_source: str | Path | None,
+) -> dict[str, Any]:
+    "classification_metrics of the joined tables: labels compared as numbers when both are, class names read alike."
     import pandas as pd
 
-    if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
-        return a, b
-    return a.astype(str), b.astype(str)
+    y_true, y_pred = _comparable(joined[target_col], joined[prediction_col])
+    proba, classes = None, None
+    if probas:
+        proba = _probabilities(joined, probas, predictions_source)  # (n_rows, n_classes)
+        names = pd.Series([c[len(PROBA_PREFIX) :] for c in probas])  # (n_classes,) text
+        if pd.api.types.is_numeric_dtype(y_true):  # numeric labels: read the class names as numbers
+            as_numbers = pd.to_numeric(names, errors="coerce")
+            if as_numbers.isna().any():  # a non-numeric class name: compare everything as text
+                y_true, y_pred = y_true.astype(str), y_pred.astype(str)
+            else:
+                names = as_numbers
+        classes = names.tolist()
+    return classification_metrics(y_true.to_numpy(), y_pred.to_numpy(), proba, classes)
 
-
-def proba_columns(df: pd.DataFrame) -> list[str]:
-    "The `proba_<class>` columns of a predictions frame, in their order."
-    return [c for c in df.columns if isinstance(c, str) and c.startswith(PROBA_PREFIX)]
-
-
-def check_probabilities(
-    predictions: pd.DataFrame,  # (n_rows, >= 1 + n_classes): the predictions table, in the file's order
-    probas: list[str],  # its proba_<class> columns
-    id_col: str,
-    source: str | Path | None = None,
-) -> None:
-    """Every proba_<class> value a number in [0, 1]: else a DataError naming the column, the first bad row (by the
-    file's count) and its id; text, a missing value, NaN, an infinity, 1.5 or -0.2 are each refused."""
-    import numpy as np
-    import pandas as pd
-
-    for col in probas:
-        raw = predictions[col]  # (n_rows,)
-        p = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64")  # (n_rows,) text -> NaN
-        with np.errstate(invalid="ignore"):
-            bad = ~((p >= 0) & (p <= 1))  # (n_rows,) NaN compares false: refused too
-        if not bad.any():
-            continue
-        i = int(np.flatnonzero(bad)[0])
-        value = raw.iloc[i]
-        value = value.item() if hasattr(value, "item") else value  # 1.5, not np.float64(1.5)
-        if pd.isna(value):
-            what = "a missing value"
-        elif np.isnan(p[i]):
-            what = f"{value!r} is not a number"
-        else:
-            what = f"{float(p[i])!r} is not a probability"
-        ident = _plain(predictions[id_col].iloc[i]) if id_col in predictions.columns else None
-        where = f"row {i + 1}" + (f" (id {ident!r})" if ident is not None else "")
-        raise DataError(
-            f"{where}: {what}", path=source, column=col, expected="a probability in [0, 1] in every row"
-        )
-
-
-def _probabilities(joined: pd.DataFrame, probas: list[str], source: str | Path | None) -> np.ndarray:
-    "The proba_<class> columns as floats: (n_rows, n_classes); text or a missing value is a DataError."
-    import numpy as np
-    import pandas as pd
-
-    out = np.empty((len(joined), len(probas)))  # (n_rows, n_classes)
-    for j, col in enumerate(probas):
-        p = pd.to_numeric(joined[col], errors="coerce").to_numpy(dtype="float64")  # (n_rows,)
-        bad = ~np.isfinite(p)
-        if bad.any():
-            value = joined[col].to_numpy()[bad][0]
-            what = "a missing value" if pd.isna(value) else f"{value!r} is not a number"
-            raise DataError(what, path=source, column=col, expected="a probability in every row")
-        out[:, j] = p
-    return out
-
-
+# %% ../nbs/12_evaluate.ipynb #145644bd
 def evaluate_from_data(
     predictions: pd.DataFrame,  # (n_rows, 2 + n_classes): id, prediction, [proba_<class>...]
     truth: pd.DataFrame,  # (n_rows, >= 2): id, target, ...
@@ -247,11 +175,8 @@ def evaluate_from_data(
     popularity: pd.Series | None = None,  # recommend: item ID -> training interactions, for popularity@k
 ) -> dict[str, Any]:
     "Join `predictions` and `truth` on `id_col` and compute the task's metrics: {'task', 'rows', <metric>: value, ...}."
-    import numpy as np
-    import pandas as pd
-
     kind = task_for(task, column="task")  # an unknown task fails first
-    if kind.data == "interactions":  # target_col: the truth's item column
+    if kind.per_user:  # target_col: the truth's item column
         ranking = ranking_evaluation(
             predictions,
             truth,
@@ -265,96 +190,29 @@ def evaluate_from_data(
             truth_source,
         )
         return ranking | {"task": task}  # the task's own name, in its place (first)
-    probas = proba_columns(predictions) if kind.target == "labels" else []
-    _require(predictions, [id_col, prediction_col], predictions_source, "predictions")
-    _require(truth, [id_col, target_col], truth_source, "truth")
-    p = predictions[[id_col, prediction_col, *probas]]  # (n_pred, 2 + n_classes)
-    t = truth[[id_col, target_col]]  # (n_truth, 2)
-    target_name = target_col
-    if target_col == prediction_col:  # both tables call their column `prediction`
-        t = t.rename(columns={target_col: "__truth__"})
-        target_col = "__truth__"
-    pid, tid = id_keys(p[id_col]), id_keys(t[id_col])  # (n_pred,), (n_truth,) text
-    check_ids(pid, predictions_source, "predictions")
-    check_ids(tid, truth_source, "truth")
-    check_probabilities(p, probas, id_col, predictions_source)  # in the file's order: its rows are the file's
-    no_pred = tid[~tid.isin(pid)]
-    if len(no_pred):
-        raise DataError(
-            f"{len(no_pred)} ids of the truth have no prediction: {_few(no_pred)}",
-            path=predictions_source,
-            column=id_col,
-            expected="a prediction for every id of the truth",
-        )
-    no_truth = pid[~pid.isin(tid)]
-    if len(no_truth):
-        raise DataError(
-            f"{len(no_truth)} predicted ids are not in the truth: {_few(no_truth)}",
-            path=truth_source,
-            column=id_col,
-            expected="the truth of every predicted id",
-        )
-    p = p.assign(**{id_col: pid.to_numpy()})
-    t = t.assign(**{id_col: tid.to_numpy()})
-    joined = t.merge(
-        p, on=id_col, how="inner", validate="one_to_one"
-    )  # (n_rows, 3 + n_classes), truth's order
-    for col, source in ((target_col, truth_source), (prediction_col, predictions_source)):
-        if joined[col].isna().any():
-            raise DataError(
-                f"{int(joined[col].isna().sum())} rows have no value",
-                path=source,
-                column=target_name if col == target_col else col,
-                expected="a value in every row",
-            )
-    result: dict[str, Any] = {"task": task, "rows": len(joined)}
-    if kind.target == "numbers":
-        ys = []
-        for col, source in ((target_col, truth_source), (prediction_col, predictions_source)):
-            y = pd.to_numeric(joined[col], errors="coerce").to_numpy(dtype="float64")  # (n_rows,)
-            if np.isnan(y).any():
-                bad = joined[col].to_numpy()[np.isnan(y)][0]
-                name = target_name if col == target_col else col
-                raise DataError(f"{bad!r} is not a number", path=source, column=name, expected="numbers")
-            ys.append(y)
-        return result | regression_metrics(ys[0], ys[1])
-    y_true, y_pred = _comparable(joined[target_col], joined[prediction_col])
-    proba, classes = None, None
-    if probas:
-        proba = _probabilities(joined, probas, predictions_source)  # (n_rows, n_classes)
-        names = pd.Series([c[len(PROBA_PREFIX) :] for c in probas])  # (n_classes,) text
-        if pd.api.types.is_numeric_dtype(y_true):  # numeric labels: read the class names as numbers
-            as_numbers = pd.to_numeric(names, errors="coerce")
-            if as_numbers.isna().any():  # a non-numeric class name: compare everything as text
-                y_true, y_pred = y_true.astype(str), y_pred.astype(str)
-            else:
-                names = as_numbers
-        classes = names.tolist()
-    return result | classification_metrics(y_true.to_numpy(), y_pred.to_numpy(), proba, classes)
+    probas = proba_columns(predictions) if kind.has_classes else []
+    sources = (predictions_source, truth_source)
+    joined, truth_col = _joined(predictions, truth, (id_col, target_col, prediction_col), probas, sources)
+    result: dict[str, Any] = {"task": task, "rows": len(joined)}  # joined: (n_rows, 3 + n_classes)
+    if kind.numeric_target:
+        cols = ((truth_col, target_col), (prediction_col, prediction_col))
+        return result | regression_metrics(*_numbers(joined, cols, (truth_source, predictions_source)))
+    return result | _class_metrics(joined, truth_col, prediction_col, probas, predictions_source)
 
-# %% ../nbs/12_evaluate.ipynb #8a09ab4d
-def ranking_evaluation(
-    predictions: pd.DataFrame,  # (n_users, >= 2): user column, items (list of item IDs best first)
-    truth: pd.DataFrame,  # (n_rows, >= 2): user column, item column: the held-out interactions
+# %% ../nbs/12_evaluate.ipynb #026bf25f
+def _user_ids(
+    predictions: pd.DataFrame,  # (n_users, >= 2) user column, items
+    truth: pd.DataFrame,  # (n_rows, >= 2) the held-out interactions
     user_col: str,
-    item_col: str,
-    items_col: str = "items",
-    k_values: Sequence[int] | None = None,
-    catalog_size: int | None = None,
-    popularity: pd.Series | None = None,
-    predictions_source: str | Path | None = None,
-    truth_source: str | Path | None = None,
-) -> dict[str, Any]:
-    "Ranking metrics of per-user recommendations against held-out interactions: {'task', 'rows', 'users', <metric>@k...}."
-    import numpy as np
+    sources: tuple[str | Path | None, str | Path | None],  # the predictions' and the truth's files
+) -> tuple[pd.Series, np.ndarray]:
+    "Users as text: the predictions' (n_users,), each once; the truth's (n_rows,), each with recommendations."
     import pandas as pd
 
     from mlprod.errors import MlprodError
-    from mlprod.ranking import as_id_strings, ranking_metrics
+    from mlprod.ranking import as_id_strings
 
-    _require(predictions, [user_col, items_col], predictions_source, "predictions")
-    _require(truth, [user_col, item_col], truth_source, "truth")
-    ks = list(k_values or DEFAULT_K_VALUES)
+    predictions_source, truth_source = sources
     try:
         pid = pd.Series(as_id_strings(predictions[user_col], user_col), name=user_col)  # (n_users,) str
     except MlprodError as e:
@@ -373,7 +231,17 @@ def ranking_evaluation(
             column=user_col,
             expected="a row of recommendations for every user of the truth",
         )
-    items = predictions[items_col]
+    return pid, tid
+
+# %% ../nbs/12_evaluate.ipynb #e7e493c0
+def _refuse_list_text(
+    items: pd.Series,  # (n_users,) the predictions' items: lists, or space-separated IDs
+    items_col: str,
+    source: str | Path | None,  # the predictions' file
+) -> None:
+    "A DataError for text that looks like a list (`\"['a', 'b']\"`, a list written into a CSV cell)."
+    import numpy as np
+
     try:  # text cells only: lists and arrays give NaN here
         looks_like_list = items.str.match(r"\s*\[", na=False).to_numpy(dtype=bool)  # (n_users,)
     except AttributeError:  # not a column of text or lists (e.g. numbers): ranking_metrics says so
@@ -382,10 +250,36 @@ def ranking_evaluation(
         row = int(np.flatnonzero(looks_like_list)[0]) + 1
         raise DataError(
             f"row {row}: {items.iloc[row - 1][:40]!r} is text that looks like a list",
-            path=predictions_source,
+            path=source,
             column=items_col,
             expected="a list of item IDs (JSON Lines or Parquet predictions) or space-separated item IDs",
         )
+
+# %% ../nbs/12_evaluate.ipynb #c05cc115
+def ranking_evaluation(
+    predictions: pd.DataFrame,  # (n_users, >= 2): user column, items (list of item IDs best first)
+    truth: pd.DataFrame,  # (n_rows, >= 2): user column, item column: the held-out interactions
+    user_col: str,
+    item_col: str,
+    items_col: str = "items",
+    k_values: Sequence[int] | None = None,
+    catalog_size: int | None = None,
+    popularity: pd.Series | None = None,
+    predictions_source: str | Path | None = None,
+    truth_source: str | Path | None = None,
+) -> dict[str, Any]:
+    "Ranking metrics of per-user recommendations against held-out interactions: {'task', 'rows', 'users', <metric>@k...}."
+    import pandas as pd
+
+    from mlprod.errors import MlprodError
+    from mlprod.ranking import ranking_metrics
+
+    _require(predictions, [user_col, items_col], predictions_source, "predictions")
+    _require(truth, [user_col, item_col], truth_source, "truth")
+    ks = list(k_values or DEFAULT_K_VALUES)
+    pid, tid = _user_ids(predictions, truth, user_col, (predictions_source, truth_source))
+    _refuse_list_text(predictions[items_col], items_col, predictions_source)
+    items = predictions[items_col]
     recs = pd.DataFrame({user_col: pid.to_numpy(), items_col: items.to_numpy()})  # (n_users, 2)
     held = pd.DataFrame({user_col: tid, item_col: truth[item_col].to_numpy()})  # (n_rows, 2)
     try:
@@ -399,14 +293,14 @@ def ranking_evaluation(
     out["users_without_recommendations"] = int(metrics.pop("users_without_recommendations"))
     return out | {k: _plain(v) for k, v in metrics.items()}
 
-
+# %% ../nbs/12_evaluate.ipynb #e721aa7e
 def _sourced(e: Any, source: str | Path | None) -> Any:
     "The error `e` naming `source` when it names no file."
     if e.path is not None or source is None:
         return e
     return type(e)(e.message, path=source, line=e.line, column=e.column, expected=e.expected)
 
-
+# %% ../nbs/12_evaluate.ipynb #86b0350f
 def recommend_options(model: Any, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     "evaluate_from_data's options for a fitted recommender: its catalog, its items' popularity, the config's k."
     options: dict[str, Any] = {}
@@ -418,7 +312,7 @@ def recommend_options(model: Any, config: Mapping[str, Any] | None = None) -> di
         options |= {"catalog_size": len(popularity), "popularity": popularity}
     return options
 
-# %% ../nbs/12_evaluate.ipynb #b041f568
+# %% ../nbs/12_evaluate.ipynb #ce39ed08
 def _relative(path: str | Path) -> str:
     "`path` relative to the current folder: outputs never hold an absolute path."
     try:
@@ -426,39 +320,26 @@ def _relative(path: str | Path) -> str:
     except ValueError:  # another drive (Windows): the name is the best we can do
         return Path(path).name
 
-
+# %% ../nbs/12_evaluate.ipynb #19f228f3
 def _input_record(path: Path, rows: int) -> dict[str, Any]:
     from mlprod.io import sha256_file
 
     return {"path": _relative(path), "rows": rows, "sha256": sha256_file(path)}
 
-
+# %% ../nbs/12_evaluate.ipynb #5de6edda
 def _ranking(task: str) -> bool:
     "Whether `task` ranks items from interactions (an unknown task: no; evaluation names it later)."
     found = find_task(task)
-    return found is not None and found.data == "interactions"
+    return found is not None and found.per_user
 
-
-def evaluate_from_path(
+# %% ../nbs/12_evaluate.ipynb #f90f0f99
+def _checked_paths(
     predictions_file: str | Path,
     truth_file: str | Path,
     output_file: str | Path,
-    *,
-    task: str | None = None,
-    id_col: str | None = None,
-    target_col: str | None = None,
-    model_dir: str | Path | None = None,  # take task / id_col / target_col from this model's schema
-    version_skew: str | None = None,  # None: settings' (default "error")
-    trusted_types: tuple[str, ...] | list[str] | None = None,
-    allowed_formats: Sequence[str] | None = None,
-    settings: MlprodSettings | None = None,  # a project's settings (mlprod.settings): the options not given
-    engine: str = "pandas",  # pandas | sql (the metrics SQL can compute, by sql/evaluate_<task>.sql on DuckDB)
-    k_values: Sequence[int] | None = None,  # recommend: default the model config's, else 5 and 10
-) -> dict[str, Any]:
-    "Evaluate `predictions_file` against `truth_file`; write the metrics (and the inputs read) to `output_file`."
+) -> tuple[Path, Path, Path]:
+    "The three paths, refused (one line) when the output is a folder or would overwrite an input."
     from mlprod.commit import check_paths
-    from mlprod.io import write_json
-    from mlprod.tables import read_table
 
     predictions_file, truth_file, output_file = Path(predictions_file), Path(truth_file), Path(output_file)
     check_paths(predictions_file, truth_file, output_file)  # a loop of links, a name too long: one line
@@ -466,37 +347,46 @@ def evaluate_from_path(
         raise DataError("the output would overwrite an input", path=output_file, expected="another file")
     if output_file.is_dir():
         raise DataError("output is a folder", path=output_file, expected="a file path")
-    model_path = None
-    options: dict[str, Any] = {}  # recommend: k values, catalog size, item popularity
-    if model_dir is not None:
-        from mlprod.bundle import load_bundle
+    return predictions_file, truth_file, output_file
 
-        bundle = load_bundle(
-            model_dir,
-            version_skew=version_skew,
-            trusted_types=trusted_types,
-            allowed_formats=allowed_formats,
-            settings=settings,
-        )
-        schema, model_path = bundle.schema, bundle.path
-        task = task or schema.task
-        # A recommender's rows are identified by its one feature, the user column.
-        ranks = task_for(schema.task).data == "interactions"
-        user_col = schema.feature_names[0] if ranks else None
-        id_col = id_col or schema.id_col or user_col
-        target_col = target_col or schema.target
-        if ranks and _ranking(task):
-            options = recommend_options(bundle.model, bundle.config)
-    if k_values:
-        options["k_values"] = list(k_values)
-    missing = [k for k, v in (("task", task), ("id_col", id_col), ("target_col", target_col)) if not v]
-    if missing:
-        raise ConfigError(
-            f"evaluate needs {', '.join(missing)}",
-            column=missing[0],
-            expected="task, id_col and target_col, or a model_dir to take them from",
-        )
-    assert task is not None and id_col is not None and target_col is not None
+# %% ../nbs/12_evaluate.ipynb #c4057de8
+def _from_model(
+    model_dir: str | Path,  # a model version or root, verified as it is loaded
+    task: str | None,  # each given value wins over the model's
+    id_col: str | None,
+    target_col: str | None,
+    load: dict[str, Any],  # version_skew, trusted_types, allowed_formats
+) -> tuple[str | None, str | None, str | None, Path | None, dict[str, Any]]:
+    "(task, id_col, target_col) filled from the model's schema, its folder, and a recommender's options."
+    from mlprod.bundle import load_bundle
+
+    load = load | {
+        "trusted_types": tuple(load["trusted_types"]),
+        "allowed_formats": tuple(load["allowed_formats"]),
+    }
+    bundle = load_bundle(model_dir, **load)
+    schema = bundle.schema
+    task = task or schema.task
+    # A recommender's rows are identified by its one feature, the user column.
+    ranks = task_for(schema.task).per_user
+    user_col = schema.feature_names[0] if ranks else None
+    id_col = id_col or schema.id_col or user_col
+    target_col = target_col or schema.target
+    options = recommend_options(bundle.model, bundle.config) if ranks and _ranking(task) else {}
+    return task, id_col, target_col, bundle.path, options
+
+# %% ../nbs/12_evaluate.ipynb #130e228a
+def _metrics_by(
+    engine: str,  # pandas | sql
+    files: tuple[Path, Path],  # the predictions' and the truth's
+    task: str,
+    columns: tuple[str, str],  # id_col, target_col
+    options: dict[str, Any],  # recommend: k values, catalog size, item popularity
+) -> tuple[dict[str, Any], int, int]:
+    "The metrics computed by `engine`, with the rows of the predictions and of the truth."
+    from mlprod.tables import read_table
+
+    (predictions_file, truth_file), (id_col, target_col) = files, columns
     ranking = _ranking(task)  # recommend: ranking metrics of lists of items
     if engine == "sql":
         from mlprod.query import evaluate_sql
@@ -524,13 +414,21 @@ def evaluate_from_path(
         n_pred, n_truth = len(predictions), len(truth)
     else:
         raise ConfigError(f"unknown engine {engine!r}", column="engine", expected="pandas or sql")
-    metrics["engine"] = engine
-    metrics["inputs"] = {
-        "predictions": _input_record(predictions_file, n_pred),
-        "truth": _input_record(truth_file, n_truth),
-    }
+    return metrics, n_pred, n_truth
+
+# %% ../nbs/12_evaluate.ipynb #4111b496
+def _write_metrics(
+    metrics: dict[str, Any],  # the evaluation, with its inputs
+    output_file: Path,
+    files: tuple[Path, Path],  # the predictions' and the truth's
+    model_path: Path | None,  # the model the columns came from, if any
+    params: dict[str, Any],  # the run's parameters, for the lineage record
+) -> None:
+    "The metrics as JSON and their lineage record, put in place together (mlprod.lineage)."
+    from mlprod.io import write_json
     from mlprod.lineage import commit_with_lineage, staged_output, write_lineage
 
+    predictions_file, truth_file = files
     inputs = [
         {
             "path": predictions_file,
@@ -539,9 +437,54 @@ def evaluate_from_path(
         },
         {"path": truth_file, "role": "truth", "sha256": metrics["inputs"]["truth"]["sha256"]},
     ] + ([{"path": model_path, "role": "model"}] if model_path is not None else [])
-    params = {"task": task, "id_col": id_col, "target_col": target_col, "engine": engine}
     with staged_output(output_file) as staged:  # the metrics and their record land together (mlprod.lineage)
         write_json(staged, metrics)
         write_lineage(output_file, "evaluate", inputs, params, staged=staged)
         commit_with_lineage(staged, output_file)
+
+# %% ../nbs/12_evaluate.ipynb #0249b092
+def evaluate_from_path(
+    predictions_file: str | Path,
+    truth_file: str | Path,
+    output_file: str | Path,
+    *,
+    task: str | None = None,
+    id_col: str | None = None,
+    target_col: str | None = None,
+    model_dir: str | Path | None = None,  # take task / id_col / target_col from this model's schema
+    version_skew: str | None = None,  # None: settings' (default "error")
+    trusted_types: tuple[str, ...] | list[str] | None = None,  # None: settings' (default none)
+    allowed_formats: Sequence[str] | None = None,  # None: settings' (default joblib and skops)
+    settings: MlprodSettings | None = None,  # a project's settings (mlprod.settings): the options not given
+    engine: str = "pandas",  # pandas | sql (the metrics SQL can compute, by sql/evaluate_<task>.sql on DuckDB)
+    k_values: Sequence[int] | None = None,  # recommend: default the model config's, else 5 and 10
+) -> dict[str, Any]:
+    "Evaluate `predictions_file` against `truth_file`; write the metrics (and the inputs read) to `output_file`."
+    predictions_file, truth_file, output_file = _checked_paths(predictions_file, truth_file, output_file)
+    model_path, options = None, {}  # recommend: k values, catalog size, item popularity
+    if model_dir is not None:
+        from mlprod.settings import loading_options
+
+        skew, trusted, formats = loading_options(settings, version_skew, trusted_types, allowed_formats)
+        load = {"version_skew": skew, "trusted_types": trusted, "allowed_formats": formats}
+        task, id_col, target_col, model_path, options = _from_model(model_dir, task, id_col, target_col, load)
+    if k_values:
+        options["k_values"] = list(k_values)
+    missing = [k for k, v in (("task", task), ("id_col", id_col), ("target_col", target_col)) if not v]
+    if missing:
+        raise ConfigError(
+            f"evaluate needs {', '.join(missing)}",
+            column=missing[0],
+            expected="task, id_col and target_col, or a model_dir to take them from",
+        )
+    assert task is not None and id_col is not None and target_col is not None
+    files, columns = (predictions_file, truth_file), (id_col, target_col)
+    metrics, n_pred, n_truth = _metrics_by(engine, files, task, columns, options)
+    metrics["engine"] = engine
+    metrics["inputs"] = {
+        "predictions": _input_record(predictions_file, n_pred),
+        "truth": _input_record(truth_file, n_truth),
+    }
+    params = {"task": task, "id_col": id_col, "target_col": target_col, "engine": engine}
+    _write_metrics(metrics, output_file, files, model_path, params)
     return metrics

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .errors import ReportError
 from .scoring import RANKING_PANELS, Scored, popularity_bias, ranking_curve, select_by
 from .tasks import task_for
 
@@ -19,12 +20,12 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 # %% auto #0
-__all__ = ['DPI', 'SCORERS', 'IMPORTANCE_TOP', 'IMPORTANCE_MAX_HEIGHT', 'figure_png', 'plot_confusion', 'plot_roc',
-           'plot_precision_recall', 'plot_calibration', 'plot_predicted_vs_actual', 'plot_residuals', 'figures',
-           'plot_ranking_curves', 'plot_popularity_bias', 'importance_metric', 'importance_label',
+__all__ = ['DPI', 'PLOTS', 'SCORERS', 'IMPORTANCE_TOP', 'IMPORTANCE_MAX_HEIGHT', 'figure_png', 'register_plot', 'plot_confusion',
+           'plot_roc', 'plot_precision_recall', 'plot_calibration', 'plot_predicted_vs_actual', 'plot_residuals',
+           'figures', 'plot_ranking_curves', 'plot_popularity_bias', 'importance_metric', 'importance_label',
            'permutation_importance_frame', 'importance_figure', 'plot_importance']
 
-# %% ../nbs/13c_figures.ipynb #6af67757
+# %% ../nbs/13c_figures.ipynb #ce9fe2bc
 DPI = 100
 _STYLE = {"figure.dpi": DPI, "savefig.dpi": DPI, "axes.grid": True, "grid.alpha": 0.3, "font.size": 9}
 
@@ -39,7 +40,7 @@ def _plotting() -> Iterator[None]:
         matplotlib.rcParams.update(_STYLE)
         yield
 
-
+# %% ../nbs/13c_figures.ipynb #5bac4977
 def _new_figure(ncols: int = 1, width: float = 6.0, height: float = 4.5) -> tuple[Figure, list[Any]]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -49,14 +50,27 @@ def _new_figure(ncols: int = 1, width: float = 6.0, height: float = 4.5) -> tupl
     axes = fig.subplots(1, ncols, squeeze=False)[0].tolist()
     return fig, axes
 
-
+# %% ../nbs/13c_figures.ipynb #991f8e3d
 def figure_png(fig: Figure) -> bytes:
     "The figure as PNG bytes with no metadata that changes between runs."
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return buf.getvalue()
 
-# %% ../nbs/13c_figures.ipynb #cfc5d6ac
+# %% ../nbs/13c_figures.ipynb #c0a9ba43
+PLOTS: dict[
+    str, Callable[[Sequence[Scored]], bytes]
+] = {}  # a plot's name (what a Task names) -> its function
+
+
+def register_plot(
+    fn: Callable[[Sequence[Scored]], bytes],  # scored models -> PNG bytes
+) -> Callable[[Sequence[Scored]], bytes]:
+    "Make `fn` a report figure, known by its name: a `Task` lists it in `figures` or `proba_figures` as (title, name)."
+    PLOTS[fn.__name__] = fn
+    return fn
+
+# %% ../nbs/13c_figures.ipynb #e2aee045
 def _labels_like(y: np.ndarray, classes: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
     "y and classes in one comparable form: numbers when both are numeric, else text."
     import numpy as np
@@ -67,7 +81,7 @@ def _labels_like(y: np.ndarray, classes: Sequence[Any]) -> tuple[np.ndarray, lis
         return np.asarray(y), list(cls)
     return np.asarray(y).astype(str), [str(c) for c in cls]
 
-
+# %% ../nbs/13c_figures.ipynb #f7172a69
 def _curve_sets(run: Scored, per_class: bool) -> list[tuple[str, np.ndarray, np.ndarray]]:
     "(name, y_binary (n,), score (n,)) for the curves of `run`: positive class, per class, or micro-average."
     import numpy as np
@@ -81,11 +95,12 @@ def _curve_sets(run: Scored, per_class: bool) -> list[tuple[str, np.ndarray, np.
         return [(f"{c}", onehot[:, j], p[:, j]) for j, c in enumerate(classes)]
     return [("micro-average", onehot.ravel(), p.ravel())]
 
-
+# %% ../nbs/13c_figures.ipynb #c2419f1e
 def _need_proba(runs: Sequence[Scored]) -> bool:
     return all(r.proba() is not None for r in runs)  # proba(): None unless the task gives probabilities
 
-
+# %% ../nbs/13c_figures.ipynb #619b9a10
+@register_plot
 def plot_confusion(runs: Sequence[Scored]) -> bytes:
     "Confusion matrices (counts; rows true, columns predicted), one panel per model."
     import numpy as np
@@ -107,7 +122,8 @@ def plot_confusion(runs: Sequence[Scored]) -> bytes:
             ax.set_title(r.label)
         return figure_png(fig)
 
-
+# %% ../nbs/13c_figures.ipynb #832f5685
+@register_plot
 def plot_roc(runs: Sequence[Scored]) -> bytes:
     "ROC curves, with the area under each in the legend."
     from sklearn.metrics import auc, roc_curve
@@ -125,7 +141,8 @@ def plot_roc(runs: Sequence[Scored]) -> bytes:
         ax.legend(loc="lower right")
         return figure_png(fig)
 
-
+# %% ../nbs/13c_figures.ipynb #9427e019
+@register_plot
 def plot_precision_recall(runs: Sequence[Scored]) -> bytes:
     "Precision-recall curves, with the average precision in the legend."
     from sklearn.metrics import average_precision_score, precision_recall_curve
@@ -143,7 +160,8 @@ def plot_precision_recall(runs: Sequence[Scored]) -> bytes:
         ax.legend(loc="lower left")
         return figure_png(fig)
 
-
+# %% ../nbs/13c_figures.ipynb #cd424968
+@register_plot
 def plot_calibration(runs: Sequence[Scored], bins: int = 10) -> bytes:
     "Reliability diagram: observed frequency against mean predicted probability, per bin."
     import numpy as np
@@ -171,11 +189,12 @@ def plot_calibration(runs: Sequence[Scored], bins: int = 10) -> bytes:
         ax.legend(loc="upper left")
         return figure_png(fig)
 
-# %% ../nbs/13c_figures.ipynb #575596d8
+# %% ../nbs/13c_figures.ipynb #284af372
 def _predicted(r: Scored) -> np.ndarray:
     return r.predictions["prediction"].to_numpy(dtype="float64")  # (n_rows,)
 
-
+# %% ../nbs/13c_figures.ipynb #5f5886bb
+@register_plot
 def plot_predicted_vs_actual(runs: Sequence[Scored]) -> bytes:
     "Predicted against actual values, with the diagonal."
     import numpy as np
@@ -193,7 +212,8 @@ def plot_predicted_vs_actual(runs: Sequence[Scored]) -> bytes:
         ax.legend(loc="upper left")
         return figure_png(fig)
 
-
+# %% ../nbs/13c_figures.ipynb #64a186fb
+@register_plot
 def plot_residuals(runs: Sequence[Scored]) -> bytes:
     "Residuals (actual - predicted) against the prediction, and their distribution."
     import numpy as np
@@ -215,14 +235,23 @@ def plot_residuals(runs: Sequence[Scored]) -> bytes:
         return figure_png(fig)
 
 # %% ../nbs/13c_figures.ipynb #9f2db812
-def figures(runs: Sequence[Scored]) -> dict[str, bytes]:
+def figures(
+    runs: Sequence[Scored],  # the models a report shows, of one task
+) -> dict[str, bytes]:
     "Every plot that applies to these models' task, by title (permutation importance aside)."
     task = task_for(runs[0].task)  # the task names its figures, by this module's plotting functions
     plots = task.figures + (task.proba_figures if task.proba_figures and _need_proba(runs) else ())
-    drawn = {title: globals()[fn](runs) for title, fn in plots}
+    unknown = [fn for _, fn in plots if fn not in PLOTS]
+    if unknown:
+        raise ReportError(
+            f"the task {task.name!r} names the figure {unknown[0]!r}, which no function registers",
+            expected="a plot decorated with mlprod.figures.register_plot",
+        )
+    drawn = {title: PLOTS[fn](runs) for title, fn in plots}
     return {title: png for title, png in drawn.items() if png is not None}  # None: nothing to draw it from
 
-# %% ../nbs/13c_figures.ipynb #9361cbba
+# %% ../nbs/13c_figures.ipynb #d77a9293
+@register_plot
 def plot_ranking_curves(runs: Sequence[Scored]) -> bytes:
     "Each ranking metric against k, one panel per metric, one line per model."
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -249,7 +278,8 @@ def plot_ranking_curves(runs: Sequence[Scored]) -> bytes:
         axes[0].legend(loc="upper right")
         return figure_png(fig)
 
-
+# %% ../nbs/13c_figures.ipynb #5898d414
+@register_plot
 def plot_popularity_bias(runs: Sequence[Scored]) -> bytes | None:
     "Bars per popularity bin: share of training interactions, of the data's, and of each model's recommendations."
     import numpy as np
@@ -278,7 +308,7 @@ def plot_popularity_bias(runs: Sequence[Scored]) -> bytes | None:
         ax.legend(loc="best")
         return figure_png(fig)
 
-# %% ../nbs/13c_figures.ipynb #4383b981
+# %% ../nbs/13c_figures.ipynb #e2d954b8
 # mlprod's metric name -> scikit-learn scorer (None: the scorer depends on the number of classes)
 SCORERS = {
     "accuracy": "accuracy",
@@ -298,28 +328,28 @@ SCORERS = {
 IMPORTANCE_TOP = 20  # the importance chart shows this many features, the most important
 IMPORTANCE_MAX_HEIGHT = 8.0  # inches (x DPI: pixels), whatever the number of features and models
 
-
+# %% ../nbs/13c_figures.ipynb #76f0ca5d
 def importance_metric(run: Scored, metric: str) -> str:
     "The metric permutation importance measures for `run`: `metric`, or accuracy when it needs probabilities the model has not."
     if metric in ("roc_auc", "log_loss") and run.proba() is None:
         return task_for(run.task).importance_fallback  # classification: accuracy; regression: r2
     return metric
 
-
+# %% ../nbs/13c_figures.ipynb #457d9e0c
 def importance_label(metric: str) -> str:
     "What an importance bar measures: the drop of a higher-is-better metric, the rise of a lower-is-better one."
     from mlprod.evaluate import higher_is_better
 
     return f"{'drop' if higher_is_better(metric) else 'increase'} in {metric} when the feature is shuffled"
 
-
+# %% ../nbs/13c_figures.ipynb #dae83100
 def _scorer(run: Scored, metric: str) -> str:
     metric = importance_metric(run, metric)
     if metric == "roc_auc":
         return "roc_auc" if len(run.classes) == 2 else "roc_auc_ovr"
     return SCORERS[metric]
 
-
+# %% ../nbs/13c_figures.ipynb #adb3922c
 def permutation_importance_frame(
     run: Scored,
     df: pd.DataFrame,  # (n_rows, n_columns): the data `run` was scored on
@@ -355,7 +385,7 @@ def permutation_importance_frame(
     )
     return out.sort_values(["importance_mean", "feature"], ascending=[False, True], ignore_index=True)
 
-
+# %% ../nbs/13c_figures.ipynb #33967ce9
 def importance_figure(
     tables: Mapping[str, pd.DataFrame],  # label -> (n_features, 3) importance table, most important first
     metric: str,  # the metric measured (`importance_metric`)
@@ -393,7 +423,7 @@ def importance_figure(
             ax.legend(loc="lower right")
     return fig
 
-
+# %% ../nbs/13c_figures.ipynb #2a3f21b0
 def plot_importance(tables: Mapping[str, pd.DataFrame], metric: str, top: int = IMPORTANCE_TOP) -> bytes:
     "`importance_figure` as PNG bytes: at most `top` features, at most IMPORTANCE_MAX_HEIGHT x DPI pixels high."
     with _plotting():

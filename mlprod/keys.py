@@ -18,7 +18,7 @@ __all__ = ['OrNone', 'CountOrFraction', 'DEFAULT_TEST_SIZE', 'DEFAULT_HOLDOUT', 
            'config_error', 'Head', 'Estimator', 'NamedEstimator', 'Estimators', 'Choice', 'Transformer',
            'Preprocessing', 'TableKeys', 'TableValidation', 'Evaluate', 'InteractionKeys', 'InteractionValidation']
 
-# %% ../nbs/09b_keys.ipynb #414e119f
+# %% ../nbs/09b_keys.ipynb #104f8e96
 def key(
     expected: str,  # what a value of the wrong type should have been: 'a string'
     *,
@@ -40,13 +40,13 @@ def key(
     }
     return Field(json_schema_extra={"said": said}, **field)
 
-
+# %% ../nbs/09b_keys.ipynb #43a57949
 class Keys(BaseModel):
     "A mapping of a model config: its keys, their types (strict: 1 is not true, '1' not 1), defaults and ranges."
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-
+# %% ../nbs/09b_keys.ipynb #0796927e
 def _or_none(value: Any) -> Any:
     "An empty value given for an optional list or mapping (`categorical:`, `params: {}`) counts as none."
     return value or None
@@ -54,7 +54,7 @@ def _or_none(value: Any) -> Any:
 
 OrNone = BeforeValidator(_or_none)
 
-
+# %% ../nbs/09b_keys.ipynb #511085d5
 def count_or_fraction(value: int | float) -> int | float:
     "A count (an int >= 1) or a fraction (a float in (0, 1)): a test size, a holdout."
     if (isinstance(value, float) and not 0 < value < 1) or (isinstance(value, int) and value < 1):
@@ -64,7 +64,7 @@ def count_or_fraction(value: int | float) -> int | float:
 
 CountOrFraction = Annotated[int | float, AfterValidator(count_or_fraction)]
 
-# %% ../nbs/09b_keys.ipynb #5b1e0c02
+# %% ../nbs/09b_keys.ipynb #3b4faf98
 def line_of(
     lines: dict[str, int],  # dotted key -> its 1-based line in the file
     key: str,
@@ -79,7 +79,7 @@ def line_of(
         k = re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", k) if re.search(r"(\.|\[)", k) else ""
     return None
 
-
+# %% ../nbs/09b_keys.ipynb #2f28591f
 def _model_in(annotation: Any) -> Any:
     "The declared model inside a field's type (`Estimator | None`, `list[Transformer]`), or None."
     from typing import get_args
@@ -88,7 +88,7 @@ def _model_in(annotation: Any) -> Any:
         return annotation
     return next((m for m in map(_model_in, get_args(annotation)) if m is not None), None)
 
-
+# %% ../nbs/09b_keys.ipynb #dc52293d
 _UNKNOWN = ("extra_forbidden", "invalid_key")  # a key the model does not declare (a text one, or not text)
 _RANGE = ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "out_of_range")
 
@@ -157,7 +157,7 @@ def config_error(
     what = "a boolean" if isinstance(value, bool) else f"a {type(value).__name__}"
     return error(f"{value!r} is {what}", key, expected)
 
-# %% ../nbs/09b_keys.ipynb #fd2db7ba
+# %% ../nbs/09b_keys.ipynb #a9df513e
 _HEAD = ("missing key", "a value for name and task")
 _CLASS = "class: an import path, e.g. sklearn.ensemble.RandomForestClassifier"
 
@@ -168,14 +168,14 @@ class Head(Keys):
     name: str = key("a string", missing=_HEAD)
     task: str = key("a string", missing=_HEAD)
 
-
+# %% ../nbs/09b_keys.ipynb #4ec953b3
 class Estimator(Keys):
     "`estimator:` one class by import path, with its parameters."
 
     cls: str = key("an import path", alias="class", missing=("missing key 'class'", _CLASS), at_parent=True)
     params: Annotated[dict[str, Any] | None, OrNone] = key("a mapping of parameter: value", default=None)
 
-
+# %% ../nbs/09b_keys.ipynb #73ba9c32
 class NamedEstimator(Keys):
     "An item of `candidates:`: an estimator with a name (default: its class's)."
 
@@ -183,7 +183,7 @@ class NamedEstimator(Keys):
     cls: str = key("an import path", alias="class", missing=("missing key 'class'", _CLASS), at_parent=True)
     params: Annotated[dict[str, Any] | None, OrNone] = key("a mapping of parameter: value", default=None)
 
-
+# %% ../nbs/09b_keys.ipynb #8330a165
 class Estimators(Keys):
     "One `estimator`, or several `candidates` (exactly one of them is given: mlprod.config checks it)."
 
@@ -192,7 +192,7 @@ class Estimators(Keys):
         "a list of {name, class, params}", empty=("no candidates", "at least one"), min_length=1, default=None
     )
 
-
+# %% ../nbs/09b_keys.ipynb #8f699517
 class Choice(Keys):
     "How the best candidate is chosen and seeded: every default is the task's or the caller's (None here)."
 
@@ -200,7 +200,7 @@ class Choice(Keys):
     seed: int = key("an integer", out_of_range="an integer in [0, 2**32)", ge=0, lt=2**32, default=0)
     description: str | None = key("text", default=None)
 
-# %% ../nbs/09b_keys.ipynb #861b16f7
+# %% ../nbs/09b_keys.ipynb #5548223d
 DEFAULT_TEST_SIZE = 0.2  # the holdout of a table's validation
 _COLUMN = ("missing key", "a value for every one of name, task, target, id_col")
 _NAMES = {"expected": "a list of column names", "item": "a column name"}
@@ -217,7 +217,7 @@ class Transformer(Keys):
     )
     params: Annotated[dict[str, Any] | None, OrNone] = key("a mapping of parameter: value", default=None)
 
-
+# %% ../nbs/09b_keys.ipynb #0f093ba0
 class Preprocessing(Keys):
     "`preprocessing:` each key given replaces its default (None here: mlprod.features.PREPROCESSING_DEFAULTS)."
 
@@ -231,7 +231,7 @@ class Preprocessing(Keys):
     one_hot: bool = key("True or False", choice=True, default=None)
     transformers: list[Transformer] = key("a list", default=None)
 
-
+# %% ../nbs/09b_keys.ipynb #9c609c12
 class TableKeys(Keys):
     "The keys only a task that learns from a table takes (classification, regression)."
 
@@ -247,7 +247,7 @@ class TableKeys(Keys):
     numeric: Annotated[list[str] | None, OrNone] = key(**_NAMES, default=None)
     preprocessing: Preprocessing | None = key("a mapping of keys", default=None)
 
-
+# %% ../nbs/09b_keys.ipynb #6878bc01
 class TableValidation(Keys):
     "`validation:` of a table: a holdout (`test_size`) or `cv` folds; `stratify` (default: the task's); `refit`."
 
@@ -260,7 +260,7 @@ class TableValidation(Keys):
     stratify: bool = key("true or false", default=None)  # default None: the task's
     refit: bool = key("true or false", default=True)
 
-# %% ../nbs/09b_keys.ipynb #d6f22b90
+# %% ../nbs/09b_keys.ipynb #2f412476
 DEFAULT_HOLDOUT = 1  # interactions held out per user
 _USER_ITEM = ("missing key", "the user and item columns of the interactions")
 
@@ -277,7 +277,7 @@ class Evaluate(Keys):
         default=None,
     )
 
-
+# %% ../nbs/09b_keys.ipynb #ad4525b3
 class InteractionKeys(Keys):
     "The keys only a task that learns from interactions takes (recommend): its columns and `evaluate`."
 
@@ -287,7 +287,7 @@ class InteractionKeys(Keys):
     timestamp_col: str | None = key("a column name", default=None)
     evaluate: Annotated[Evaluate | None, OrNone] = key("a mapping of keys", default=None)
 
-
+# %% ../nbs/09b_keys.ipynb #6e368f2d
 class InteractionValidation(Keys):
     "`validation:` of interactions: per user, a count or a fraction held out; `refit`."
 

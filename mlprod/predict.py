@@ -24,12 +24,76 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['Predictor', 'predict_from_path']
 
-# %% ../nbs/11_predict.ipynb #7e81dcd7
+# %% ../nbs/11_predict.ipynb #92c180e4
+def _typed_features(
+    df: pd.DataFrame,  # (n_rows, n_columns) the input
+    features: list[str],  # the schema's features, in order
+    kinds: list[bool],  # (n_features,) whether each is numeric
+) -> pd.DataFrame | None:
+    "`df`'s features as they are, if every column already has its training kind; else None (validate them)."
+    import pandas as pd
+
+    cols = {}
+    for name, numeric in zip(features, kinds, strict=True):
+        s = df.get(name)
+        if s is None:
+            return None
+        if numeric:
+            if s.dtype.kind not in "fiu":  # numpy floats and integers only
+                return None
+            arr = s.to_numpy(dtype="float64", copy=False)  # (n_rows,)
+            if np.isinf(arr).any():
+                return None  # validate names the row
+            cols[name] = arr
+        elif not (isinstance(s.dtype, pd.StringDtype) and s.dtype.na_value is np.nan):
+            return None  # object or nullable strings: validate converts them
+        else:
+            cols[name] = s
+    return pd.DataFrame(cols, index=df.index, copy=False)
+
+# %% ../nbs/11_predict.ipynb #846acbd7
+def _unfit(
+    model: Any,  # the fitted model that raised
+    e: ValueError,  # what it raised
+    X: pd.DataFrame,  # (n_rows, n_features) what it was given
+    ids: Any,  # (n_rows,) the rows' ids, or None
+    source: str | Path | None,  # the file the rows came from
+    row_offset: int,  # rows of that file before X
+) -> Exception:
+    """The error for a ValueError the estimator raised on `X` (n_rows, n_features): a DataError naming the row
+    (its id) and the column when a value is one it cannot take (`mlprod.features.unfit_value`), else `e`."""
+    from mlprod.features import unfit_value
+
+    found = unfit_value(model, X, e)
+    if found is None:
+        return e
+    pos, column, value, why = found
+    ident = ids[pos] if ids is not None else None
+    ident = ident.item() if hasattr(ident, "item") else ident
+    where = f"row {row_offset + pos + 1}" + (f" (id {ident!r})" if ident is not None else "")
+    return DataError(
+        f"{where}: {value!r} {why}",
+        path=source,
+        column=column,
+        expected="feature values this model can take",
+    )
+
+# %% ../nbs/11_predict.ipynb #4b37b48e
+def _no_rows(
+    proba_names: list[str],  # the proba_<class> columns asked for, if any
+) -> pd.DataFrame:
+    "The output of no rows: (0, 1 [+ n_classes]), with the columns and dtypes a non-empty output has."
+    import pandas as pd
+
+    names = ["prediction", *proba_names]
+    return pd.DataFrame({n: pd.Series([], dtype=object if n == "prediction" else "float64") for n in names})
+
+# %% ../nbs/11_predict.ipynb #83e5023c
 _NUMBERS = (int, float, np.integer, np.floating)  # what predict_one takes as a number without pandas
 
 
-class Predictor:
-    "A loaded model that predicts: `predict(df)`, `predict_one(record)`; a recommender also `recommend`, `similar_items`."
+class _Loaded:
+    "A loaded model's parts, as every way of predicting reads them (the first layer of `Predictor`)."
 
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
@@ -44,7 +108,7 @@ class Predictor:
         self._can_proba = task.has_proba(self.model)
         self._proba_names = [f"proba_{c}" for c in self.classes]
         # A recommender (task recommend): its one feature is the user column; its outputs are lists of items.
-        self.user_col: str | None = self.features[0] if task.data == "interactions" else None
+        self.user_col: str | None = self.features[0] if task.per_user else None
 
     @classmethod
     def load(
@@ -76,71 +140,9 @@ class Predictor:
     def __repr__(self) -> str:
         return f"Predictor({self.bundle.name!r}, version={self.version!r}, task={self.task!r})"
 
-    def predict(
-        self,
-        df: pd.DataFrame
-        | np.ndarray,  # (n_rows, >= 1 + n_features): the id column and the features; extra columns ignored
-        proba: bool = False,  # add one proba_<class> column per class (classifiers)
-        *,
-        source: str | Path | None = None,  # the file `df` came from, for error messages
-        row_offset: int = 0,  # rows of that file before `df`, so errors count rows in the whole file
-    ) -> pd.DataFrame:
-        "Predict `df`: (n_rows, 2 [+ n_classes]) = id, prediction [, proba_<class>...], in `df`'s order and index."
-        from mlprod.schema import validate
-
-        if not hasattr(df, "columns"):  # a 2-D NumPy array (n_rows, n_features), the schema's order: no id
-            return self._predict_array(df, proba)
-        if self.user_col is not None:  # a recommender: user, items, scores, fallback (proba does not apply)
-            return self._recommend_rows(df, source, row_offset)
-        if self.id_col is not None and self.id_col not in df.columns:
-            missing = [self.id_col, *(c for c in self.features if c not in df.columns)]
-            raise SchemaError(
-                f"missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}",
-                path=source,
-                expected=f"the id column {self.id_col!r} and the columns the model was trained on: "
-                + ", ".join(self.features),
-            )
-        X = self._typed_features(df)  # (n_rows, n_features) when df's dtypes already are the training kinds
-        if X is None:
-            X = validate(self.schema, df, source=source, row_offset=row_offset)  # (n_rows, n_features)
-        if len(X) == 0:  # no rows in, no rows out: the columns a non-empty frame would have
-            import pandas as pd
-
-            names = ["prediction", *(self._proba_names if proba and self._can_proba else [])]
-            out = pd.DataFrame(
-                {n: pd.Series([], dtype=object if n == "prediction" else "float64") for n in names}
-            )
-        else:
-            try:
-                out = model_outputs(self.model, self.schema, X, proba=proba)  # (n_rows, 1 [+ n_classes])
-            except ValueError as e:  # the estimator refused a value: which row, which column
-                ids = df[self.id_col].array if self.id_col is not None else None
-                raise self._unfit(e, X, ids, source, row_offset) from None
-        if self.id_col is not None:
-            out.insert(0, self.id_col, df[self.id_col].array)
-        return out
-
-    def _typed_features(self, df: pd.DataFrame) -> pd.DataFrame | None:
-        "`df`'s features as they are, if every column already has its training kind; else None (validate them)."
-        import pandas as pd
-
-        cols = {}
-        for name, numeric in zip(self.features, self._numeric, strict=True):
-            s = df.get(name)
-            if s is None:
-                return None
-            if numeric:
-                if s.dtype.kind not in "fiu":  # numpy floats and integers only
-                    return None
-                arr = s.to_numpy(dtype="float64", copy=False)  # (n_rows,)
-                if np.isinf(arr).any():
-                    return None  # validate names the row
-                cols[name] = arr
-            elif not (isinstance(s.dtype, pd.StringDtype) and s.dtype.na_value is np.nan):
-                return None  # object or nullable strings: validate converts them
-            else:
-                cols[name] = s
-        return pd.DataFrame(cols, index=df.index, copy=False)
+# %% ../nbs/11_predict.ipynb #fc9dc6ca
+class _OneRecord(_Loaded):
+    "`predict_one`: one record {column: value} in, one dict out, without pandas' conversions when it can."
 
     def predict_one(self, record: Mapping[str, Any], proba: bool = False) -> dict[str, Any]:
         "Predict one record {column: value}: {id (if given), 'prediction'[, 'proba_<class>': p...]}."
@@ -191,51 +193,13 @@ class Predictor:
                 out |= dict(zip(self._proba_names, p.tolist(), strict=True))
         except ValueError as e:
             ids = [record[self.id_col]] if self.id_col is not None and self.id_col in record else None
-            raise self._unfit(e, X, ids, None, 0) from None
+            raise _unfit(self.model, e, X, ids, None, 0) from None
         return out
 
-    def _unfit(
-        self, e: ValueError, X: pd.DataFrame, ids: Any, source: str | Path | None, row_offset: int
-    ) -> Exception:
-        """The error for a ValueError the estimator raised on `X` (n_rows, n_features): a DataError naming the row
-        (its id) and the column when a value is one it cannot take (`mlprod.features.unfit_value`), else `e`."""
-        from mlprod.features import unfit_value
+# %% ../nbs/11_predict.ipynb #adc74c6b
+class _Recommends(_OneRecord):
+    "A recommender's ways of predicting: `recommend`, `similar_items`, and what `predict` does for it."
 
-        found = unfit_value(self.model, X, e)
-        if found is None:
-            return e
-        pos, column, value, why = found
-        ident = ids[pos] if ids is not None else None
-        ident = ident.item() if hasattr(ident, "item") else ident
-        where = f"row {row_offset + pos + 1}" + (f" (id {ident!r})" if ident is not None else "")
-        return DataError(
-            f"{where}: {value!r} {why}",
-            path=source,
-            column=column,
-            expected="feature values this model can take",
-        )
-
-    def _predict_array(self, arr: Any, proba: bool) -> pd.DataFrame:
-        "`predict` on an array (n_rows, n_features) of the schema's features in order: (n_rows, 1 [+ n_classes]), no id."
-        import pandas as pd
-
-        a = np.asarray(arr)
-        if a.ndim != 2 or a.shape[1] != len(self.features):
-            one = " (one row: arr.reshape(1, -1))" if a.ndim == 1 else ""
-            raise SchemaError(
-                f"an array of shape {a.shape}{one}",
-                expected=f"a 2-D array (n_rows, {len(self.features)}) whose columns are, in order: "
-                + ", ".join(self.features),
-            )
-        frame = pd.DataFrame(a, columns=self.features)  # (n_rows, n_features), index = row number from 0
-        if self.id_col is None:
-            return self.predict(frame, proba)
-        frame.insert(
-            0, self.id_col, np.arange(len(frame))
-        )  # no ids to give: a stand-in, left out of the output
-        return self.predict(frame, proba).drop(columns=self.id_col)
-
-    # ---- recommenders (task recommend) ----------------------------------------------------------------------
     def recommend(self, user_ids: Any, k: int | None = None) -> pd.DataFrame:
         "Top-`k` items (default: the model's k) per user, excluding what each has: (n, 4) [user, items, scores, fallback]."
         self._require_recommender("recommend")
@@ -294,6 +258,71 @@ class Predictor:
         row = self.model.recommend([record[user]]).iloc[0]
         items, scores = list(row["items"]), [float(x) for x in row["scores"]]
         return {user: record[user], "items": items, "scores": scores, "fallback": bool(row["fallback"])}
+
+# %% ../nbs/11_predict.ipynb #6e5e2455
+class Predictor(_Recommends):
+    "A loaded model that predicts: `predict(df)`, `predict_one(record)`; a recommender also `recommend`, `similar_items`."
+
+    def predict(
+        self,
+        df: pd.DataFrame
+        | np.ndarray,  # (n_rows, >= 1 + n_features): the id column and the features; extra columns ignored
+        proba: bool = False,  # add one proba_<class> column per class (classifiers)
+        *,
+        source: str | Path | None = None,  # the file `df` came from, for error messages
+        row_offset: int = 0,  # rows of that file before `df`, so errors count rows in the whole file
+    ) -> pd.DataFrame:
+        "Predict `df`: (n_rows, 2 [+ n_classes]) = id, prediction [, proba_<class>...], in `df`'s order and index."
+        from mlprod.schema import validate
+
+        if not hasattr(df, "columns"):  # a 2-D NumPy array (n_rows, n_features), the schema's order: no id
+            return self._predict_array(df, proba)
+        if self.user_col is not None:  # a recommender: user, items, scores, fallback (proba does not apply)
+            return self._recommend_rows(df, source, row_offset)
+        if self.id_col is not None and self.id_col not in df.columns:
+            missing = [self.id_col, *(c for c in self.features if c not in df.columns)]
+            raise SchemaError(
+                f"missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}",
+                path=source,
+                expected=f"the id column {self.id_col!r} and the columns the model was trained on: "
+                + ", ".join(self.features),
+            )
+        X = _typed_features(
+            df, self.features, self._numeric
+        )  # (n_rows, n_features) when df's dtypes already are the training kinds
+        if X is None:
+            X = validate(self.schema, df, source=source, row_offset=row_offset)  # (n_rows, n_features)
+        if len(X) == 0:  # no rows in, no rows out: the columns a non-empty frame would have
+            out = _no_rows(self._proba_names if proba and self._can_proba else [])
+        else:
+            try:
+                out = model_outputs(self.model, self.schema, X, proba=proba)  # (n_rows, 1 [+ n_classes])
+            except ValueError as e:  # the estimator refused a value: which row, which column
+                ids = df[self.id_col].array if self.id_col is not None else None
+                raise _unfit(self.model, e, X, ids, source, row_offset) from None
+        if self.id_col is not None:
+            out.insert(0, self.id_col, df[self.id_col].array)
+        return out
+
+    def _predict_array(self, arr: Any, proba: bool) -> pd.DataFrame:
+        "`predict` on an array (n_rows, n_features) of the schema's features in order: (n_rows, 1 [+ n_classes]), no id."
+        import pandas as pd
+
+        a = np.asarray(arr)
+        if a.ndim != 2 or a.shape[1] != len(self.features):
+            one = " (one row: arr.reshape(1, -1))" if a.ndim == 1 else ""
+            raise SchemaError(
+                f"an array of shape {a.shape}{one}",
+                expected=f"a 2-D array (n_rows, {len(self.features)}) whose columns are, in order: "
+                + ", ".join(self.features),
+            )
+        frame = pd.DataFrame(a, columns=self.features)  # (n_rows, n_features), index = row number from 0
+        if self.id_col is None:
+            return self.predict(frame, proba)
+        frame.insert(
+            0, self.id_col, np.arange(len(frame))
+        )  # no ids to give: a stand-in, left out of the output
+        return self.predict(frame, proba).drop(columns=self.id_col)
 
 # %% ../nbs/11_predict.ipynb #531a0a2a
 from .formats import CHUNK_ROWS  # noqa: E402  (the one default chunk size)

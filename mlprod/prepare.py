@@ -51,7 +51,7 @@ def target_values(df: pd.DataFrame, cfg: TrainConfig, source: str | Path | None)
     import pandas as pd
 
     y = df[cfg.target]
-    if task_for(cfg.task).target == "labels":
+    if task_for(cfg.task).has_classes:
         return y.to_numpy()
     num = pd.to_numeric(y, errors="coerce").to_numpy(dtype="float64")
     bad = np.isnan(num) | np.isinf(num)
@@ -170,20 +170,18 @@ def unseen_user(users: pd.Series) -> Any:
         name = f"unseen-user-{i}"
     return name
 
-# %% ../nbs/09c_prepare.ipynb #5c45edb2
-def prepare_interactions(
-    cfg: TrainConfig, chk: _Check, df: pd.DataFrame, source: str | Path | None
-) -> Prepared:
-    "Recommend: the user column as the schema's one feature, and each user's held-out interactions."
+# %% ../nbs/09c_prepare.ipynb #ad3f0fb8
+def _check_interactions(
+    df: pd.DataFrame,  # (n_rows, n_columns) the interactions, as read
+    columns: list[str | None],  # the config's interaction columns (None: not given)
+    weight: str | None,  # the weight column, if any
+    source: str | Path | None,
+) -> None:
+    "Each named column is in `df` (SchemaError); each weight a finite number > 0 (DataError naming the file's row)."
     import numpy as np
     import pandas as pd
 
-    from mlprod.recsys import split_interactions
-    from mlprod.schema import capture_schema
-
-    assert cfg.user_col is not None and cfg.item_col is not None
-    user, item, weight = cfg.user_col, cfg.item_col, cfg.weight_col
-    for col in (user, item, weight, cfg.timestamp_col):
+    for col in columns:
         if col is not None and col not in df.columns:
             raise SchemaError(
                 "the column is not in the data",
@@ -204,6 +202,20 @@ def prepare_interactions(
                 column=weight,
                 expected="a finite weight > 0 in every row",
             )
+
+# %% ../nbs/09c_prepare.ipynb #5c45edb2
+def prepare_interactions(
+    cfg: TrainConfig, chk: _Check, df: pd.DataFrame, source: str | Path | None
+) -> Prepared:
+    "Recommend: the user column as the schema's one feature, and each user's held-out interactions."
+    import pandas as pd
+
+    from mlprod.recsys import split_interactions
+    from mlprod.schema import capture_schema
+
+    assert cfg.user_col is not None and cfg.item_col is not None
+    user, item, weight = cfg.user_col, cfg.item_col, cfg.weight_col
+    _check_interactions(df, [user, item, weight, cfg.timestamp_col], weight, source)
     train, held = split_interactions(
         df, user, item, cfg.timestamp_col, cfg.validation["holdout"], cfg.seed
     )  # (n_train, n_columns), (n_held, n_columns)

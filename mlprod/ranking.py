@@ -53,18 +53,14 @@ def factorize_ids(values: pd.Series, column: str | None = None) -> tuple[np.ndar
     remap, ids = pd.factorize(text, sort=True)  # (n_raw,) -> (n_ids,) sorted, distinct texts
     return remap[codes].astype(np.int64), np.asarray(ids, dtype=object)
 
-# %% ../nbs/19_ranking.ipynb #dab4bb65
-def split_interactions(
+# %% ../nbs/19_ranking.ipynb #d63c7458
+def _check_split(
     df: pd.DataFrame,  # (n_rows, n_columns) interactions
-    user_col: str = "user_id",
-    item_col: str = "item_id",
-    timestamp_col: str | None = None,
-    holdout: int | float = 1,
-    seed: int = 0,
-    drop_known: bool = True,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "(train, held_out) rows of `df`, per user: the latest `holdout` interactions (by timestamp) or random ones (seeded)."
-    for c in [user_col, item_col] + ([timestamp_col] if timestamp_col else []):
+    columns: list[str],  # the columns the split reads
+    holdout: Any,  # a count >= 1 or a fraction in (0, 1)
+) -> None:
+    "Refuse a missing column (SchemaError) or a holdout that is neither a count nor a fraction (ConfigError)."
+    for c in columns:
         if c not in df.columns:
             raise SchemaError(
                 "the column is not in the data",
@@ -78,23 +74,37 @@ def split_interactions(
         raise ConfigError(
             f"holdout must be a count >= 1 or a fraction in (0, 1), got {holdout!r}", column="holdout"
         )
-    n = len(df)
-    u_code, _ = factorize_ids(df[user_col], user_col)  # (n,)
-    if timestamp_col:
-        t = df[timestamp_col]
-        if not pd.api.types.is_numeric_dtype(t):
-            t = pd.to_datetime(t, errors="coerce")  # the format of the first row, for all
-        bad = t.isna().to_numpy()
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0]) + 1
-            raise DataError(
-                f"row {row}: {df[timestamp_col].iloc[row - 1]!r} is not a time",
-                column=timestamp_col,
-                expected="a timestamp or a number in every row",
-            )
-        when = t.array.asi8 if hasattr(t.array, "asi8") else t.to_numpy(dtype=np.float64)  # (n,) orderable
-    else:
-        when = np.random.default_rng(seed).random(n)  # (n,) a random order within each user
+
+# %% ../nbs/19_ranking.ipynb #99e1691b
+def _when(
+    df: pd.DataFrame,  # (n_rows, n_columns) interactions
+    timestamp_col: str | None,  # the time of each interaction, or None: a seeded random order
+    seed: int,
+) -> np.ndarray:
+    "(n_rows,) an orderable value per row: its time (numbers or parsed dates), else a seeded random draw."
+    if not timestamp_col:
+        return np.random.default_rng(seed).random(len(df))  # (n,) a random order within each user
+    t = df[timestamp_col]
+    if not pd.api.types.is_numeric_dtype(t):
+        t = pd.to_datetime(t, errors="coerce")  # the format of the first row, for all
+    bad = t.isna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0]) + 1
+        raise DataError(
+            f"row {row}: {df[timestamp_col].iloc[row - 1]!r} is not a time",
+            column=timestamp_col,
+            expected="a timestamp or a number in every row",
+        )
+    return t.array.asi8 if hasattr(t.array, "asi8") else t.to_numpy(dtype=np.float64)  # (n,) orderable
+
+# %% ../nbs/19_ranking.ipynb #b823909f
+def _held_out(
+    u_code: np.ndarray,  # (n_rows,) int64 each row's user
+    when: np.ndarray,  # (n_rows,) orderable: time or a random draw
+    holdout: int | float,  # a count per user, or a fraction of each user's interactions
+) -> np.ndarray:
+    "(n_rows,) bool: each user's latest `holdout` rows by `when` (ties: file order); every user keeps one."
+    n = len(u_code)
     # Order by user, then time (ties: file order): the time's ordinal rank, then one sort of one int64 key.
     by_time = np.argsort(when, kind="stable")  # (n,)
     time_rank = np.empty(n, dtype=np.int64)
@@ -111,6 +121,23 @@ def split_interactions(
     n_hold = np.minimum(n_hold, counts - 1)  # (n_users,) every user keeps one to train on
     test = np.zeros(n, dtype=bool)
     test[order] = from_end < n_hold[u_sorted]
+    return test
+
+# %% ../nbs/19_ranking.ipynb #d9e6b1b2
+def split_interactions(
+    df: pd.DataFrame,  # (n_rows, n_columns) interactions
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    timestamp_col: str | None = None,  # the latest are held out; None: random ones, drawn with `seed`
+    holdout: int | float = 1,  # a count per user (>= 1) or a fraction of each user's interactions
+    seed: int = 0,
+    drop_known: bool = True,  # drop held-out pairs (user, item) the user also has in training
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "(train, held_out) rows of `df`, per user: the latest `holdout` interactions (by timestamp) or random ones (seeded)."
+    _check_split(df, [user_col, item_col] + ([timestamp_col] if timestamp_col else []), holdout)
+    n = len(df)
+    u_code, _ = factorize_ids(df[user_col], user_col)  # (n,)
+    test = _held_out(u_code, _when(df, timestamp_col, seed), holdout)  # (n,)
     if drop_known and test.any():
         i_code, _ = factorize_ids(df[item_col], item_col)
         pair = u_code * (int(i_code.max()) + 1) + i_code  # (n,) one number per (user, item) pair
@@ -119,18 +146,15 @@ def split_interactions(
         return df[~test], df[test & ~known]
     return df[~test], df[test]
 
-# %% ../nbs/19_ranking.ipynb #3636d712
-def ranking_metrics(
-    recommendations: pd.DataFrame,  # (n_users, >= 2): user_col and items_col (list of item IDs, or "a b c")
-    held_out: pd.DataFrame,  # (n_rows, >= 2): user_col and item_col, the interactions to find
-    k_values: Sequence[int] = (5, 10),
-    user_col: str = "user_id",
-    item_col: str = "item_id",
-    items_col: str = "items",
-    catalog_size: int | None = None,  # number of items that could be recommended (default: those seen here)
-    popularity: pd.Series | None = None,  # item ID -> interaction count, for popularity@k
-) -> dict[str, float]:
-    "precision@k, recall@k, map@k, ndcg@k, coverage@k (and popularity@k) of `recommendations` against `held_out`."
+# %% ../nbs/19_ranking.ipynb #9b1788e0
+def _ranking_ks(
+    recommendations: pd.DataFrame,  # (n_users, >= 2) user_col, items_col
+    held_out: pd.DataFrame,  # (n_rows, >= 2) user_col, item_col
+    k_values: Sequence[int],
+    columns: tuple[str, str, str],  # user_col, item_col, items_col
+) -> list[int]:
+    "The distinct k values, sorted; a missing column is a SchemaError, a k below 1 a ConfigError."
+    user_col, item_col, items_col = columns
     for frame, cols, what in (
         (recommendations, (user_col, items_col), "recommendations"),
         (held_out, (user_col, item_col), "held-out interactions"),
@@ -141,8 +165,17 @@ def ranking_metrics(
     ks = sorted({int(k) for k in k_values})
     if not ks or ks[0] < 1:
         raise ConfigError(f"k values must be positive integers, got {list(k_values)!r}", column="k_values")
-    kmax = ks[-1]
-    # Users to evaluate: those with held-out items; their relevant (user, item) pairs.
+    return ks
+
+# %% ../nbs/19_ranking.ipynb #6b29c0c9
+def _ranked_hits(
+    recommendations: pd.DataFrame,  # (n_users, >= 2) user_col, items_col
+    held_out: pd.DataFrame,  # (n_rows, >= 2) user_col, item_col
+    kmax: int,  # the largest k
+    columns: tuple[str, str, str],  # user_col, item_col, items_col
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, pd.Index]:
+    "(H (n_eval, kmax) hit at rank r, n_rel (n_eval,), has_recs (n_eval,), rank, item code (n_rec_rows,), items)."
+    user_col, item_col, items_col = columns
     u_code, eval_users = factorize_ids(held_out[user_col], user_col)  # (n_rows,), (n_eval,)
     n_eval = len(eval_users)
     if n_eval == 0:
@@ -173,15 +206,39 @@ def ranking_metrics(
     H = np.zeros((n_eval, kmax), dtype=bool)  # (n_eval, kmax) hit at rank r
     H[r_user[hit], rank[hit]] = True
     has_recs = np.bincount(r_user, minlength=n_eval) > 0
+    return H, n_rel, has_recs, rank, r_code, all_items
+
+# %% ../nbs/19_ranking.ipynb #7c067eec
+def _popularity_pct(
+    popularity: pd.Series,  # item ID -> interaction count
+    all_items: pd.Index,  # the item IDs (text) of the codes
+    r_code: np.ndarray,  # (n_rec_rows,) each recommended slot's item code
+) -> np.ndarray:
+    "(n_rec_rows,) the popularity percentile of each recommended item; NaN for an item without a count."
+    p = pd.Series(np.asarray(popularity, dtype=np.float64), index=as_id_strings(pd.Series(popularity.index)))
+    pct_of = p.rank(pct=True, method="average")
+    return pct_of.reindex(all_items).to_numpy()[r_code]
+
+# %% ../nbs/19_ranking.ipynb #4279ddc2
+def ranking_metrics(
+    recommendations: pd.DataFrame,  # (n_users, >= 2): user_col and items_col (list of item IDs, or "a b c")
+    held_out: pd.DataFrame,  # (n_rows, >= 2): user_col and item_col, the interactions to find
+    k_values: Sequence[int] = (5, 10),
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    items_col: str = "items",
+    catalog_size: int | None = None,  # number of items that could be recommended (default: those seen here)
+    popularity: pd.Series | None = None,  # item ID -> interaction count, for popularity@k
+) -> dict[str, float]:
+    "precision@k, recall@k, map@k, ndcg@k, coverage@k (and popularity@k) of `recommendations` against `held_out`."
+    columns = (user_col, item_col, items_col)
+    ks = _ranking_ks(recommendations, held_out, k_values, columns)
+    kmax = ks[-1]
+    H, n_rel, has_recs, rank, r_code, all_items = _ranked_hits(recommendations, held_out, kmax, columns)
+    n_eval, n_codes = len(n_rel), len(all_items)
     disc = 1.0 / np.log2(np.arange(2, kmax + 2))  # (kmax,) 1 / log2(r + 1)
     ideal = np.cumsum(disc)  # (kmax,) best DCG with r relevant items
-    pct = None
-    if popularity is not None:
-        p = pd.Series(
-            np.asarray(popularity, dtype=np.float64), index=as_id_strings(pd.Series(popularity.index))
-        )
-        pct_of = p.rank(pct=True, method="average")
-        pct = pct_of.reindex(all_items).to_numpy()[r_code]  # (n_rec_rows,) NaN for items without a count
+    pct = None if popularity is None else _popularity_pct(popularity, all_items, r_code)  # (n_rec_rows,)
     out: dict[str, float] = {}
     for k in ks:
         Hk = H[:, :k]  # (n_eval, k)

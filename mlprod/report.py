@@ -43,7 +43,7 @@ def report_template(kind: str, templates: str | Path | None = None) -> Path:
         )
     return path
 
-# %% ../nbs/13_report.ipynb #0ccd39a0
+# %% ../nbs/13_report.ipynb #538b45c9
 REPORT_FILES = frozenset(
     f"{name}{suffix}"
     for name in ("report.ipynb", "report.html", "metrics.json")
@@ -54,7 +54,53 @@ _MARKER_TEXT = (
     "A report written by `mlprod report`: its next run into this folder replaces the folder whole.\n"
 )
 
+# %% ../nbs/13_report.ipynb #52d265aa
+def _check_contents(
+    out_dir: Path,  # the output folder as given
+    real: Path,  # its real path
+) -> None:
+    "Refuse an existing folder mlprod did not write (no REPORT_MARKER) or that holds anything but a report's files."
+    if not real.is_dir():
+        return
+    try:
+        names = sorted(p.name for p in real.iterdir())  # hidden ones too: .git, .env are someone's
+    except OSError as e:
+        raise ReportError(f"cannot read the output folder ({e.strerror})", path=shown_path(out_dir)) from None
+    others = [n for n in names if n != REPORT_MARKER and n not in REPORT_FILES]
+    shown = ", ".join(others[:3]) + (f" (and {len(others) - 3} more)" if len(others) > 3 else "")
+    if names and REPORT_MARKER not in names:
+        raise ReportError(
+            f"not a folder mlprod wrote (it has no {REPORT_MARKER}) and not empty: "
+            + ", ".join(names[:3])
+            + (f" (and {len(names) - 3} more)" if len(names) > 3 else ""),
+            path=shown_path(out_dir),
+            expected="an empty or new folder, or one an earlier `mlprod report` wrote: it is replaced whole",
+        )
+    if others:
+        raise ReportError(
+            f"the output folder holds files that are not a report's: {shown}",
+            path=shown_path(out_dir),
+            expected="only an earlier report's files: the folder is replaced whole",
+        )
 
+# %% ../nbs/13_report.ipynb #59c08195
+def _check_parent(
+    out_dir: Path,  # the output folder as given
+    real: Path,  # its real path
+) -> None:
+    "Refuse an output folder whose nearest existing parent is a file or not writable: the run is made beside it."
+    folder = real.parent  # where the run is made, beside the report's folder: the nearest that exists
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ReportError(
+            f"cannot create the output folder: {shown_path(folder)} is a file", path=shown_path(out_dir)
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        what = "its folder" if folder == real.parent else "cannot create the output folder:"
+        raise ReportError(f"{what} {shown_path(folder)} is not writable", path=shown_path(out_dir))
+
+# %% ../nbs/13_report.ipynb #becf03ad
 def _check_out_dir(
     out_dir: Path,
     inputs: Sequence[str | Path] = (),  # the run's input files and folders: none may lie inside `out_dir`
@@ -83,42 +129,11 @@ def _check_out_dir(
                 path=shown_path(out_dir),
                 expected="an output folder that holds none of the report's inputs",
             )
-    if real.is_dir():
-        try:
-            names = sorted(p.name for p in real.iterdir())  # hidden ones too: .git, .env are someone's
-        except OSError as e:
-            raise ReportError(
-                f"cannot read the output folder ({e.strerror})", path=shown_path(out_dir)
-            ) from None
-        others = [n for n in names if n != REPORT_MARKER and n not in REPORT_FILES]
-        shown = ", ".join(others[:3]) + (f" (and {len(others) - 3} more)" if len(others) > 3 else "")
-        if names and REPORT_MARKER not in names:
-            raise ReportError(
-                f"not a folder mlprod wrote (it has no {REPORT_MARKER}) and not empty: "
-                + ", ".join(names[:3])
-                + (f" (and {len(names) - 3} more)" if len(names) > 3 else ""),
-                path=shown_path(out_dir),
-                expected="an empty or new folder, or one an earlier `mlprod report` wrote: it is replaced whole",
-            )
-        if others:
-            raise ReportError(
-                f"the output folder holds files that are not a report's: {shown}",
-                path=shown_path(out_dir),
-                expected="only an earlier report's files: the folder is replaced whole",
-            )
-    folder = real.parent  # where the run is made, beside the report's folder: the nearest that exists
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ReportError(
-            f"cannot create the output folder: {shown_path(folder)} is a file", path=shown_path(out_dir)
-        )
-    if not os.access(folder, os.W_OK | os.X_OK):
-        what = "its folder" if folder == real.parent else "cannot create the output folder:"
-        raise ReportError(f"{what} {shown_path(folder)} is not writable", path=shown_path(out_dir))
+    _check_contents(out_dir, real)
+    _check_parent(out_dir, real)
     return real
 
-# %% ../nbs/13_report.ipynb #b7e1c2a5
+# %% ../nbs/13_report.ipynb #451efb8c
 def _prepare_out_dir(out_dir: Path, inputs: Sequence[str | Path] = ()) -> Path:
     "Check the output folder and create the folder it goes in; its real path."
     real = _check_out_dir(out_dir, inputs)
@@ -130,14 +145,14 @@ def _prepare_out_dir(out_dir: Path, inputs: Sequence[str | Path] = ()) -> Path:
         ) from None
     return real
 
-
+# %% ../nbs/13_report.ipynb #2c0a4964
 def _remove_metrics(out_dir: Path) -> None:
     from mlprod.lineage import lineage_file
 
     for p in (out_dir / "metrics.json", lineage_file(out_dir / "metrics.json")):
         p.unlink(missing_ok=True)
 
-
+# %% ../nbs/13_report.ipynb #ac3014a1
 def _staged_params(
     params: Mapping[str, Any], out_dir: Path, stage: Path
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -149,7 +164,62 @@ def _staged_params(
     moved = [(str(stage), os.path.realpath(out_dir)), (shown, str(given))]
     return {**params, "out_dir": shown if isinstance(given, str) else Path(shown)}, moved
 
+# %% ../nbs/13_report.ipynb #2a87c9ed
+def _write_run(
+    stage: Path,  # the hidden folder the run is made in
+    nb: Any,  # the executed notebook (nbformat)
+    failure: Any,  # execute's Failure, or None
+    params: Mapping[str, Any],  # the parameters as the caller gave them
+    moved: list[tuple[str, str]],  # (staging, final) path pairs to show as the final ones
+    notebook: Path,  # the report notebook run
+    run: Mapping[str, Any],  # kind, title, inputs (lineage), timeout
+) -> Any:
+    "report.ipynb, report.html and their lineage into `stage`; metrics.json kept only by a run that did not fail."
+    import nbformat
 
+    from mlprod.commit import write_text
+    from mlprod.execute import finalize, render_html, report_title
+    from mlprod.io import sha256_file
+    from mlprod.lineage import write_lineage
+
+    kind, title, inputs, timeout = run["kind"], run["title"], run["inputs"], run["timeout"]
+    nb = finalize(nb, params, failure, kind, moved)
+    ipynb = write_text(stage / "report.ipynb", nbformat.writes(nb) + "\n")
+    html = write_text(stage / "report.html", render_html(nb, title or report_title(nb, f"{kind} report")))
+    lineage = {  # paths relative to the staging folder: a sibling of the report's, so the same
+        "inputs": [dict(i) for i in inputs],
+        "params": {**params, "timeout": timeout},
+        "report": kind,
+        "template_sha256": sha256_file(notebook),
+        "status": nb.metadata["mlprod"]["status"],
+    }
+    for out in (ipynb, html):
+        write_lineage(out, "report", **lineage)
+    if failure is not None:
+        _remove_metrics(stage)  # a cell may have written it before the failure: a failed report has none
+    elif (stage / "metrics.json").exists():
+        write_lineage(stage / "metrics.json", "report", **lineage)
+    return nb
+
+# %% ../nbs/13_report.ipynb #ab770b1c
+def _put_in_place(
+    folder: Any,  # the run's mlprod.commit.AtomicFolder
+    final: Path,  # the report folder's real path
+    out_dir: Path,  # the report folder as given
+) -> None:
+    "Swap the run's folder in, in one step; a failure to do so is a ReportError naming the folder."
+    from mlprod.errors import OutputError
+
+    try:
+        folder.commit()  # in one step; the folder that was there is deleted after
+    except OutputError:
+        raise ReportError("another run keeps replacing the output folder", path=shown_path(final)) from None
+    except OSError as e:
+        raise ReportError(
+            f"cannot put the report in place ({e.strerror})", path=shown_path(out_dir)
+        ) from None
+
+# %% ../nbs/13_report.ipynb #fbc41af6
 def run_notebook(
     notebook: str | Path,
     params: Mapping[str, Any],
@@ -166,13 +236,8 @@ def run_notebook(
     "Run `notebook` with `params` into `out_dir`, replaced whole: report.ipynb, report.html (and the notebook writes metrics.json)."
     import tempfile
 
-    import nbformat
-
     from mlprod.commit import AtomicFolder, run_name, write_text
-    from mlprod.errors import OutputError
-    from mlprod.execute import check_parameters, finalize, render_html, report_title
-    from mlprod.io import sha256_file
-    from mlprod.lineage import write_lineage
+    from mlprod.execute import check_parameters
 
     notebook, out_dir = Path(notebook), Path(out_dir)
     check_parameters(notebook, params)
@@ -194,32 +259,9 @@ def run_notebook(
         run_params, moved = _staged_params(params, out_dir, stage)
         with tempfile.TemporaryDirectory(prefix="mlprod-report-") as scratch:
             nb, failure = execute(notebook, run_params, Path(scratch), timeout=timeout, progress=progress)
-        nb = finalize(nb, params, failure, kind, moved)
-        ipynb = write_text(stage / "report.ipynb", nbformat.writes(nb) + "\n")
-        html = write_text(stage / "report.html", render_html(nb, title or report_title(nb, f"{kind} report")))
-        lineage = {  # paths relative to the staging folder: a sibling of the report's, so the same
-            "inputs": [dict(i) for i in inputs],
-            "params": {**params, "timeout": timeout},
-            "report": kind,
-            "template_sha256": sha256_file(notebook),
-            "status": nb.metadata["mlprod"]["status"],
-        }
-        for out in (ipynb, html):
-            write_lineage(out, "report", **lineage)
-        if failure is not None:
-            _remove_metrics(stage)  # a cell may have written it before the failure: a failed report has none
-        elif (stage / "metrics.json").exists():
-            write_lineage(stage / "metrics.json", "report", **lineage)
-        try:
-            folder.commit()  # in one step; the folder that was there is deleted after
-        except OutputError:
-            raise ReportError(
-                "another run keeps replacing the output folder", path=shown_path(final)
-            ) from None
-        except OSError as e:
-            raise ReportError(
-                f"cannot put the report in place ({e.strerror})", path=shown_path(out_dir)
-            ) from None
+        run = {"kind": kind, "title": title, "inputs": inputs, "timeout": timeout}
+        nb = _write_run(stage, nb, failure, params, moved, notebook, run)
+        _put_in_place(folder, final, out_dir)
     except BaseException as e:
         if folder is not None:
             folder.discard()
@@ -238,7 +280,7 @@ def run_notebook(
         )
     return out_dir
 
-# %% ../nbs/13_report.ipynb #84be0472
+# %% ../nbs/13_report.ipynb #9c1fd3d1
 def _relative_params(params: Mapping[str, Any]) -> dict[str, Any]:
     "Path values as POSIX paths relative to the current folder (lists of paths too): no absolute path is injected."
 
@@ -251,7 +293,7 @@ def _relative_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
     return {k: rel(v) for k, v in params.items()}
 
-
+# %% ../nbs/13_report.ipynb #845034ff
 def run_report(
     kind: str,  # 'evaluate', 'compare', or a notebook of `templates`
     params: Mapping[str, Any],
@@ -276,7 +318,7 @@ def run_report(
         progress=progress,
     )
 
-
+# %% ../nbs/13_report.ipynb #9cecefd1
 def _check_inputs(
     model_dirs: Sequence[str | Path],
     data: str | Path,
@@ -306,13 +348,13 @@ def _check_inputs(
         check_data(b.schema, df, data)
     return versions
 
-
+# %% ../nbs/13_report.ipynb #6092b716
 def _formats_param(allowed_formats: Sequence[str]) -> dict[str, list[str]]:
     "The report notebook's `allowed_formats` parameter, given only when it allows fewer than every format."
     allowed = list(allowed_formats)
     return {} if set(allowed) >= {"joblib", "skops"} else {"allowed_formats": allowed}
 
-
+# %% ../nbs/13_report.ipynb #783191f1
 def evaluate_report(
     model_dir: str | Path,  # a version folder, or a model root (its champion, else latest)
     data: str | Path,  # the data to evaluate on: id, features and target
@@ -347,7 +389,7 @@ def evaluate_report(
         "evaluate", params, out_dir, timeout=timeout, templates=templates, inputs=inputs, progress=progress
     )
 
-
+# %% ../nbs/13_report.ipynb #7e6c3bc6
 def compare_report(
     model_dirs: Sequence[str | Path],  # two or more: the first is the baseline (e.g. the champion)
     data: str | Path,

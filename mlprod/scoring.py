@@ -22,12 +22,12 @@ if TYPE_CHECKING:
     from mlprod.schema import Schema
 
 # %% auto #0
-__all__ = ['RANKING_PANELS', 'Scored', 'load_data', 'check_data', 'score', 'model_labels', 'score_all', 'check_comparable',
+__all__ = ['RANKING_PANELS', 'Scored', 'load_data', 'check_data', 'score', 'model_labels', 'check_comparable', 'score_all',
            'cell_text', 'parameters_table', 'data_table', 'scalar_metrics', 'best_label', 'metrics_table',
            'evaluate_payload', 'select_by', 'compare_payload', 'ranking_curve', 'popularity_bias',
            'popularity_bias_summary', 'baseline_table']
 
-# %% ../nbs/13a_scoring.ipynb #70df0629
+# %% ../nbs/13a_scoring.ipynb #662375b8
 @dataclass
 class Scored:
     "One model's predictions on the report's data, and its metrics."
@@ -53,19 +53,19 @@ class Scored:
     def proba(self) -> np.ndarray | None:
         "The predicted probabilities: (n_rows, n_classes) in `classes` order, or None."
         cols = [f"proba_{c}" for c in self.classes]
-        labels = task_for(self.task).target == "labels"  # only a classifier's predictions have probabilities
+        labels = task_for(self.task).has_classes  # only a classifier's predictions have probabilities
         if not labels or not cols or any(c not in self.predictions for c in cols):
             return None
         return self.predictions[cols].to_numpy(dtype="float64")
 
-
+# %% ../nbs/13a_scoring.ipynb #fbd460ec
 def load_data(path: str | Path) -> pd.DataFrame:
     "The report's data table (CSV, JSON Lines, Parquet): (n_rows, n_columns)."
     from mlprod.tables import read_table
 
     return read_table(path)
 
-
+# %% ../nbs/13a_scoring.ipynb #41835a26
 def check_data(
     schema: Schema,  # the schema of the model the report scores
     df: pd.DataFrame,  # (n_rows, n_columns): the report's data
@@ -85,7 +85,7 @@ def check_data(
             column=schema.target,
             expected="the truth beside the features: a report scores the model against it",
         )
-    if task_for(schema.task).data == "interactions":
+    if task_for(schema.task).per_user:
         user = schema.feature_names[0]
         if user not in df.columns:
             raise SchemaError(
@@ -105,7 +105,7 @@ def check_data(
     if schema.id_col is not None:
         check_ids(df[schema.id_col], source, "data")  # what evaluation checks before the join
 
-
+# %% ../nbs/13a_scoring.ipynb #373585f2
 def score(
     model_dir: str | Path,  # a version folder, or a model root (its champion, else latest)
     df: pd.DataFrame,  # (n_rows, >= 2 + n_features): id, features, target
@@ -131,7 +131,7 @@ def score(
     name = predictor.bundle.name or Path(model_dir).name
     folder = predictor.bundle.path or Path(model_dir)
     task = task_for(schema.task)  # what differs between tasks (mlprod.tasks)
-    if task.data == "interactions":
+    if task.per_user:
         return _score_recommender(predictor, df, label or name, folder, source)
     preds = predictor.predict(df, proba=True, source=source)  # (n_rows, 2 + n_classes)
     metrics = evaluate_from_data(
@@ -144,11 +144,11 @@ def score(
         truth_source=source,
     )
     y = df[schema.target].to_numpy()  # (n_rows,)
-    if task.target == "numbers":
+    if task.numeric_target:
         y = y.astype("float64")
     return Scored(label or name, folder, predictor, preds.reset_index(drop=True), y, metrics)
 
-
+# %% ../nbs/13a_scoring.ipynb #4ae189d3
 def _score_recommender(
     predictor: Predictor, df: pd.DataFrame, label: str, folder: Path, source: str | Path | None
 ) -> Scored:
@@ -165,7 +165,7 @@ def _score_recommender(
     truth = df[[user, item]].reset_index(drop=True)  # (n_rows, 2)
     return Scored(label, folder, predictor, preds, truth[item].to_numpy(), metrics, truth)
 
-# %% ../nbs/13a_scoring.ipynb #1ca639c0
+# %% ../nbs/13a_scoring.ipynb #309520e1
 def model_labels(model_dirs: Sequence[str | Path]) -> list[str]:
     "A short, unique label for each model folder: candidate or model name, plus a version hash when needed."
     import json
@@ -190,7 +190,27 @@ def model_labels(model_dirs: Sequence[str | Path]) -> list[str]:
         names = [f"{n} #{i + 1}" for i, n in enumerate(names)]
     return names
 
+# %% ../nbs/13a_scoring.ipynb #04337f0b
+def check_comparable(labels: Sequence[str], schemas: Sequence[Schema], folders: Sequence[Path]) -> None:
+    "Refuse models that differ in task, id column or target: a comparison needs all three the same."
+    first = schemas[0]
+    for label, s, folder in zip(labels[1:], schemas[1:], folders[1:], strict=True):
+        for what, a, b in (("task", first.task, s.task), ("id column", first.id_col, s.id_col)):
+            if a != b:
+                raise ReportError(
+                    f"models {labels[0]!r} and {label!r} differ in {what}: {a!r} and {b!r}",
+                    path=shown_path(folder),
+                    expected="models of the same task on the same columns",
+                )
+        if first.target != s.target:
+            raise ReportError(
+                f"models {labels[0]!r} and {label!r} predict different targets: "
+                f"{first.target!r} and {s.target!r}",
+                path=shown_path(folder),
+                expected="models of the same target",
+            )
 
+# %% ../nbs/13a_scoring.ipynb #2102d9f5
 def score_all(
     model_dirs: Sequence[str | Path],
     df: pd.DataFrame,  # (n_rows, n_columns)
@@ -219,27 +239,7 @@ def score_all(
     check_comparable(labels, [r.predictor.schema for r in runs], [r.model_dir for r in runs])
     return runs
 
-
-def check_comparable(labels: Sequence[str], schemas: Sequence[Schema], folders: Sequence[Path]) -> None:
-    "Refuse models that differ in task, id column or target: a comparison needs all three the same."
-    first = schemas[0]
-    for label, s, folder in zip(labels[1:], schemas[1:], folders[1:], strict=True):
-        for what, a, b in (("task", first.task, s.task), ("id column", first.id_col, s.id_col)):
-            if a != b:
-                raise ReportError(
-                    f"models {labels[0]!r} and {label!r} differ in {what}: {a!r} and {b!r}",
-                    path=shown_path(folder),
-                    expected="models of the same task on the same columns",
-                )
-        if first.target != s.target:
-            raise ReportError(
-                f"models {labels[0]!r} and {label!r} predict different targets: "
-                f"{first.target!r} and {s.target!r}",
-                path=shown_path(folder),
-                expected="models of the same target",
-            )
-
-# %% ../nbs/13a_scoring.ipynb #b476ee15
+# %% ../nbs/13a_scoring.ipynb #c3d08e15
 def cell_text(value: Any) -> str:
     """A value as a report's table shows it, never a Python repr: text as it is (empty: an empty cell), None
     as '-', a list comma-joined, a dict as JSON, a path POSIX style, a number or a boolean as JSON writes it."""
@@ -259,14 +259,14 @@ def cell_text(value: Any) -> str:
         return json.dumps(value)
     return str(value)
 
-
+# %% ../nbs/13a_scoring.ipynb #43d94f8e
 def parameters_table(params: Mapping[str, Any]) -> pd.DataFrame:
     "The run's parameters as a table of plain text (`cell_text`): (n_params, 1), index = parameter."
     import pandas as pd
 
     return pd.DataFrame({"value": [cell_text(v) for v in params.values()]}, index=list(params))
 
-
+# %% ../nbs/13a_scoring.ipynb #34ddc0d3
 def data_table(path: str | Path, df: pd.DataFrame) -> pd.DataFrame:
     "The report's data file: path, rows, columns, sha256: (4, 1)."
     import pandas as pd
@@ -278,12 +278,12 @@ def data_table(path: str | Path, df: pd.DataFrame) -> pd.DataFrame:
         index=["path", "rows", "columns", "sha256"],
     )
 
-
+# %% ../nbs/13a_scoring.ipynb #f489cc85
 def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:
     "The scalar metrics of an evaluation, in the task's order (confusion matrix and counts left out)."
     return task_for(metrics["task"], column="task").scalar_metrics(metrics)  # recommend: every k evaluated
 
-
+# %% ../nbs/13a_scoring.ipynb #556c4c2c
 def best_label(runs: Sequence[Scored], metric: str) -> str | None:
     "The label of the best model by `metric` (its direction respected; the first wins a tie), or None."
     sign = 1.0 if higher_is_better(metric) else -1.0
@@ -292,7 +292,7 @@ def best_label(runs: Sequence[Scored], metric: str) -> str | None:
         return None
     return min(have, key=lambda ir: (-sign * ir[1].metrics[metric], ir[0]))[1].label
 
-
+# %% ../nbs/13a_scoring.ipynb #4041ceb2
 def metrics_table(runs: Sequence[Scored]) -> pd.DataFrame:
     "Metrics side by side: (n_metrics, n_models [+ (n_models - 1) differences + 'best']), index = the metric."
     import pandas as pd
@@ -310,7 +310,7 @@ def metrics_table(runs: Sequence[Scored]) -> pd.DataFrame:
         table["best"] = [best_label(runs, m) or "" for m in names]
     return table
 
-# %% ../nbs/13a_scoring.ipynb #ee6c2bde
+# %% ../nbs/13a_scoring.ipynb #8b6609de
 def _data_input(path: str | Path, df: pd.DataFrame) -> dict[str, Any]:
     from mlprod.io import sha256_file
 
@@ -320,7 +320,7 @@ def _data_input(path: str | Path, df: pd.DataFrame) -> dict[str, Any]:
 def _model_input(r: Scored) -> dict[str, Any]:
     return {"path": shown_path(r.model_dir), "name": r.predictor.bundle.name, "version": r.model_dir.name}
 
-
+# %% ../nbs/13a_scoring.ipynb #beb9094e
 def evaluate_payload(run: Scored, data: str | Path, df: pd.DataFrame) -> dict[str, Any]:
     "metrics.json of an evaluation report: the metrics of `run`, and the inputs."
     inputs = {"model": _model_input(run), "data": _data_input(data, df)}
@@ -329,7 +329,7 @@ def evaluate_payload(run: Scored, data: str | Path, df: pd.DataFrame) -> dict[st
     }  # recommend: popularity bias
     return {**run.metrics, **extra, "engine": "pandas", "inputs": inputs}  # evaluate_from_path's keys
 
-
+# %% ../nbs/13a_scoring.ipynb #46262cee
 def select_by(runs: Sequence[Scored]) -> str:
     "The metric a comparison is decided by: the first model's config `select_by`, else the task's default."
     task = task_for(runs[0].task)
@@ -345,7 +345,7 @@ def select_by(runs: Sequence[Scored]) -> str:
         )
     return metric
 
-
+# %% ../nbs/13a_scoring.ipynb #b5917180
 def compare_payload(runs: Sequence[Scored], data: str | Path, df: pd.DataFrame) -> dict[str, Any]:
     "metrics.json of a comparison: each model's metrics, differences from the first, the winner."
     metric = select_by(runs)
@@ -368,10 +368,10 @@ def compare_payload(runs: Sequence[Scored], data: str | Path, df: pd.DataFrame) 
         "inputs": {"data": _data_input(data, df)},
     }
 
-# %% ../nbs/13a_scoring.ipynb #31136055
+# %% ../nbs/13a_scoring.ipynb #2529848e
 RANKING_PANELS = ("precision", "recall", "map", "ndcg", "coverage", "popularity")
 
-
+# %% ../nbs/13a_scoring.ipynb #f217614d
 def ranking_curve(run: Scored, max_k: int | None = None) -> pd.DataFrame:
     "The ranking metrics of `run` at every k from 1 to `max_k` (default: the longest list): (max_k, 6), index k."
     import pandas as pd
@@ -388,12 +388,12 @@ def ranking_curve(run: Scored, max_k: int | None = None) -> pd.DataFrame:
     table = {name: [m.get(f"{name}@{k}") for k in ks] for name in RANKING_PANELS}
     return pd.DataFrame(table, index=pd.Index(ks, name="k"), dtype="float64")
 
-
+# %% ../nbs/13a_scoring.ipynb #895b9229
 def _bin_labels(bins: int) -> list[str]:
     step = 100 / bins
     return [f"top {step:g}%" if b == 0 else f"{b * step:g}-{(b + 1) * step:g}%" for b in range(bins)]
 
-
+# %% ../nbs/13a_scoring.ipynb #99e10ac6
 def popularity_bias(run: Scored, bins: int = 10) -> pd.DataFrame:
     "Per popularity bin (by training interactions; first: the most popular): items and shares: (bins, 4)."
     import pandas as pd
@@ -415,7 +415,7 @@ def popularity_bias(run: Scored, bins: int = 10) -> pd.DataFrame:
     )
     return out
 
-
+# %% ../nbs/13a_scoring.ipynb #5df4250d
 def popularity_bias_summary(run: Scored, bins: int = 10) -> dict[str, Any]:
     "The top bin of `popularity_bias` (the top 10% most popular items) as plain numbers, for metrics.json."
     from mlprod.contracts import popularity_of
@@ -431,7 +431,7 @@ def popularity_bias_summary(run: Scored, bins: int = 10) -> dict[str, Any]:
         "share_of_data_interactions": float(top["share of the data's interactions"]),
     }
 
-
+# %% ../nbs/13a_scoring.ipynb #aa3be33c
 def baseline_table(run: Scored) -> pd.DataFrame:
     "A recommender's metrics at training (validation split) beside the popularity baseline's: (n_metrics, 2 or 3)."
     import pandas as pd
@@ -439,7 +439,7 @@ def baseline_table(run: Scored) -> pd.DataFrame:
     m = run.predictor.bundle.metrics
     base = (m.get("baseline") or {}).get("popularity") or {}
     task = find_task(m.get("task"))
-    names = list(scalar_metrics(m)) if task is not None and task.data == "interactions" else []
+    names = list(scalar_metrics(m)) if task is not None and task.per_user else []
     table = pd.DataFrame(
         {run.label: [m.get(n) for n in names], "popularity baseline": [base.get(n) for n in names]},
         index=names,

@@ -39,8 +39,58 @@ def higher_is_better(metric: str) -> bool:
     "Whether a larger value of `metric` is better (accuracy: yes; rmse: no; popularity@k, the bias: no)."
     return metric not in LOWER_IS_BETTER and not metric.startswith("popularity@")
 
+# %% ../nbs/09_tasks.ipynb #6e32f0d0
+class _Questions:
+    "The questions a phase asks a task, answered from its declarations `data` and `target` (see `Task`)."
+
+    data: str
+    target: str
+
+    @property
+    def per_user(self) -> bool:
+        "Whether it learns from interactions and is judged user by user: rows are (user, item) pairs, not ids."
+        return self.data == "interactions"
+
+    @property
+    def rows_have_ids(self) -> bool:
+        "Whether each row is one example named by the config's id column (a table), so an error can name it."
+        return self.data == "table"
+
+    @property
+    def has_classes(self) -> bool:
+        "Whether the target is class labels: a confusion matrix, probabilities, a stratified split."
+        return self.target == "labels"
+
+    @property
+    def numeric_target(self) -> bool:
+        "Whether the target is numbers, read from the truth as float64."
+        return self.target == "numbers"
+
+    @property
+    def stratify(self) -> bool:
+        "Whether the validation split can be (and by default is) stratified by the target: labels only."
+        return self.has_classes
+
+    def has_proba(
+        self,
+        model: Any,  # a fitted estimator
+    ) -> bool:
+        "Whether `model` gives a probability per class, as `proba_<class>` columns beside `prediction`."
+        return self.has_classes and hasattr(model, "predict_proba")
+
+    def output_columns(
+        self,
+        model: Any,  # a fitted estimator
+        classes: Sequence[Any] | None,  # the class order to use when the model has no `classes_`
+    ) -> list[str]:
+        "The columns a model's outputs have: `prediction`, then `proba_<class>` in the model's class order."
+        if not self.has_proba(model):
+            return ["prediction"]
+        own = getattr(model, "classes_", None)
+        return ["prediction"] + [f"{PROBA_PREFIX}{c}" for c in (classes or [] if own is None else own)]
+
 # %% ../nbs/09_tasks.ipynb #0e3fed23
-class Task:
+class Task(_Questions):
     "What differs between tasks, asked by every phase: subclass it, set its attributes, `register` an instance."
 
     name: str = ""
@@ -86,22 +136,6 @@ class Task:
         "The scalar metrics of an evaluation, in the task's order (confusion matrix and counts left out)."
         return {k: metrics.get(k) for k in self.metric_names()}
 
-    @property
-    def stratify(self) -> bool:
-        "Whether the validation split can be (and by default is) stratified by the target: labels only."
-        return self.target == "labels"
-
-    def has_proba(self, model: Any) -> bool:
-        "Whether `model` gives a probability per class, as `proba_<class>` columns beside `prediction`."
-        return self.target == "labels" and hasattr(model, "predict_proba")
-
-    def output_columns(self, model: Any, classes: Sequence[Any] | None) -> list[str]:
-        "The columns a model's outputs have: `prediction`, then `proba_<class>` in the model's class order."
-        if not self.has_proba(model):
-            return ["prediction"]
-        own = getattr(model, "classes_", None)
-        return ["prediction"] + [f"{PROBA_PREFIX}{c}" for c in (classes or [] if own is None else own)]
-
     def key_hint(self, key: str) -> str | None:
         "What to give instead of `key`, a key of another task, in this task's config."
         return None
@@ -113,7 +147,7 @@ class Task:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
-# %% ../nbs/09_tasks.ipynb #e97bee5c
+# %% ../nbs/09_tasks.ipynb #1b5145dc
 class Classification(Task):
     "Class labels from a table: accuracy and friends, probabilities, a stratified split."
 
@@ -126,7 +160,7 @@ class Classification(Task):
         ("Calibration", "plot_calibration"),
     )
 
-
+# %% ../nbs/09_tasks.ipynb #631887c2
 class Regression(Task):
     "Numbers from a table: RMSE, MAE, R2, MAPE."
 
@@ -134,7 +168,7 @@ class Regression(Task):
     metrics, select_by, importance_fallback = REGRESSION_METRICS, "rmse", "r2"
     figures = (("Predicted vs actual", "plot_predicted_vs_actual"), ("Residuals", "plot_residuals"))
 
-
+# %% ../nbs/09_tasks.ipynb #963abe6b
 class Recommendation(Task):
     "A user's next items from interactions: ranking metrics at each k, beside a popularity baseline."
 
@@ -180,7 +214,7 @@ class Recommendation(Task):
         columns = {c: getattr(config, c) for c in INTERACTION_PARAMS}
         return {"popularity": PopularityRecommender(**columns, k=max(config.k_values))}
 
-# %% ../nbs/09_tasks.ipynb #8099825a
+# %% ../nbs/09_tasks.ipynb #62dfd3db
 _REGISTRY: dict[str, Task] = {}
 
 
@@ -191,27 +225,27 @@ def register(task: Task) -> Task:
     _REGISTRY[task.name] = task
     return task
 
-
+# %% ../nbs/09_tasks.ipynb #2c4b5728
 def unregister(name: str) -> None:
     "Forget the task `name` (a test's own task, once the test is done)."
     _REGISTRY.pop(name, None)
 
-
+# %% ../nbs/09_tasks.ipynb #ecc8bf53
 for _task in (Classification(), Regression(), Recommendation()):
     register(_task)
 TASKS = tuple(_REGISTRY)  # the tasks mlprod ships: classification, regression, recommend
 
-
+# %% ../nbs/09_tasks.ipynb #abf643d0
 def task_names() -> tuple[str, ...]:
     "The names of every registered task, in the order they were registered."
     return tuple(_REGISTRY)
 
-
+# %% ../nbs/09_tasks.ipynb #f8ed26fd
 def find_task(name: Any) -> Task | None:
     "The task called `name`, or None."
     return _REGISTRY.get(name) if isinstance(name, str) else None
 
-
+# %% ../nbs/09_tasks.ipynb #215ecb0b
 def task_for(name: Any, kind: type[MlprodError] = ConfigError, **where: Any) -> Task:
     "The task called `name`; else a `kind` error (`where`: its path, column...) naming the tasks there are."
     task = find_task(name)
@@ -219,7 +253,7 @@ def task_for(name: Any, kind: type[MlprodError] = ConfigError, **where: Any) -> 
         raise kind(f"unknown task {name!r}", expected=" or ".join(task_names()), **where)
     return task
 
-
+# %% ../nbs/09_tasks.ipynb #19234b23
 def keys_elsewhere(task: Task) -> list[tuple[str, list[str]]]:
     "The config keys of other tasks that `task` does not take, each with the names of the tasks that do."
     out: dict[str, list[str]] = {}
@@ -229,7 +263,7 @@ def keys_elsewhere(task: Task) -> list[tuple[str, list[str]]]:
                 out.setdefault(key, []).append(other.name)
     return list(out.items())
 
-
+# %% ../nbs/09_tasks.ipynb #d0f9b7de
 def metric_names(task: str, k_values: Sequence[int] | None = None) -> tuple[str, ...]:
     "The scalar metrics of `task`; for 'recommend', each ranking metric at each of `k_values` (default 5, 10)."
     return task_for(task, column="task").metric_names(k_values)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['TrainResult', 'train_candidates', 'train_from_data', 'train_versions', 'train_from_path']
 
-# %% ../nbs/10_train.ipynb #0c893c91
+# %% ../nbs/10_train.ipynb #29534505
 @dataclass
 class TrainResult:
     "Every candidate's bundle, by name, and the name of the best."
@@ -36,14 +36,14 @@ class TrainResult:
     def best(self) -> Bundle:
         return self.bundles[self.selected]
 
-
+# %% ../nbs/10_train.ipynb #4c8c1b42
 def _with_source(e: MlprodError, source: str | Path | None) -> MlprodError:
     "`e` naming `source` when it named no file."
     if e.path is not None or source is None:
         return e
     return type(e)(e.message, path=source, line=e.line, column=e.column, expected=e.expected)
 
-
+# %% ../nbs/10_train.ipynb #6ae70894
 def _json_safe(v: Any) -> Any:
     "A hyperparameter as JSON: plain values as they are, anything else as its repr."
     import math
@@ -59,7 +59,7 @@ def _json_safe(v: Any) -> Any:
         return {str(k): _json_safe(x) for k, x in v.items()}
     return repr(v)
 
-
+# %% ../nbs/10_train.ipynb #7a8dec6e
 def _unfit_data(
     e: ValueError, model: Any, X: pd.DataFrame, ids: pd.Series | None, cand: Candidate | None
 ) -> DataError | None:
@@ -81,7 +81,7 @@ def _unfit_data(
         expected=f"feature values {'candidate ' + repr(cand.name) if cand else 'the model'} can take",
     )
 
-
+# %% ../nbs/10_train.ipynb #4cad1239
 def _fit(
     cfg: TrainConfig,
     chk: _Check,
@@ -94,7 +94,7 @@ def _fit(
     "A new model of candidate `cand`, fitted on `data`: a pipeline (preprocessing + estimator), or a recommender."
     from mlprod.features import build_pipeline
 
-    if task_for(cfg.task).estimator_kind == "recommender":  # no preprocessing: the model takes interactions
+    if task_for(cfg.task).per_user:  # no preprocessing: the model takes interactions
         model = cand.make()
         try:
             return model.fit(*data)
@@ -118,7 +118,7 @@ def _fit(
             f"candidate {cand.name!r} cannot be fitted: {' '.join(str(e).split())}", cand.key
         ) from None
 
-
+# %% ../nbs/10_train.ipynb #e6ad31b9
 def _outputs(model: Any, prep: Prepared, X: pd.DataFrame, cand: Candidate | None) -> pd.DataFrame:
     "The model's outputs on validation rows `X`: (n_rows, 1 + n_classes); a value it cannot take is a DataError."
     from mlprod.bundle import model_outputs
@@ -132,7 +132,7 @@ def _outputs(model: Any, prep: Prepared, X: pd.DataFrame, cand: Candidate | None
             raise
         raise refused from None
 
-
+# %% ../nbs/10_train.ipynb #cd14a7e5
 def _score(cfg: TrainConfig, model: Any, prep: Prepared, cand: Candidate | None = None) -> dict[str, Any]:
     """The validation metrics of a fitted model, by `mlprod.evaluate`: what `mlprod evaluate` gives on them.
     With cv, `model` fits a new model on the fit data it is given, and the figures are of the out-of-fold rows."""
@@ -140,7 +140,7 @@ def _score(cfg: TrainConfig, model: Any, prep: Prepared, cand: Candidate | None 
 
     from mlprod.evaluate import evaluate_from_data, recommend_options
 
-    if task_for(cfg.task).data == "interactions":
+    if task_for(cfg.task).per_user:
         recs = model.recommend(prep.X_val[cfg.user_col], k=max(cfg.k_values))  # (n_users, 4)
         options = recommend_options(model) | {"k_values": cfg.k_values}
         return evaluate_from_data(recs, prep.truth, cfg.task, cfg.user_col, cfg.item_col, **options)
@@ -153,42 +153,37 @@ def _score(cfg: TrainConfig, model: Any, prep: Prepared, cand: Candidate | None 
     preds = pd.concat([prep.truth[[cfg.id_col]], out], axis=1)  # (n_val, 2 + n_classes)
     return evaluate_from_data(preds, prep.truth, cfg.task, cfg.id_col, cfg.target)
 
-
-def train_candidates(
-    config: TrainConfig | Mapping[str, Any],
-    df_train: pd.DataFrame,  # (n_rows, n_columns): id, features, target; or interactions
-    *,
-    seed: int | None = None,  # overrides the config's seed
-    source: str | Path | None = None,  # the training file, for error messages
-    all_candidates: bool = True,  # a bundle of every candidate; False: of the selected one only
-) -> TrainResult:
-    """Train every candidate of `config` on `df_train`, score each on the validation rows (or by cv); the best
-    is `.best`. Each bundle's model is then refit on every row (`validation.refit`, the default)."""
+# %% ../nbs/10_train.ipynb #7d652f78
+def _scored_candidates(
+    cfg: TrainConfig,
+    chk: _Check,  # names the config's file and lines in an error
+    prep: Prepared,  # the rows each candidate is fitted on and scored against
+    ids: pd.Series | None,  # (n_rows,) the id column, to name a row the estimator refuses
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    "(fitted model by candidate: none with cv, scores by candidate, the task's baselines' scores)."
     from functools import partial
 
-    from mlprod.features import model_features
+    fitted, scores = {}, {}
+    for cand in cfg.candidates:
+        if prep.folds is not None:  # cv: one model per fold, each scored on the rows it left out
+            fit = partial(_fit, cfg, chk, prep.schema, cand, ids=ids)
+            scores[cand.name] = _score(cfg, fit, prep, cand)
+            continue
+        fitted[cand.name] = _fit(cfg, chk, prep.schema, cand, prep.fit_data, ids)
+        scores[cand.name] = _score(cfg, fitted[cand.name], prep, cand)
+    baseline = {  # the task's baselines (recommend: popularity), fitted and scored like a candidate
+        name: _score(cfg, model.fit(*prep.fit_data), prep)
+        for name, model in task_for(cfg.task).baselines(cfg).items()
+    }
+    return fitted, scores, baseline
 
-    cfg = config if isinstance(config, TrainConfig) else parse_config(dict(config))
-    cfg = cfg.seeded(cfg.seed if seed is None else seed)
-    chk = _Check(cfg.source, cfg.lines)
-    df = df_train.reset_index(drop=True)  # (n_rows, n_columns), positions = index
-    task = task_for(cfg.task)  # what differs between tasks (mlprod.tasks)
-    try:
-        prep = prepare(cfg, chk, df, source)  # mlprod.prepare: as the task's data asks
-        ids = df[cfg.id_col] if task.data == "table" else None  # (n_rows,): names a row the estimator refuses
-        fitted, scores = {}, {}
-        for cand in cfg.candidates:
-            if prep.folds is not None:  # cv: one model per fold, each scored on the rows it left out
-                fit = partial(_fit, cfg, chk, prep.schema, cand, ids=ids)
-                scores[cand.name] = _score(cfg, fit, prep, cand)
-                continue
-            fitted[cand.name] = _fit(cfg, chk, prep.schema, cand, prep.fit_data, ids)
-            scores[cand.name] = _score(cfg, fitted[cand.name], prep, cand)
-        baseline = {  # the task's baselines (recommend: popularity), fitted and scored like a candidate
-            name: _score(cfg, model.fit(*prep.fit_data), prep) for name, model in task.baselines(cfg).items()
-        }
-    except (SchemaError, DataError) as e:
-        raise _with_source(e, source) from None
+# %% ../nbs/10_train.ipynb #cdfbf5a8
+def _selection(
+    cfg: TrainConfig,
+    chk: _Check,
+    scores: dict[str, dict[str, Any]],  # candidate -> its validation metrics, in the config's order
+) -> tuple[str, dict[str, Any]]:
+    "The best candidate by `select_by` (its direction respected; the first wins a tie), and metrics' `selection`."
     sign = 1.0 if higher_is_better(cfg.select_by) else -1.0
     ranked = []
     for i, (name, m) in enumerate(scores.items()):
@@ -202,11 +197,74 @@ def train_candidates(
         ranked.append((-sign * m[cfg.select_by], i, name))
     selected = min(ranked)[2]
     selection = {"select_by": cfg.select_by, "higher_is_better": sign > 0, "selected": selected}
+    return selected, selection
+
+# %% ../nbs/10_train.ipynb #007273ed
+def _candidate_bundle(
+    cfg: TrainConfig,
+    prep: Prepared,
+    cand: Candidate,
+    model: Any,  # the model to save: refit on every row, or the one scored
+    trained: dict[str, Any],  # the run's scores (every candidate), selection and baselines
+) -> Bundle:
+    "The bundle of one candidate: its config alone, its schema and metrics, the run's validation, the golden rows."
+    from mlprod.features import model_features
+
+    scores, selection, baseline = trained["scores"], trained["selection"], trained["baseline"]
+    selected = selection["selected"]
+    own = cfg if cand.name == selected else cfg.only(cand.name)
+    fit_rows = len((prep.refit_data or prep.fit_data)[0])
+    estimator = model.steps[-1][1] if hasattr(model, "steps") else model
+    metadata = {
+        "seed": cfg.seed,
+        "candidate": cand.name,
+        "selected": cand.name == selected,
+        "split": dict(prep.split),
+        "hyperparameters": {k: _json_safe(v) for k, v in estimator.get_params(deep=False).items()},
+    }
+    metrics = {**scores[cand.name], "candidates": scores, "selection": selection}
+    metrics |= {
+        "validation": prep.validation,  # the rows every figure above was computed on
+        "saved_model": {"refit": prep.refit_data is not None, "fit_rows": fit_rows},
+    }
+    return Bundle(
+        model=model,
+        config=own.to_dict(),
+        schema=replace(prep.schema, model_features=model_features(model)),  # + the estimator's columns
+        metrics=metrics | ({"baseline": baseline} if baseline else {}),
+        golden=prep.golden.copy(),
+        metadata=metadata,
+        id_maps=model.export_id_maps() if hasattr(model, "export_id_maps") else {},  # -> id_maps/*.csv
+        name=cfg.name,
+    )
+
+# %% ../nbs/10_train.ipynb #7fe9fb10
+def train_candidates(
+    config: TrainConfig | Mapping[str, Any],
+    df_train: pd.DataFrame,  # (n_rows, n_columns): id, features, target; or interactions
+    *,
+    seed: int | None = None,  # overrides the config's seed
+    source: str | Path | None = None,  # the training file, for error messages
+    all_candidates: bool = True,  # a bundle of every candidate; False: of the selected one only
+) -> TrainResult:
+    """Train every candidate of `config` on `df_train`, score each on the validation rows (or by cv); the best
+    is `.best`. Each bundle's model is then refit on every row (`validation.refit`, the default)."""
+    cfg = config if isinstance(config, TrainConfig) else parse_config(dict(config))
+    cfg = cfg.seeded(cfg.seed if seed is None else seed)
+    chk = _Check(cfg.source, cfg.lines)
+    df = df_train.reset_index(drop=True)  # (n_rows, n_columns), positions = index
+    task = task_for(cfg.task)  # what differs between tasks (mlprod.tasks)
+    try:
+        prep = prepare(cfg, chk, df, source)  # mlprod.prepare: as the task's data asks
+        ids = df[cfg.id_col] if task.rows_have_ids else None  # (n_rows,): names a row the estimator refuses
+        fitted, scores, baseline = _scored_candidates(cfg, chk, prep, ids)
+    except (SchemaError, DataError) as e:
+        raise _with_source(e, source) from None
+    selected, selection = _selection(cfg, chk, scores)
     bundles = {}
     for cand in cfg.candidates:
         if not all_candidates and cand.name != selected:
             continue
-        own = cfg if cand.name == selected else cfg.only(cand.name)
         if prep.refit_data is not None:  # the same config, fitted on every row (see above)
             try:
                 model = _fit(cfg, chk, prep.schema, cand, prep.refit_data, ids)
@@ -214,33 +272,11 @@ def train_candidates(
                 raise _with_source(e, source) from None
         else:
             model = fitted[cand.name]  # the very model that was scored
-        fit_rows = len((prep.refit_data or prep.fit_data)[0])
-        estimator = model.steps[-1][1] if hasattr(model, "steps") else model
-        metadata = {
-            "seed": cfg.seed,
-            "candidate": cand.name,
-            "selected": cand.name == selected,
-            "split": dict(prep.split),
-            "hyperparameters": {k: _json_safe(v) for k, v in estimator.get_params(deep=False).items()},
-        }
-        metrics = {**scores[cand.name], "candidates": scores, "selection": selection}
-        metrics |= {
-            "validation": prep.validation,  # the rows every figure above was computed on
-            "saved_model": {"refit": prep.refit_data is not None, "fit_rows": fit_rows},
-        }
-        bundles[cand.name] = Bundle(
-            model=model,
-            config=own.to_dict(),
-            schema=replace(prep.schema, model_features=model_features(model)),  # + the estimator's columns
-            metrics=metrics | ({"baseline": baseline} if baseline else {}),
-            golden=prep.golden.copy(),
-            metadata=metadata,
-            id_maps=model.export_id_maps() if hasattr(model, "export_id_maps") else {},  # -> id_maps/*.csv
-            name=cfg.name,
-        )
+        trained = {"scores": scores, "selection": selection, "baseline": baseline}
+        bundles[cand.name] = _candidate_bundle(cfg, prep, cand, model, trained)
     return TrainResult(bundles, selected)
 
-
+# %% ../nbs/10_train.ipynb #46cfbb34
 def train_from_data(
     config: TrainConfig | Mapping[str, Any],
     df_train: pd.DataFrame,  # (n_rows, n_columns): id, features, target; or interactions
@@ -250,7 +286,7 @@ def train_from_data(
     "Train `config` on `df_train`; with several candidates, the best by `select_by`. Not saved: see `save_bundle`."
     return train_candidates(config, df_train, seed=seed, all_candidates=False).best
 
-# %% ../nbs/10_train.ipynb #aa7a23d5
+# %% ../nbs/10_train.ipynb #33bda287
 def _relative(path: str | Path) -> str:
     "`path` relative to the current folder: outputs never hold an absolute path."
     try:
@@ -258,7 +294,7 @@ def _relative(path: str | Path) -> str:
     except ValueError:  # another drive (Windows): the name is the best we can do
         return Path(path).name
 
-
+# %% ../nbs/10_train.ipynb #6277fa9c
 def _check_model_root(out_dir: Path) -> None:
     "Fail now if versions cannot be written into `out_dir` (a file, or a folder this user cannot write)."
     from mlprod.commit import check_paths
@@ -282,7 +318,7 @@ def _check_model_root(out_dir: Path) -> None:
         )
         raise BundleError(what, path=out_dir if existing == out_dir else _relative(existing))
 
-
+# %% ../nbs/10_train.ipynb #b8a6912f
 def _load_back(folder: Path, out_dir: Path) -> None:
     """Load the version written into `folder` (not yet renamed into place, nor aliased) with every check of
     `load_bundle`; a failure is raised naming the model root, as the reason no version was saved."""
@@ -315,36 +351,18 @@ def _load_back(folder: Path, out_dir: Path) -> None:
             path=out_dir,
         ) from None
 
-
-def train_versions(
-    config_file: str | Path,
-    train_data_file: str | Path,
-    out_dir: str | Path,  # the model root: versions go in it
-    *,
-    keep_candidates: bool = False,
-    seed: int | None = None,  # overrides the config's seed
-    default_seed: int = 0,  # the seed when the config has none
-    compression: int = 3,
-    model_format: str = "joblib",
-) -> dict[str, Path]:
-    """Train the config at `config_file` on `train_data_file` and save the best (with `keep_candidates`, every
-    candidate) as new versions in `out_dir`, each loaded back before it is kept. Returns candidate -> version
-    folder, the selected one last (it is `latest`)."""
-    import shutil
-
-    from mlprod.bundle import save_bundle
-    from mlprod.errors import BundleError
+# %% ../nbs/10_train.ipynb #f193948b
+def _training_inputs(
+    config_file: Path,
+    train_data_file: Path,
+    out_dir: Path,  # the model root
+    rows: int,  # the training table's rows
+) -> dict[str, Any]:
+    "What a version records of its inputs: the training file (path, rows, sha256), the config file, the lineage."
     from mlprod.io import sha256_file
     from mlprod.lineage import chain
-    from mlprod.tables import read_table
 
-    config_file, train_data_file, out_dir = Path(config_file), Path(train_data_file), Path(out_dir)
-    cfg = load_config(config_file, default_seed)
-    _check_model_root(out_dir)  # before the training, not after it
-    ids = [c for c in (cfg.id_col, cfg.user_col, cfg.item_col) if c]  # read as written: '007' is not 7
-    df = read_table(train_data_file, ids=ids)  # (n_rows, n_columns)
-    result = train_candidates(cfg, df, seed=seed, source=train_data_file, all_candidates=keep_candidates)
-    record = {"path": _relative(train_data_file), "rows": len(df), "sha256": sha256_file(train_data_file)}
+    record = {"path": _relative(train_data_file), "rows": rows, "sha256": sha256_file(train_data_file)}
     try:  # also relative to the version folder (any child of out_dir): mlprod.lineage traces it from anywhere
         record["bundle_path"] = Path(
             os.path.relpath(train_data_file.resolve(), (out_dir / "v").resolve())
@@ -358,8 +376,22 @@ def train_versions(
     upstream = chain(train_data_file)  # the lineage records behind the data (split <- fetch <- SQL), if any
     if upstream is not None:
         inputs["lineage"] = upstream
-    for bundle in result.bundles.values():
-        bundle.metadata |= inputs
+    return inputs
+
+# %% ../nbs/10_train.ipynb #a44a5aa1
+def _save_versions(
+    result: TrainResult,  # the bundles to save, by candidate
+    out_dir: Path,  # the model root
+    compression: int,
+    model_format: str,  # joblib | skops
+) -> dict[str, Path]:
+    """Save every bundle of `result` as a version, each loaded back first, the selected one last (`latest`); one
+    run, one outcome: on any failure the versions saved before and the folders made for them go too."""
+    import shutil
+
+    from mlprod.bundle import save_bundle
+    from mlprod.errors import BundleError
+
     missing = [p for p in [out_dir, *out_dir.parents] if not p.exists()]  # made by this run, deepest first
     order = [n for n in result.bundles if n != result.selected] + [result.selected]
     saved: dict[str, Path] = {}
@@ -392,7 +424,35 @@ def train_versions(
         raise
     return saved
 
+# %% ../nbs/10_train.ipynb #bc790f7b
+def train_versions(
+    config_file: str | Path,
+    train_data_file: str | Path,
+    out_dir: str | Path,  # the model root: versions go in it
+    *,
+    keep_candidates: bool = False,
+    seed: int | None = None,  # overrides the config's seed
+    default_seed: int = 0,  # the seed when the config has none
+    compression: int = 3,
+    model_format: str = "joblib",
+) -> dict[str, Path]:
+    """Train the config at `config_file` on `train_data_file` and save the best (with `keep_candidates`, every
+    candidate) as new versions in `out_dir`, each loaded back before it is kept. Returns candidate -> version
+    folder, the selected one last (it is `latest`)."""
+    from mlprod.tables import read_table
 
+    config_file, train_data_file, out_dir = Path(config_file), Path(train_data_file), Path(out_dir)
+    cfg = load_config(config_file, default_seed)
+    _check_model_root(out_dir)  # before the training, not after it
+    ids = [c for c in (cfg.id_col, cfg.user_col, cfg.item_col) if c]  # read as written: '007' is not 7
+    df = read_table(train_data_file, ids=ids)  # (n_rows, n_columns)
+    result = train_candidates(cfg, df, seed=seed, source=train_data_file, all_candidates=keep_candidates)
+    inputs = _training_inputs(config_file, train_data_file, out_dir, len(df))
+    for bundle in result.bundles.values():
+        bundle.metadata |= inputs
+    return _save_versions(result, out_dir, compression, model_format)
+
+# %% ../nbs/10_train.ipynb #cfced8fa
 def train_from_path(
     config_file: str | Path,
     train_data_file: str | Path,

@@ -23,9 +23,7 @@ MAX_CELL_LINES = 60  # non-blank lines of one exported cell
 EXPORT = re.compile(r"^\s*#\s*\|\s*export\b")
 # notebooks still to be brought to the rhythm (issue 19): remove a name once its notebook passes
 STILL_TO_CONVERT: set[str] = {
-    "09_tasks", "09b_keys", "09c_prepare", "10_train", "11_predict", "12_evaluate", "13_report",
-    "13a_scoring", "13b_card", "13c_figures", "14_batch", "19_ranking", "20_recsys", "90_cli",
-    "90a_cli_options", "90b_cli_phases", "90c_cli_models", "90d_cli_data",
+    "14_batch", "20_recsys",
 }  # fmt: skip
 
 

@@ -90,11 +90,12 @@ def test_typed_frames_skip_conversion_with_the_same_predictions(
     predictor: Predictor, binary: pd.DataFrame
 ) -> None:
     df = binary.assign(city=binary["city"].where(binary.index % 7 != 0, "paris"))  # unseen and missing values
-    assert (
-        predictor._typed_features(df) is not None
-    )  # read_table's dtypes: handed to the pipeline as they are
+    from mlprod.predict import _typed_features
+
+    kinds = (predictor.features, predictor._numeric)
+    assert _typed_features(df, *kinds) is not None  # read_table's dtypes: handed to the pipeline as they are
     as_objects = df.astype({"city": object, "plan": object, "age": object})
-    assert predictor._typed_features(as_objects) is None  # object columns go through validate
+    assert _typed_features(as_objects, *kinds) is None  # object columns go through validate
     pd.testing.assert_frame_equal(
         predictor.predict(df, proba=True), predictor.predict(as_objects, proba=True)
     )

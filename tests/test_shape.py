@@ -5,8 +5,9 @@ rule, whatever notebook it came from:
 - no import cycle between mlprod's modules, counting imports inside functions (a lazy import is still a
   dependency a reader must follow);
 - no module over 500 lines of code (lines that are neither blank nor comments);
-- only the task definitions compare a task name (`task == "regression"`), and only the format definitions
-  compare a file suffix or a format name.
+- only the task definitions compare a task name (`task == "regression"`) or a task's declarations
+  (`task.data == "interactions"`: a phase asks the task instead, `task.per_user`), and only the format
+  definitions compare a file suffix or a format name.
 """
 
 from __future__ import annotations
@@ -25,6 +26,21 @@ FORMAT_MODULES = {"formats"}
 SUFFIXES = {".csv", ".jsonl", ".json", ".ndjson", ".parquet", ".pq", ".gz"}
 FORMAT_NAMES = {"csv", "jsonl", "parquet", "gzip"}
 TASK_NAMES = {"classification", "regression", "recommend"}
+# a task's declarations (Task.data, .target, .estimator_kind, .sklearn_kind) and the words they take
+TASK_ATTRS = {"data", "target", "estimator_kind", "sklearn_kind"}
+TASK_WORDS = {
+    "table",
+    "interactions",
+    "labels",
+    "numbers",
+    "items",
+    "estimator",
+    "recommender",
+    "classifier",
+    "regressor",
+}
+# modules of other owners that still compare a task's declarations: this set only shrinks
+STILL_COMPARING_TASK_ATTRS = {"config", "query", "schema"}
 
 
 def modules() -> dict[str, ast.Module]:
@@ -155,6 +171,43 @@ def test_task_names_compared_only_in_the_task_definitions():
         if name not in TASK_MODULES and (lines := branches(tree, TASK_NAMES))
     }
     assert found == {}
+
+
+def attribute_branches(tree: ast.Module, attrs: set[str], words: set[str]) -> list[int]:
+    "Lines where an attribute named in `attrs` is compared (==, !=, in, not in) with one of `words`."
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if (
+                any(isinstance(s, ast.Attribute) and s.attr in attrs for s in sides)
+                and _constants(node) & words
+            ):
+                lines.append(node.lineno)
+    return sorted(set(lines))
+
+
+def test_task_declarations_compared_only_in_the_task_definitions():
+    # a phase asks the task (`task.per_user`, `task.numeric_target`), it never reads its words
+    found = {
+        name: lines
+        for name, tree in modules().items()
+        if name not in TASK_MODULES and (lines := attribute_branches(tree, TASK_ATTRS, TASK_WORDS))
+    }
+    assert set(found) - STILL_COMPARING_TASK_ATTRS == set(), found
+    assert STILL_COMPARING_TASK_ATTRS <= set(found), "a module asks its task now: remove it from the set"
+
+
+def test_attribute_branches_finds_a_comparison():
+    # the checker itself: the shapes a phase would write are seen, a question asked of the task is not
+    text = (
+        "if task.data == 'interactions': pass\n"
+        "y = 1 if task_for(n).target != 'labels' else 2\n"
+        "if kind.estimator_kind in ('recommender',): pass\n"
+        "if task.per_user: pass\n"
+        "if schema.target not in df.columns: pass\n"
+    )
+    assert attribute_branches(ast.parse(text), TASK_ATTRS, TASK_WORDS) == [1, 2, 3]
 
 
 def test_suffixes_compared_only_in_the_format_definitions():
