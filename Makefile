@@ -117,6 +117,7 @@ lock: $(UV) ## re-pin requirements/*.lock after editing dependencies in pyprojec
 		--extra project --group dev --generate-hashes --quiet -o requirements/dev.lock
 	$(UV) pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet \
 		-o requirements/runtime.lock
+	cp requirements/dev.lock mlprod/templates/project/_shared/requirements.lock  # a new project's lock (mlprod new)
 
 clean-env:
 	rm -rf $(VENV) .tools

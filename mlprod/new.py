@@ -103,7 +103,7 @@ def render(
         "template_src": f".venv/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages/mlprod/templates/project",
     }
     run_copy(str(template_folder()), str(folder), data=data, defaults=True, unsafe=False, quiet=True)
-    # the lock is mlprod's own requirements/dev.lock (linked into the package; copier copies nothing from outside)
+    # the lock is mlprod's own requirements/dev.lock (`make lock` copies it into the package)
     shutil.copyfile(template_folder() / "_shared" / "requirements.lock", folder / "requirements.lock")
     if (index := folder / package / "_modidx.py").exists():  # (absent only while a template is first written)
         format_modidx(index)
