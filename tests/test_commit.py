@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from mlprod.commit import (
 )
 from mlprod.errors import DataError, OutputError
 
-from conftest import small_tmpfs
+from conftest import fill_up, small_tmpfs
 
 
 def _names(folder: Path) -> list[str]:
@@ -244,14 +243,7 @@ def full(tmp_path: Path) -> Iterator[Path]:
     "A 64 KiB tmpfs holding an earlier output, filled up; skipped where this machine does not let us mount one."
     with small_tmpfs(tmp_path / "full", "64k") as mnt:
         (mnt / "old.txt").write_text("the earlier output\n")
-        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
-        try:
-            while os.write(fd, b"\0" * 4096):
-                pass
-        except OSError as e:
-            assert e.errno == errno.ENOSPC
-        finally:
-            os.close(fd)
+        fill_up(mnt)
         yield mnt
 
 

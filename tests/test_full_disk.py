@@ -25,7 +25,7 @@ from mlprod.cli import app
 from mlprod.data import write_iris
 from mlprod.errors import OutputError
 
-from conftest import small_tmpfs
+from conftest import fill_up, small_tmpfs
 
 MLPROD = str(Path(sys.executable).parent / "mlprod")
 OLD = b"an earlier output: no failure may touch it\n"
@@ -40,14 +40,7 @@ def full(tmp_path: Path) -> Iterator[Path]:
     "A 64 KiB tmpfs, filled up but for an earlier output; skipped where this machine does not let us mount one."
     with small_tmpfs(tmp_path / "full", "64k") as mnt:
         (mnt / "old.csv").write_bytes(OLD)
-        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
-        try:
-            while os.write(fd, b"\0" * 4096):
-                pass
-        except OSError as e:
-            assert e.errno == errno.ENOSPC
-        finally:
-            os.close(fd)
+        fill_up(mnt)
         yield mnt
 
 
