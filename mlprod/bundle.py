@@ -16,6 +16,7 @@ from .lineage import git_state
 from .registry import _unwritable, _update_aliases, resolve_version
 from .schema import Schema
 from .serialise import _load_model, _serialise_model
+from .signing import check_signature
 from .tasks import task_for
 from .verify import _manifest, _mlprod_version, _read_metadata, _verify, library_versions
 
@@ -347,6 +348,9 @@ def load_bundle(
         settings, version_skew, trusted_types, allowed_formats
     )
     folder = resolve_version(path)
+    check_signature(
+        folder, settings
+    )  # mlprod.signing: the signature policy, before anything is read or unpickled
     # this thread unpickles meanwhile; the model file is the one `model_file` names
     files, contents, large, model_name = _verify(folder, spare_main=True, allowed_formats=allowed_formats)
     try:

@@ -14,6 +14,7 @@ from typing import Any
 
 from .commit import folder_lock
 from .errors import BundleError, IntegrityError
+from .journal import record
 from .layout import ALIASES, MANIFEST, MODEL_FILES, _plain_name, read_bundle_file
 from .verify import _verify, verify_files
 
@@ -72,7 +73,11 @@ def _update_aliases(root: Path, change: Callable[[dict[str, str]], dict[str, str
             raise BundleError("permission denied: cannot write to the model root", path=root) from None
         except OSError as e:
             raise BundleError(f"cannot write to the model root ({e.strerror})", path=root) from None
-        aliases = change(read_aliases(root))
+        before = read_aliases(root)
+        aliases = change(dict(before))
+        record(
+            root, before, aliases
+        )  # mlprod.journal: its line first; a last line aliases.json lacks was not applied
         write_json(root / ALIASES, aliases)  # mlprod.commit.AtomicFile: sweeps dead runs' temporaries of it
     return aliases
 

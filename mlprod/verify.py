@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BundleError, IntegrityError, MlprodError
-from .layout import FORMATS, MANIFEST, _safe_member, model_file, read_bundle_file
+from .layout import FORMATS, MANIFEST, SIGNATURE, _safe_member, model_file, read_bundle_file
 
 # %% auto #0
 __all__ = ['TRACKED', 'BLOCK_BYTES', 'SKEW_POLICIES', 'STRICT', 'library_versions', 'read_manifest', 'verify_files',
@@ -318,7 +318,7 @@ def _verify(
             raise IntegrityError(
                 "symbolic link in the bundle; bundles hold plain files only", path=folder / rel
             )
-        if kind in ("file", "other") and rel != MANIFEST and rel not in files:
+        if kind in ("file", "other") and rel not in (MANIFEST, SIGNATURE) and rel not in files:
             raise IntegrityError("file not in the manifest (an extra file)", path=folder / rel)
     for rel in sorted(files):
         if tree.get(rel) != "file":
