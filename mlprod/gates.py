@@ -70,8 +70,8 @@ def check_gates(
     against: str | Path | None = None,  # a table to compare the predictions on
     max_changed: float = 0.05,  # the largest fraction of rows whose prediction may change
     settings: MlprodSettings | None = None,  # loading settings: signature policy, versions, formats
-) -> tuple[list[tuple[str, str]], list[str]]:
-    "([(gate, why it failed)], summary lines): the gates a promotion of `version` must pass."
+) -> tuple[list[tuple[str, Any]], list[str]]:
+    "([(gate, why it failed: a text, or the load's MlprodError)], summary lines): the gates a promotion of `version` must pass."
     from mlprod.bundle import load_bundle
     from mlprod.registry import read_aliases
     from mlprod.testing import check_floors
@@ -79,7 +79,7 @@ def check_gates(
     try:
         new = load_bundle(root / version, settings=settings)
     except MlprodError as e:
-        return [("verify", str(e))], []
+        return [("verify", e)], []  # the error itself: a refusal keeps its kind
     failed, summary = [], [f"verify: {version} loads (manifest, versions, golden, signature policy)"]
     wanted = {**version_floors(new), **(floors or {})}
     missed = check_floors(new.metrics, wanted, task=new.metadata.get("task", "")) if wanted else []
@@ -105,16 +105,22 @@ def promote_checked(
     force: bool = False,  # promote even if gates fail (journaled, with the failed gates)
     reason: str | None = None,  # why: kept in the journal line
     **gates: Any,  # check_gates' floors, against, max_changed, settings
-) -> tuple[dict[str, str], list[str], list[tuple[str, str]]]:
+) -> tuple[dict[str, str], list[str], list[tuple[str, Any]]]:
     "Move `alias` to `version` if it passes the gates (or `force`): (new aliases, summary, failed gates)."
+    from mlprod.layout import MANIFEST, _plain_name
     from mlprod.registry import promote
 
     root = Path(model_root)
+    if not _plain_name(version) or (root / version).is_symlink() or not (root / version / MANIFEST).is_file():
+        return promote(root, version, alias), [], []  # not a version of this root: refused in promote's words
     failed, summary = check_gates(root, version, alias, **gates)
     if failed and not force:
         gate, why = failed[0]
         also = f" (also failed: {', '.join(g for g, _ in failed[1:])})" if failed[1:] else ""
-        raise BundleError(f"promotion of {version} refused by the {gate} gate: {why}{also}", path=root)
+        kind = (
+            type(why) if isinstance(why, MlprodError) else BundleError
+        )  # the verify gate: the load's own kind
+        raise kind(f"promotion of {version} refused by the {gate} gate: {why}{also}", path=root)
     with noting(reason=reason, forced=bool(failed), failed_gates=[g for g, _ in failed]):
         return promote(root, version, alias), summary, failed
 
