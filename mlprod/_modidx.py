@@ -421,6 +421,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'mlprod.journal.aliases_digest': ('journal.html#aliases_digest', 'mlprod/journal.py'),
                                 'mlprod.journal.applied': ('journal.html#applied', 'mlprod/journal.py'),
                                 'mlprod.journal.journal_problems': ('journal.html#journal_problems', 'mlprod/journal.py'),
+                                'mlprod.journal.journaled': ('journal.html#journaled', 'mlprod/journal.py'),
                                 'mlprod.journal.noting': ('journal.html#noting', 'mlprod/journal.py'),
                                 'mlprod.journal.previous_version': ('journal.html#previous_version', 'mlprod/journal.py'),
                                 'mlprod.journal.read_journal': ('journal.html#read_journal', 'mlprod/journal.py'),

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,8 @@ from .errors import BundleError
 HISTORY = "history.jsonl"
 
 # %% auto #0
-__all__ = ['HISTORY', 'noting', 'aliases_digest', 'read_journal', 'applied', 'record', 'journal_problems', 'previous_version']
+__all__ = ['HISTORY', 'noting', 'aliases_digest', 'read_journal', 'applied', 'record', 'journaled', 'journal_problems',
+           'previous_version']
 
 # %% ../nbs/04g_journal.ipynb #2bbe1fb2
 _NOTE: ContextVar[dict[str, Any] | None] = ContextVar("mlprod_journal_note", default=None)
@@ -122,6 +123,27 @@ def record(
     text = "".join(json.dumps(line, sort_keys=True) + "\n" for line in [*kept, *new])
     write_text(root / HISTORY, text)
     return new
+
+# %% ../nbs/04g_journal.ipynb #a1461942
+@contextmanager
+def journaled(
+    root: Path,  # the model root, whose lock the caller holds
+    before: dict[str, str],  # the aliases now
+    after: dict[str, str],  # the aliases the body writes
+) -> Iterator[list[dict[str, Any]]]:
+    "Commit the change's journal lines, then run the body (the write of aliases.json); if it fails, undo the lines."
+    from mlprod.commit import write_text
+
+    path = root / HISTORY
+    old = path.read_bytes() if path.is_file() else None
+    lines = record(root, before, after)
+    try:
+        yield lines
+    except BaseException:
+        if lines:
+            with suppress(OSError):  # (a disk too full for this too: the line stays, unapplied)
+                path.unlink() if old is None else write_text(path, old.decode("utf-8"))
+        raise
 
 # %% ../nbs/04g_journal.ipynb #ca7963f0
 def journal_problems(root: str | Path, aliases: dict[str, str]) -> list[str]:

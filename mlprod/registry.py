@@ -14,7 +14,7 @@ from typing import Any
 
 from .commit import folder_lock
 from .errors import BundleError, IntegrityError
-from .journal import record
+from .journal import journaled
 from .layout import ALIASES, MANIFEST, MODEL_FILES, _plain_name, read_bundle_file
 from .verify import _verify, verify_files
 
@@ -75,10 +75,8 @@ def _update_aliases(root: Path, change: Callable[[dict[str, str]], dict[str, str
             raise BundleError(f"cannot write to the model root ({e.strerror})", path=root) from None
         before = read_aliases(root)
         aliases = change(dict(before))
-        record(
-            root, before, aliases
-        )  # mlprod.journal: its line first; a last line aliases.json lacks was not applied
-        write_json(root / ALIASES, aliases)  # mlprod.commit.AtomicFile: sweeps dead runs' temporaries of it
+        with journaled(root, before, aliases):  # mlprod.journal: its lines first, taken back if this fails
+            write_json(root / ALIASES, aliases)  # mlprod.commit.AtomicFile: sweeps dead runs' temporaries
     return aliases
 
 # %% ../nbs/04d_registry.ipynb #0b61df74
