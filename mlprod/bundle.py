@@ -16,6 +16,7 @@ from .lineage import git_state
 from .registry import _unwritable, _update_aliases, resolve_version
 from .schema import Schema
 from .serialise import _load_model, _serialise_model
+from .signing import check_signature
 from .tasks import task_for
 from .verify import _manifest, _mlprod_version, _read_metadata, _verify, library_versions
 
@@ -416,6 +417,7 @@ def load_bundle(
         settings, version_skew, trusted_types, allowed_formats
     )
     folder = resolve_version(path)
+    check_signature(folder, settings)  # mlprod.signing: the signature policy, before anything is unpickled
     files, contents, model_name = _verify(folder, allowed_formats)  # every file read once and checked
     metadata = _read_metadata(folder, contents, version_skew)  # versions pass before anything is unpickled
     parts = _read_parts(folder, files, contents, check_golden, metadata.get("golden_rows"))

@@ -20,6 +20,7 @@ from .cli_phases import evaluate_cmd, predict_cmd, train_cmd
 from .cli_report import report_app
 from .cli_serve import serve_cmd
 from .cli_tools import check_sync_cmd
+from .cli_trust import keys_app, models_history_cmd, models_rollback_cmd, models_sign_cmd
 from .errors import MlprodError
 
 # %% auto #0
@@ -174,6 +175,10 @@ app.command("lineage")(lineage_cmd)
 app.command("new")(new_cmd)
 app.command("serve")(serve_cmd)
 app.add_typer(data_app, name="data")
+models_app.command("sign")(models_sign_cmd)
+models_app.command("history")(models_history_cmd)
+models_app.command("rollback")(models_rollback_cmd)
 app.add_typer(models_app, name="models")
+app.add_typer(keys_app, name="keys")
 app.add_typer(report_app, name="report")
 app.command("check-sync")(check_sync_cmd)

@@ -166,19 +166,33 @@ def models_verify_cmd(
     b = load_bundle(path, **load_options(ctx, version_skew, trusted_type, allowed_format))
     n_files = len(list(b.path.rglob("*"))) if b.path else 0
     n_golden = 0 if b.golden is None else len(b.golden)
+    from mlprod.cli_trust import check_root_journal  # on a model root: history.jsonl against aliases.json
+
+    journal = check_root_journal(path)
     typer.echo(
-        f"ok: {b.path}: manifest ({n_files} files), library versions, golden ({n_golden} rows) all match"
+        f"ok: {b.path}: manifest ({n_files} files), library versions, golden ({n_golden} rows) all match{journal}"
     )
 
 # %% ../nbs/90c_cli_models.ipynb #c9db3f43
 @models_app.command("promote")
 def models_promote_cmd(
+    ctx: typer.Context,
     model_root: Annotated[Path, typer.Argument(help="The model root.")],
     version: Annotated[str, typer.Argument(help="The version to point the alias at.")],
     alias: Annotated[str, typer.Option("--alias", help="The alias to move.")] = "champion",
+    floor: Annotated[
+        list[str] | None, typer.Option("--floor", help="metric=value its metrics must meet.")
+    ] = None,
+    against: Annotated[
+        Path | None, typer.Option("--against", help="A table to compare with the alias' version.")
+    ] = None,
+    max_changed: Annotated[
+        float, typer.Option("--max-changed", min=0.0, max=1.0, help="Fraction of rows.")
+    ] = 0.05,
+    force: Annotated[bool, typer.Option("--force", help="Promote past failed gates (journaled).")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why: kept in the journal.")] = None,
 ) -> None:
-    "Point an alias (default: champion) at a version. Rolling back is promoting an older version."
-    from mlprod.registry import promote
+    "Point an alias (default: champion) at a version that passes the gates (mlprod.gates); journaled."
+    from mlprod.cli_trust import promote_command
 
-    aliases = promote(model_root, version, alias)
-    typer.echo(f"{alias} -> {version}  ({', '.join(f'{k}={v}' for k, v in sorted(aliases.items()))})")
+    promote_command(ctx, model_root, version, alias, floor, against, max_changed, force, reason)

@@ -58,6 +58,9 @@ def load_options(
 ) -> dict[str, Any]:
     "The loading options of a command: each flag given, else its setting."
     s = command_settings(ctx)
+    from mlprod.signing import use_trust
+
+    use_trust(s.model)  # mlprod.signing: the settings' require_signature and trusted_keys, for every load
     return {
         "version_skew": version_skew or s.get("version_skew"),
         "trusted_types": list(trusted) if trusted else s.list("trusted_types"),

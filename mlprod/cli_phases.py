@@ -79,10 +79,16 @@ def train_cmd(
     model_format: Annotated[
         str | None, typer.Option("--model-format", help="joblib | skops (default: settings').")
     ] = None,
+    sign_key: Annotated[
+        Path | None, typer.Option("--sign-key", help="Sign every saved version with this private key.")
+    ] = None,
 ) -> None:
     "Train a model config on a table; save the best candidate as a new version of the model root."
+    from mlprod.signing import read_private_key, sign_version
     from mlprod.train import load_config, train_versions
 
+    if sign_key is not None:
+        read_private_key(sign_key)  # a key that cannot sign stops the run before the training
     s = command_settings(ctx)
     if out_dir is None:
         out_dir = s.path("models") / load_config(config, s.int("seed")).name
@@ -96,6 +102,8 @@ def train_cmd(
         compression=s.int("compression") if compression is None else compression,
         model_format=model_format or s.get("model_format"),
     )
+    for folder in saved.values() if sign_key is not None else ():
+        sign_version(folder, sign_key)  # mlprod.signing: signature.json beside each manifest
     for line in _training_lines(saved):
         typer.echo(line)
 

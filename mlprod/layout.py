@@ -13,9 +13,9 @@ from typing import Any
 from .errors import BundleError, IntegrityError
 
 # %% auto #0
-__all__ = ['MODEL_FILES', 'FORMATS', 'EXPECTED', 'MANIFEST', 'ALIASES', 'TEXT', 'FLAG', 'WHOLE', 'COUNT', 'ANY_OBJECT',
-           'ANY_LIST', 'BUNDLE_SHAPES', 'model_file', 'model_holding', 'refuse_inside_model', 'Shape', 'obj', 'each',
-           'shape_error', 'read_bundle_file']
+__all__ = ['MODEL_FILES', 'FORMATS', 'EXPECTED', 'MANIFEST', 'ALIASES', 'SIGNATURE', 'TEXT', 'FLAG', 'WHOLE', 'COUNT',
+           'ANY_OBJECT', 'ANY_LIST', 'BUNDLE_SHAPES', 'model_file', 'model_holding', 'refuse_inside_model', 'Shape',
+           'obj', 'each', 'shape_error', 'read_bundle_file']
 
 # %% ../nbs/04a_layout.ipynb #dba26cfe
 MODEL_FILES = {"joblib": "model.joblib", "skops": "model.skops"}
@@ -23,6 +23,7 @@ FORMATS = tuple(MODEL_FILES)  # the formats a loader allows unless told fewer
 EXPECTED = "expected_"  # prefix of the stored outputs in golden.jsonl
 MANIFEST = "manifest.json"
 ALIASES = "aliases.json"
+SIGNATURE = "signature.json"  # detached: beside the manifest it signs, never listed in it (mlprod.signing)
 
 # %% ../nbs/04a_layout.ipynb #1b7bdd0a
 def _plain_name(version: str) -> bool:

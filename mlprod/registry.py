@@ -14,6 +14,7 @@ from typing import Any
 
 from .commit import folder_lock
 from .errors import BundleError, IntegrityError
+from .journal import journaled
 from .layout import ALIASES, MANIFEST, MODEL_FILES, _plain_name, read_bundle_file
 from .verify import _verify, verify_files
 
@@ -77,8 +78,10 @@ def _update_aliases(
             raise BundleError("permission denied: cannot write to the model root", path=root) from None
         except OSError as e:
             raise BundleError(f"cannot write to the model root ({e.strerror})", path=root) from None
-        aliases = change(read_aliases(root))
-        write_json(root / ALIASES, aliases)  # mlprod.commit.AtomicFile: sweeps dead runs' temporaries of it
+        before = read_aliases(root)
+        aliases = change(dict(before))
+        with journaled(root, before, aliases):  # mlprod.journal: its lines first, taken back if this fails
+            write_json(root / ALIASES, aliases)  # mlprod.commit.AtomicFile: sweeps dead runs' temporaries
     return aliases
 
 # %% ../nbs/04d_registry.ipynb #0b61df74

@@ -21,8 +21,8 @@ from .formats import CHUNK_ROWS
 from .keys import config_error, key
 
 # %% auto #0
-__all__ = ['Int', 'CommaList', 'Whole', 'Skew', 'ModelFormat', 'SETTINGS_SPEC', 'MlprodSettings', 'relpath', 'Settings',
-           'find_settings', 'load_settings', 'loading_options']
+__all__ = ['Int', 'CommaList', 'Whole', 'Skew', 'ModelFormat', 'Signature', 'SETTINGS_SPEC', 'MlprodSettings', 'relpath',
+           'Settings', 'find_settings', 'load_settings', 'loading_options']
 
 # %% ../nbs/08b_settings.ipynb #089a1565
 def _int(value: Any) -> Any:
@@ -69,6 +69,7 @@ def _either(choices: Any, many: bool = False) -> str:
 # %% ../nbs/08b_settings.ipynb #fa69daeb
 Skew = Literal["error", "warn", "ignore"]
 ModelFormat = Literal["joblib", "skops"]
+Signature = Literal["never", "if_present", "always"]
 
 
 class MlprodSettings(BaseModel):
@@ -113,6 +114,12 @@ class MlprodSettings(BaseModel):
         description="the model formats a loading command accepts (comma-separated; skops alone across a trust boundary)",
     )
     chunk_rows: Int = _integer(CHUNK_ROWS, "rows per chunk when streaming a file", ge=1)
+    require_signature: Signature = key(
+        _either(Signature), choice=True, default="if_present", description="which bundles a load accepts"
+    )
+    trusted_keys: Annotated[list[str], CommaList] = key(
+        "a comma-separated list", default=[], description="public key files a signature is checked against"
+    )
 
     @classmethod
     def from_file(cls, path: str | Path) -> MlprodSettings:
@@ -206,6 +213,9 @@ def load_settings(file: Path | None = None, search: bool = True) -> Settings:
         model = MlprodSettings.model_validate(given)
     except ValidationError as e:
         raise config_error(e, MlprodSettings, file, order=list(given), unknown="unknown setting") from None
+    model.trusted_keys = [
+        os.path.join(file.parent, k) for k in model.trusted_keys
+    ]  # relative to settings.ini
     for name, value in given.items():
         values[name], sources[name] = value, f"{relpath(file)} [mlprod]"
     return Settings(values, sources, file, file.parent, model)

@@ -10,7 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BundleError, IntegrityError
-from .layout import FORMATS, MANIFEST, MODEL_FILES, _safe_member, model_file, read_bundle_file
+
+# isort: split
+from mlprod.layout import (
+    FORMATS,
+    MANIFEST,
+    MODEL_FILES,
+    SIGNATURE,
+    _safe_member,
+    model_file,
+    read_bundle_file,
+)
 
 # %% auto #0
 __all__ = ['TRACKED', 'SKEW_POLICIES', 'STRICT', 'library_versions', 'read_manifest', 'verify_files', 'check_versions',
@@ -119,7 +129,7 @@ def _check_listing(
             raise IntegrityError(
                 "symbolic link in the bundle; bundles hold plain files only", path=folder / rel
             )
-        if kind in ("file", "other") and rel != MANIFEST and rel not in files:
+        if kind in ("file", "other") and rel not in (MANIFEST, SIGNATURE) and rel not in files:
             raise IntegrityError("file not in the manifest (an extra file)", path=folder / rel)
     for rel in sorted(files):
         if tree.get(rel) != "file":  # absent, a folder, or a named pipe where a file was listed

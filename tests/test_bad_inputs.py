@@ -479,7 +479,8 @@ def _check_success(run: Run, ws: Workspace, folder: Path, before: dict[str, str]
     if run.command == ("models", "promote"):  # its one job: point the champion alias at the version
         root, version = Path(run.cli[-2]), run.cli[-1]
         assert read_aliases(root)["champion"] == version
-        assert {Path(k).name for k in changed} <= {"aliases.json"}, changed  # no lock file, no temporary
+        journaled = {"aliases.json", "history.jsonl"}  # no lock file, no temporary
+        assert {Path(k).name for k in changed} <= journaled, changed
         return
     assert all(before[k] == after.get(k) for k in before if k.startswith(inside)), "an existing file changed"
     hidden = [p for p in folder.rglob(".*") if ".tmp" in p.name]

@@ -245,7 +245,7 @@ def test_a_model_root_holds_only_its_versions_and_aliases(fixtures: Path, tmp_pa
     v1 = save_bundle(b, root)
     v2 = save_bundle(b, root, compression=0)
     promote(root, v1.name)
-    assert {p.name for p in root.iterdir()} == {"aliases.json", v1.name, v2.name}
+    assert {p.name for p in root.iterdir()} == {"aliases.json", "history.jsonl", v1.name, v2.name}
     assert read_aliases(root) == {"latest": v2.name, "champion": v1.name}
 
 

@@ -26,6 +26,7 @@ from bad_inputs import figures
 
 from mlprod.bundle import load_bundle
 from mlprod.io import sha256_file
+from mlprod.journal import journal_problems
 from mlprod.registry import read_aliases
 from mlprod.tables import read_table, write_table
 from mlprod.verify import verify_files
@@ -172,7 +173,9 @@ def test_sigkill_during_train_loses_nothing(churn: Path) -> None:
             assert {p.name for p in root.iterdir() if not p.name.startswith(".")} == {
                 *versions,
                 "aliases.json",
+                "history.jsonl",  # mlprod.journal: its applied lines agree with aliases.json
             }
+            assert journal_problems(root, aliases) == []
             for v in versions:  # every visible version is whole
                 verify_files(root / v, model_bytes=False)
         last = train()  # the next run succeeds

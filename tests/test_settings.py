@@ -18,7 +18,7 @@ from mlprod.settings import SETTINGS_SPEC, Int, MlprodSettings, load_settings
 
 EVERY_KEY = (
     "outputs, models, predictions, reports, report_templates, seed, version_skew, compression, model_format, "
-    "trusted_types, allowed_formats, chunk_rows"
+    "trusted_types, allowed_formats, chunk_rows, require_signature, trusted_keys"
 )
 
 # settings.ini's [mlprod] lines -> the message after "<file>: ", word for word as the command prints it

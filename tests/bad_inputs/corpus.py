@@ -741,8 +741,10 @@ def _bundle(
     nobody: bool = False,
     **over: Expect,
 ) -> Case:
-    "Loading refuses it (predict, evaluate, report, models verify); `show` and `promote` as given."
-    expect = dict.fromkeys(_LOADS, load) | {"models.show": show, "models.promote": promote} | over
+    """Loading refuses it (predict, evaluate, report, models verify); `show` and `promote` as given. The command
+    `models promote` loads the version first (its verify gate): where `promote` succeeds, it fails as loading."""
+    gated = {"models.promote@cli": load} if promote == OK else {}
+    expect = dict.fromkeys(_LOADS, load) | {"models.show": show, "models.promote": promote} | gated | over
     return Case(id, "bundle", make, expect, nobody=nobody)
 
 
@@ -827,12 +829,14 @@ CASES += [
         _root_case('{"latest": "20990101T000000.000000Z-0123456789"}\n'),
         (BundleError, "points to a missing version"),
         show=(BundleError, "points to a missing version"),
+        **{"models.promote@cli": OK},  # the version promoted loads: the alias it replaces is not read
     ),
     _bundle(
         "alias_escapes_root",
         _root_case('{"champion": "../../somewhere"}\n'),
         (BundleError, "not a version"),
         show=(BundleError, "not a version"),
+        **{"models.promote@cli": OK},  # the version promoted loads: the alias it replaces is not read
     ),
     _bundle(
         "model_dir_missing",
