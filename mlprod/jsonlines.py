@@ -256,7 +256,6 @@ def _jsonl_ids(table: Any, path: Path, block: bytes, first_line: int, ids: Seque
     return table
 
 # %% ../nbs/01d_jsonlines.ipynb #1caea7de
-_JSON_PLAIN = r'^[^"\\/\x00-\x1f]*$'  # a text that JSON (as pandas writes it) takes as it is, between quotes
 _JSON_PLAIN_NAME = re.compile(
     r'[^"\\/\x00-\x1f]*'
 )  # the same, for a column name (fullmatch: no `$` before a newline)
@@ -270,13 +269,18 @@ def _float_texts(x: Any) -> Any:
 
     text = pc.cast(
         pa.array(x), pa.string()
-    )  # (n,) shortest round-trip digits, but `1` for 1.0 and `-0` for -0.0
+    )  # (n,) shortest round-trip digits, but `1` for 1.0, `-0` for -0.0
     with np.errstate(invalid="ignore"):
-        whole = np.isfinite(x) & (x == np.trunc(x))  # (n,) integral values: written without a point ...
-    if whole.any():
-        whole &= ~pc.match_substring(text, "e").to_numpy(zero_copy_only=False)  # ... unless in exponent form
-        if whole.any():  # `1.0`, `-0.0`: a float stays a float, for every reader's type inference
-            text = pc.if_else(pa.array(whole), pc.binary_join_element_wise(text, ".0", ""), text)
+        at = np.flatnonzero(
+            np.isfinite(x) & (x == np.trunc(x))
+        )  # (n_whole,) integral: written without a point ...
+    if len(at):  # those alone are mended (a forest's 0.0 and 1.0 cost their own number, not the column's)
+        some = text.take(pa.array(at))  # (n_whole,)
+        plain = pc.invert(pc.match_substring(some, "e"))  # ... unless in exponent form
+        mended = pc.if_else(plain, pc.binary_join_element_wise(some, ".0", ""), some)  # `1.0`, `-0.0`
+        whole = np.zeros(len(x), dtype=bool)  # (n,)
+        whole[at] = True
+        text = pc.replace_with_mask(text, pa.array(whole), mended)
     return text
 
 # %% ../nbs/01d_jsonlines.ipynb #034f1b4d
@@ -313,6 +317,18 @@ def _pandas_json_values(col: pd.Series) -> Any:
             values[floats] = _json_floats(x).to_pylist()
     return pa.array(values.tolist(), pa.string())
 
+# %% ../nbs/01d_jsonlines.ipynb #e9269f94
+def _plain_bytes(text: Any) -> bool:
+    'Whether no value of pyarrow strings `text` (n,) holds a character JSON escapes (`"`, `\\`, `/`, control characters): numpy over the bytes.'
+    import numpy as np
+
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)  # (>= n + 1,) where each value starts
+    start, end = int(offsets[text.offset]), int(offsets[text.offset + len(text)])
+    if end == start:
+        return True
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)[start:end]  # (n_bytes,) no copy
+    return not ((data < 32) | (data == 34) | (data == 47) | (data == 92)).any()
+
 # %% ../nbs/01d_jsonlines.ipynb #0f997f05
 def _json_values(col: pd.Series) -> Any:
     "Each value of `col` (n,) as JSON text, (n,) pyarrow strings, none missing (`null`); floats exactly."
@@ -340,7 +356,7 @@ def _json_values(col: pd.Series) -> Any:
             return _pandas_json_values(col)  # not all texts
         if isinstance(text, pa.ChunkedArray):  # pandas' arrow-backed text columns ("str") come in chunks
             text = text.combine_chunks()
-        if not pc.all(pc.match_substring_regex(text, _JSON_PLAIN)).as_py():
+        if not _plain_bytes(text):
             return _pandas_json_values(col)  # a text JSON escapes: pandas escapes it
         return pc.binary_join_element_wise('"', text, '"', "").fill_null("null")
     return _pandas_json_values(col)  # dates, nullable integers and booleans, ...
@@ -355,6 +371,36 @@ def _json_key(df: pd.DataFrame, i: int) -> str:
     _, end = json.JSONDecoder().raw_decode(line, 1)  # the key, after the line's '{'
     return line[1:end]
 
+# %% ../nbs/01d_jsonlines.ipynb #f0c0dbe2
+def _plain_texts(col: pd.Series) -> Any:
+    "The texts of `col` (n,) as pyarrow strings when JSON takes each as it is between quotes and none is missing; else None."
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    dtype = col.dtype
+    if not (isinstance(dtype, pd.StringDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "O")):
+        return None
+    try:
+        text = pa.array(col, type=pa.string(), from_pandas=True)  # (n,)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None  # not all texts
+    if isinstance(text, pa.ChunkedArray):  # pandas' arrow-backed text columns ("str") come in chunks
+        text = text.combine_chunks()
+    return text if text.null_count == 0 and _plain_bytes(text) else None
+
+# %% ../nbs/01d_jsonlines.ipynb #3ede3414
+def _constant(text: str, n: int) -> Any:
+    "`text` repeated as `n` pyarrow strings (n,): built from two buffers, no value at a time."
+    import numpy as np
+    import pyarrow as pa
+
+    data = text.encode("utf-8")
+    if n * len(data) >= 2**31:  # past a string array's int32 offsets: the caller halves the rows
+        raise pa.ArrowCapacityError(f"{n * len(data):,} bytes of {text!r}")
+    offsets = np.arange(n + 1, dtype=np.int32) * np.int32(len(data))  # (n + 1,)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
+
 # %% ../nbs/01d_jsonlines.ipynb #ad0a3a84
 def jsonl_by_column(df: pd.DataFrame) -> str:
     "`df` (n_rows >= 1, n_columns >= 1) as JSON Lines, built a column at a time; floats exactly."
@@ -362,11 +408,23 @@ def jsonl_by_column(df: pd.DataFrame) -> str:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    parts: list[Any] = []  # '{"key":', values, ',"key":', values, ...: one JSON line per row, once joined
-    for i in range(len(df.columns)):
-        parts += [("{" if i == 0 else ",") + _json_key(df, i) + ":", _json_values(df.iloc[:, i])]
     try:
-        rows = pc.binary_join_element_wise(*parts, "}\n", "")  # (n_rows,) one JSON line each
+        n = len(df)
+        parts: list[
+            Any
+        ] = []  # '{"key":', values, ',"key":', values, ..., '}\n': one JSON line per row, once joined
+        close = ""  # what the last value still needs: its closing quote, when its quotes went into the keys
+        for i in range(len(df.columns)):
+            key = close + ("{" if i == 0 else ",") + _json_key(df, i) + ":"
+            plain = _plain_texts(df.iloc[:, i])  # (n,) texts JSON takes as they are, none missing; or None
+            if plain is None:
+                parts += [_constant(key, n), _json_values(df.iloc[:, i])]
+                close = ""
+            else:  # the quotes join the keys: no pass over the column to add them
+                parts += [_constant(key + '"', n), plain]
+                close = '"'
+        parts.append(_constant(close + "}\n", n))
+        rows = pc.binary_join_element_wise(*parts, "")  # (n_rows,) one JSON line each
         if isinstance(rows, pa.ChunkedArray):
             rows = rows.combine_chunks()
     except pa.ArrowException:  # more than 2 GiB of text in one array: half the rows at a time
@@ -376,4 +434,4 @@ def jsonl_by_column(df: pd.DataFrame) -> str:
         return jsonl_by_column(df.iloc[:half]) + jsonl_by_column(df.iloc[half:])
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)  # (>= n_rows + 1,) where each row starts
     start, end = int(offsets[rows.offset]), int(offsets[rows.offset + len(rows)])
-    return rows.buffers()[2].to_pybytes()[start:end].decode("utf-8")  # the rows, back to back
+    return str(memoryview(rows.buffers()[2])[start:end], "utf-8")  # the rows, back to back: one copy

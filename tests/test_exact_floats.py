@@ -369,3 +369,97 @@ def test_the_readers_give_any_decimal_text_its_nearest_float(texts: list[str], s
     for path in (csv, jsonl):
         same_floats(read_table(path)["x"], want)
         same_floats(pd.concat(list(iter_table(path, chunk_rows=3)))["x"], want)
+
+
+# --- the columnar JSON Lines writer: the same bytes as before its fast paths, and the same values back -------
+
+HARD_FLOATS = [5e-324, 1e16, 0.1 + 0.2, 1e-7, 123456789012345678.0, -0.0, 0.0, 1.0, -3.0, 2.0**53, 1e22, 1e-5]
+HARD_FLOATS += [1e15, 9.999999999999999e15, 1e21, 1.7976931348623157e308, 2.2250738585072014e-308, math.nan]
+HARD_FLOATS += [math.inf, -math.inf, 0.5, 100.0, 1e-300]
+SPECIALS = st.sampled_from(list('"\\/\n\t\x00\x1f\x7f\u2028é€😀 ,:{}'))  # what JSON escapes, and more
+ODD_TEXTS = st.text(st.one_of(SPECIALS, st.characters()), max_size=6) | st.text(SPECIALS, max_size=3)
+
+
+def _column(kind: str, n: int, data: st.DataObject) -> pd.Series:
+    "A column of `n` values of one `kind`, drawn by hypothesis."
+    floats = st.one_of(st.sampled_from(HARD_FLOATS), st.floats(allow_nan=True, allow_infinity=True))
+    if kind == "float":
+        return pd.Series(data.draw(st.lists(floats, min_size=n, max_size=n)), dtype="float64")
+    if kind == "float32":
+        return pd.Series(data.draw(st.lists(floats, min_size=n, max_size=n)), dtype="float64").astype(
+            "float32"
+        )
+    if kind == "int":
+        return pd.Series(data.draw(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=n, max_size=n)))
+    if kind == "bool":
+        return pd.Series(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    if kind == "label":  # few distinct texts, as a prediction column holds
+        labels = data.draw(st.lists(ODD_TEXTS, min_size=1, max_size=3))
+        return pd.Series(data.draw(st.lists(st.sampled_from(labels), min_size=n, max_size=n)))
+    if kind == "text":
+        return pd.Series(data.draw(st.lists(st.one_of(ODD_TEXTS, st.none()), min_size=n, max_size=n)))
+    if kind == "object":
+        mixed = st.one_of(ODD_TEXTS, floats, st.integers(-1000, 1000), st.none())
+        return pd.Series(data.draw(st.lists(mixed, min_size=n, max_size=n)), dtype=object)
+    if kind == "Int64":
+        return pd.Series(
+            data.draw(st.lists(st.one_of(st.integers(-99, 99), st.none()), min_size=n, max_size=n)),
+            dtype="Int64",
+        )
+    return pd.Series(
+        data.draw(st.lists(st.one_of(floats, st.none()), min_size=n, max_size=n)), dtype="Float64"
+    )
+
+
+KINDS = ["float", "float32", "int", "bool", "label", "text", "object", "Int64", "Float64"]
+
+
+@BOUNDED
+@given(
+    n=st.integers(1, 12),
+    kinds=st.lists(st.sampled_from(KINDS), min_size=1, max_size=5),
+    data=st.data(),
+)
+def test_json_lines_are_written_byte_for_byte_as_before_and_read_back_the_same(
+    n: int, kinds: list[str], data: st.DataObject
+) -> None:
+    "Random frames (hard floats, integers, texts with quotes, unicode and control characters, booleans, missing values)."
+    from jsonl_reference import jsonl_by_column as reference
+
+    df = pd.DataFrame(
+        {f"c{i}/{kind}" if i % 2 else f"c{i}": _column(kind, n, data) for i, kind in enumerate(kinds)}
+    )
+    text = encode_rows(df, "jsonl", header=False)
+    assert text == reference(df)
+    back = [json.loads(line) for line in text.split("\n")[:-1]]  # Python's json reads Infinity and NaN words
+    assert len(back) == n
+    for i, kind in enumerate(kinds):
+        name = df.columns[i]
+        got = [row[name] for row in back]
+        if kind in ("float", "Float64"):
+            want = df[name].to_numpy(dtype=np.float64, na_value=np.nan)  # (n,)
+            assert all(
+                (math.isnan(w) and g is None)
+                or (g is not None and float(g) == w and math.copysign(1, float(g)) == math.copysign(1, w))
+                for g, w in zip(got, want.tolist(), strict=True)
+            ), (got, want)
+        elif kind in ("text", "label"):
+            assert got == [None if pd.isna(v) else v for v in df[name].tolist()]
+        elif kind in ("int", "bool"):
+            assert got == df[name].tolist()
+
+
+@pytest.mark.parametrize("x", HARD_FLOATS)
+def test_hard_floats_are_written_as_python_writes_them(x: float) -> None:
+    "The shortest text that reads back to the same bits: repr's digits, JSON's words for the others."
+    text = encode_rows(pd.DataFrame({"x": [x]}), "jsonl", header=False)
+    word = (
+        "null" if math.isnan(x) else "Infinity" if x == math.inf else "-Infinity" if x == -math.inf else None
+    )
+    got = json.loads(text)["x"] if word is None else text[5:-2]
+    if word is None:
+        assert float(repr(got)) == x and math.copysign(1, got) == math.copysign(1, x)
+        digits = [t.lstrip("-").split("e")[0].replace(".", "").strip("0") for t in (text[5:-2], repr(x))]
+        assert digits[0] == digits[1]  # repr's shortest digits
+    else:
+        assert got == word
