@@ -23,7 +23,7 @@ MAX_CELL_LINES = 60  # non-blank lines of one exported cell
 EXPORT = re.compile(r"^\s*#\s*\|\s*export\b")
 # notebooks still to be brought to the rhythm (issue 19): remove a name once its notebook passes
 STILL_TO_CONVERT: set[str] = {
-    "14_batch", "20_recsys",
+    "20_recsys",
 }  # fmt: skip
 
 
