@@ -20,9 +20,7 @@ from sklearn.base import BaseEstimator
 from .errors import BundleError, ConfigError, DataError, IntegrityError, SchemaError
 
 # %% auto #0
-__all__ = ['SIMILARITIES', 'DENSE_BLOCK_CELLS', 'CANDIDATES_PER_CHUNK', 'MAX_USERS_PER_CHUNK', 'TIE', 'tie_keys', 'topk_rows',
-           'candidate_mask', 'first_free_ranks', 'InteractionModel', 'PopularityRecommender', 'item_similarity',
-           'ItemKNNRecommender']
+__all__ = ['SIMILARITIES', 'InteractionModel', 'PopularityRecommender', 'item_similarity', 'ItemKNNRecommender']
 
 # %% ../nbs/20_recsys.ipynb #b7c2dd03
 # IDs as text, the interaction split, ranking metrics and the popularity profile are mlprod.ranking's.
@@ -34,106 +32,22 @@ from mlprod.ranking import (  # noqa: F401  (all but the IDs: for recsys' users)
     split_interactions,
 )
 
-# %% ../nbs/20_recsys.ipynb #4501f96d
+# %% ../nbs/20_recsys.ipynb #105b003d
 from .contracts import Recommender, popularity_of  # noqa: F401  (the contract: mlprod.contracts)
 
+# The top-k machinery is mlprod.topk's; its names stay importable from here.
+from mlprod.topk import (  # noqa: F401
+    CANDIDATES_PER_CHUNK,
+    DENSE_BLOCK_CELLS,
+    MAX_USERS_PER_CHUNK,
+    TIE,
+    candidate_mask,
+    first_free_ranks,
+    tie_keys,
+    topk_rows,
+)
+
 SIMILARITIES = ("cosine", "jaccard")
-# Bounds for the dense blocks of the hot paths: (rows x n_items) floats in fit, and the estimated number of
-# candidate (user, item) scores per chunk of users in recommend.
-DENSE_BLOCK_CELLS = 1 << 22
-CANDIDATES_PER_CHUNK = 1 << 21
-MAX_USERS_PER_CHUNK = 4096
-
-# %% ../nbs/20_recsys.ipynb #89168bf9
-TIE = 2.0**-30
-
-
-def tie_keys(
-    scores: np.ndarray,  # (nnz,) float32 scores; only positive ones are candidates
-    tiebreak: np.ndarray,  # (nnz,) float64 in (0, 1], higher wins a tie
-) -> np.ndarray:
-    "Sort keys (float64): the score order, ties broken by `tiebreak`; `-inf` for non-positive scores."
-    keys = scores.astype(np.float64) * (1.0 + TIE * tiebreak)
-    keys[~(scores > 0)] = -np.inf
-    return keys  # (nnz,)
-
-
-def topk_rows(
-    indptr: np.ndarray,  # (n_rows + 1,) CSR row pointers
-    keys: np.ndarray,  # (nnz,) sort keys; -inf = not a candidate
-    k: int,
-) -> np.ndarray:
-    "Positions (into the CSR entries) of each row's `k` largest keys, best first; -1 where a row has fewer: (n_rows, k)."
-    n_rows = len(indptr) - 1
-    out = np.full((n_rows, k), -1, dtype=np.int64)  # (n_rows, k)
-    lens = np.diff(indptr)  # (n_rows,)
-    group = np.ceil(np.log2(np.maximum(lens, 1))).astype(np.int64)  # rows of similar length together
-    group[lens == 0] = -1
-    by_group = np.argsort(group, kind="stable")  # (n_rows,)
-    cuts = np.flatnonzero(np.diff(group[by_group])) + 1
-    for rows in np.split(by_group, cuts):  # at most log2(n_cols) + 2 groups
-        if len(rows) == 0 or group[rows[0]] < 0:
-            continue  # no rows, or the empty rows
-        n = lens[rows]  # (m,)
-        m, width, total = len(rows), int(n.max()), int(n.sum())
-        starts = indptr[rows]  # (m,)
-        before = np.cumsum(n) - n  # (m,) entries of the group before each row
-        src = np.arange(total) + np.repeat(starts - before, n)  # (total,) entry positions in `keys`
-        dst = np.arange(total) + np.repeat(np.arange(m) * width - before, n)  # (total,) cells in `pad`
-        pad = np.full(m * width, -np.inf)
-        pad[dst] = keys[src]
-        pad = pad.reshape(m, width)  # (m, width), each row's keys left-aligned, -inf after
-        if width > k:
-            top = np.argpartition(pad, width - k, axis=1)[:, width - k :]  # (m, k), unordered
-        else:
-            top = np.broadcast_to(np.arange(width), (m, width))  # (m, width)
-        top_keys = np.take_along_axis(pad, top, axis=1)
-        order = np.argsort(-top_keys, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        ok = np.isfinite(np.take_along_axis(top_keys, order, axis=1))
-        out[rows, : top.shape[1]] = np.where(ok, starts[:, None] + top, -1)
-    return out
-
-# %% ../nbs/20_recsys.ipynb #b46df0d3
-def candidate_mask(
-    indptr: np.ndarray,  # (n_rows + 1,) CSR row pointers
-    scores: np.ndarray,  # (nnz,) float scores; only positive ones are candidates
-    k: int,
-    probe: int = 64,  # entries sampled per row for the bound
-) -> np.ndarray:
-    "Entries that can be among their row's `k` largest positive scores: (nnz,) bool; never drops one that is."
-    n_rows = len(indptr) - 1
-    lens = np.diff(indptr)  # (n_rows,)
-    p = np.minimum(lens, probe)  # (n_rows,) sampled per row
-    total = int(p.sum())
-    before = np.repeat(np.cumsum(p) - p, p)  # (total,)
-    j = np.arange(total) - before  # 0 .. p - 1 within each row
-    src = np.repeat(indptr[:-1], p) + (j * np.repeat(lens, p)) // np.repeat(np.maximum(p, 1), p)  # spread out
-    pad = np.full((n_rows, probe), -np.inf, dtype=np.float64)  # (n_rows, probe)
-    pad[np.repeat(np.arange(n_rows), p), j] = scores[src]
-    kk = min(k, probe)
-    bound = np.partition(pad, probe - kk, axis=1)[
-        :, probe - kk
-    ]  # (n_rows,) k-th largest sampled; -inf if fewer
-    return (scores > 0) & (scores >= np.repeat(bound, lens))
-
-# %% ../nbs/20_recsys.ipynb #8a0d18bf
-def first_free_ranks(
-    indptr: np.ndarray,  # (n_rows + 1,) row pointers into `excluded`
-    excluded: np.ndarray,  # (nnz,) ranks to skip, sorted and unique within each row
-    k: int,
-    n_ranks: int,  # ranks are 0 .. n_ranks - 1
-) -> np.ndarray:
-    "Each row's `k` smallest ranks that are not excluded, ascending; -1 past the last rank: (n_rows, k)."
-    n_rows = len(indptr) - 1
-    lens = np.diff(indptr)
-    row_of = np.repeat(np.arange(n_rows), lens)  # (nnz,)
-    shifted = excluded - (np.arange(len(excluded)) - indptr[row_of])  # e_i - i, non-decreasing per row
-    out = np.empty((n_rows, k), dtype=np.int64)  # (n_rows, k)
-    for j in range(k):
-        out[:, j] = j + np.bincount(row_of, weights=shifted <= j, minlength=n_rows).astype(np.int64)
-    out[out >= n_ranks] = -1
-    return out
 
 # %% ../nbs/20_recsys.ipynb #89678351
 def _fingerprint(ids: np.ndarray) -> str:
