@@ -32,9 +32,7 @@ from mlprod.ranking import (  # noqa: F401  (all but the IDs: for recsys' users)
     split_interactions,
 )
 
-# %% ../nbs/20_recsys.ipynb #105b003d
-from .contracts import Recommender, popularity_of  # noqa: F401  (the contract: mlprod.contracts)
-
+# %% ../nbs/20_recsys.ipynb #9334f9a8
 # The top-k machinery is mlprod.topk's; its names stay importable from here.
 from mlprod.topk import (  # noqa: F401
     CANDIDATES_PER_CHUNK,
@@ -46,6 +44,9 @@ from mlprod.topk import (  # noqa: F401
     tie_keys,
     topk_rows,
 )
+
+# %% ../nbs/20_recsys.ipynb #cdd911d3
+from .contracts import Recommender, popularity_of  # noqa: F401  (the contract: mlprod.contracts)
 
 SIMILARITIES = ("cosine", "jaccard")
 
