@@ -50,19 +50,18 @@ from .contracts import Recommender, popularity_of  # noqa: F401  (the contract: 
 
 SIMILARITIES = ("cosine", "jaccard")
 
-# %% ../nbs/20_recsys.ipynb #89678351
+# %% ../nbs/20_recsys.ipynb #36e4e088
 def _fingerprint(ids: np.ndarray) -> str:
     "sha256 of the IDs in index order: the pickle keeps this, not the IDs."
     return hashlib.sha256(json.dumps(ids.tolist(), ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-class InteractionModel(BaseEstimator):
-    "Base of the recommenders: ID <-> index maps, the user x item matrix `X_`, popularity; maps kept out of pickles."
+class _Fitting:
+    "Fitting: interactions -> the maps, `X_` (n_users, n_items) and popularity; `k` checked."
 
     _map_attrs = ("user_ids_", "item_ids_", "_user_index", "_item_index")
     _cache_attrs = ("_ranked_history", "_seen_penalised_S")  # derived on first use; not pickled
 
-    # ---- fitting: interactions -> maps, X_, popularity ---------------------------------------------------
     def _check_params(self) -> None:
         k = getattr(self, "k", 1)
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
@@ -116,12 +115,10 @@ class InteractionModel(BaseEstimator):
         self.rank_[self.popular_order_] = np.arange(self.n_items_)
         self.id_fingerprint_ = {"users": _fingerprint(self.user_ids_), "items": _fingerprint(self.item_ids_)}
 
-    @property
-    def _tiebreak(self) -> np.ndarray:
-        "(n_items,) in (0, 1]: 1 for the most popular item."
-        return 1.0 - self.rank_ / self.n_items_
+# %% ../nbs/20_recsys.ipynb #d37ba628
+class _IdMaps:
+    "The ID <-> index maps: exported as tables, attached back (checked against the model's fingerprints)."
 
-    # ---- the maps ----------------------------------------------------------------------------------------
     def _require_maps(self) -> None:
         if not hasattr(self, "n_items_"):
             raise BundleError(f"this {type(self).__name__} is not fitted", expected="fit(interactions) first")
@@ -178,6 +175,10 @@ class InteractionModel(BaseEstimator):
             self.__dict__.pop(a, None)
         return self
 
+# %% ../nbs/20_recsys.ipynb #f46c8806
+class _Pickling:
+    "A pickle without the maps (they travel as id_maps/*.csv in the bundle); a copy in memory keeps them."
+
     def __getstate__(self) -> dict[str, Any]:
         "Pickled state without the IDs: they travel as id_maps/*.csv in the bundle."
         state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself: copy it
@@ -197,7 +198,10 @@ class InteractionModel(BaseEstimator):
         new.__dict__.update(self.__dict__)
         return new
 
-    # ---- lookups -------------------------------------------------------------------------------------------
+
+class _Lookups:
+    "IDs -> rows and columns of `X_`."
+
     def _user_rows(self, user_ids: Any) -> tuple[np.ndarray, np.ndarray]:
         "((n,) str IDs, (n,) row in X_ or -1 for a user unseen at training)."
         self._require_maps()
@@ -223,7 +227,15 @@ class InteractionModel(BaseEstimator):
             )
         return ids, cols
 
-    # ---- shared output -------------------------------------------------------------------------------------
+# %% ../nbs/20_recsys.ipynb #3d2974e4
+class _Output:
+    "What both recommenders give back: the most popular unseen items, the result frame."
+
+    @property
+    def _tiebreak(self) -> np.ndarray:
+        "(n_items,) in (0, 1]: 1 for the most popular item."
+        return 1.0 - self.rank_ / self.n_items_
+
     def _popular_for(self, rows: np.ndarray, k: int, exclude_seen: bool, taken: Any = None) -> np.ndarray:
         "The `k` most popular items for each known-user row (or -1 row for unseen), skipping seen / `taken` items: (n, k)."
         n = len(rows)
@@ -268,6 +280,10 @@ class InteractionModel(BaseEstimator):
         if fallback is not None:
             out["fallback"] = fallback
         return out
+
+# %% ../nbs/20_recsys.ipynb #3ce2ccf8
+class InteractionModel(_Fitting, _IdMaps, _Pickling, _Lookups, _Output, BaseEstimator):
+    "Base of the recommenders: ID <-> index maps, the user x item matrix `X_`, popularity; maps kept out of pickles."
 
     def item_popularity(self) -> pd.Series:
         "Interactions per item at training: (n_items,) int64, indexed by item ID (text), in index order."
