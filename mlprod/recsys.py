@@ -342,7 +342,7 @@ class PopularityRecommender(InteractionModel):
         scores = np.where(items >= 0, share[np.maximum(items, 0)], np.nan)
         return items, scores, rows < 0
 
-# %% ../nbs/20_recsys.ipynb #729b6f75
+# %% ../nbs/20_recsys.ipynb #4a43f39e
 def _chunks(cost: np.ndarray, budget: int, max_rows: int) -> Iterator[slice]:
     "Consecutive slices of rows whose summed `cost` stays near `budget` (at least one row, at most `max_rows`)."
     ends = np.cumsum(cost)  # (n,)
@@ -355,15 +355,11 @@ def _chunks(cost: np.ndarray, budget: int, max_rows: int) -> Iterator[slice]:
         start = stop
 
 
-def item_similarity(
+def _normalised(
     X: sp.csr_matrix,  # (n_users, n_items) non-negative weights
-    similarity: str = "cosine",
-    neighbours: int = 50,
-    tiebreak: np.ndarray | None = None,  # (n_items,) in (0, 1]; ties go to the higher
-) -> sp.csr_matrix:
-    "The pruned item x item similarity: (n_items, n_items) CSR float32, <= `neighbours` positive entries per row, zero diagonal."
-    n_items = X.shape[1]
-    tiebreak = np.ones(n_items) if tiebreak is None else tiebreak
+    similarity: str,  # cosine | jaccard
+) -> tuple[sp.csr_matrix, np.ndarray | None]:
+    "X as the similarity reads it: cosine's unit columns, or jaccard's 0/1 with each item's user count."
     if similarity == "cosine":
         norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=0)).ravel())  # (n_items,)
         inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
@@ -377,6 +373,19 @@ def item_similarity(
         raise ConfigError(
             f"unknown similarity {similarity!r}", column="similarity", expected=" or ".join(SIMILARITIES)
         )
+    return Xn, counts
+
+# %% ../nbs/20_recsys.ipynb #c694fd0b
+def item_similarity(
+    X: sp.csr_matrix,  # (n_users, n_items) non-negative weights
+    similarity: str = "cosine",
+    neighbours: int = 50,
+    tiebreak: np.ndarray | None = None,  # (n_items,) in (0, 1]; ties go to the higher
+) -> sp.csr_matrix:
+    "The pruned item x item similarity: (n_items, n_items) CSR float32, <= `neighbours` positive entries per row, zero diagonal."
+    n_items = X.shape[1]
+    tiebreak = np.ones(n_items) if tiebreak is None else tiebreak
+    Xn, counts = _normalised(X, similarity)  # (n_users, n_items) float32; jaccard: (n_items,) users per item
     Xt = Xn.T.tocsr()  # (n_items, n_users)
     block = max(1, DENSE_BLOCK_CELLS // max(n_items, 1))
     rows, cols, vals = [], [], []
@@ -407,8 +416,56 @@ def item_similarity(
     S.sort_indices()
     return S  # (n_items, n_items)
 
+# %% ../nbs/20_recsys.ipynb #4f76511f
+class _Scoring:
+    "Item-to-item scores of known users (X @ S, seen items pushed below zero), and the items most like an item."
 
-class ItemKNNRecommender(InteractionModel):
+    def _seen_penalised(self) -> sp.csr_matrix:
+        "S - big * I, so that X @ it = X @ S - big * X: the items a user has score below zero. (n_items, n_items)"
+        if "_seen_penalised_S" not in self.__dict__:
+            X = self.X_
+            # Scores are at most a row sum of X (similarities are <= 1); big * (smallest weight) exceeds that.
+            top = float(np.asarray(X.sum(axis=1)).max()) if X.nnz else 1.0
+            big = 2.0 * top / float(X.data.min() if X.nnz else 1.0) + 1.0
+            S = (self.similarity_ - sp.diags(np.full(self.n_items_, big, dtype=np.float32))).tocsr()
+            S.sort_indices()
+            self._seen_penalised_S = S.astype(np.float32)
+        return self._seen_penalised_S
+
+    def _score_users(self, users: np.ndarray, k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
+        "Top-k by item-item score for distinct known users: ((n, k) item index or -1, (n, k) float32)."
+        S, X = (self._seen_penalised() if exclude_seen else self.similarity_), self.X_
+        items = np.full((len(users), k), -1, dtype=np.int64)
+        scores = np.zeros((len(users), k), dtype=np.float32)
+        hist = np.diff(X.indptr)[users]  # (n,) items per user
+        tiebreak = self._tiebreak
+        for sl in _chunks(
+            hist * max(int(S.nnz / max(S.shape[0], 1)), 1), CANDIDATES_PER_CHUNK, MAX_USERS_PER_CHUNK
+        ):
+            Xc = X[users[sl]]  # (c, n_items) history of the chunk's users
+            R = (Xc @ S).tocsr()  # (c, n_items) scores of candidate items; seen ones < 0 when excluded
+            cand = np.flatnonzero(candidate_mask(R.indptr, R.data, k))  # (n_cand,) entries that may win
+            indptr = np.searchsorted(cand, R.indptr)  # (c + 1,) each row's slice of `cand`
+            top = topk_rows(indptr, tie_keys(R.data[cand], tiebreak[R.indices[cand]]), k)  # (c, k)
+            pos = np.where(top >= 0, cand[np.maximum(top, 0)], -1)  # (c, k) entry positions in R
+            ok = pos >= 0
+            items[sl] = np.where(ok, R.indices[np.maximum(pos, 0)], -1)
+            scores[sl] = np.where(ok, R.data[np.maximum(pos, 0)], 0)
+        return items, scores
+
+    def similar_items(self, item_ids: Any, k: int | None = None) -> pd.DataFrame:
+        "The `k` items most similar to each given item: (n, 3) [item_col, items, scores]; unknown IDs raise DataError."
+        ids, cols = self._item_cols(item_ids)
+        k = self._k(k)
+        S = self.similarity_[cols]  # (n, n_items), <= neighbours entries per row
+        pos = topk_rows(S.indptr, tie_keys(S.data, self._tiebreak[S.indices]), k)  # (n, k)
+        ok = pos >= 0
+        items = np.where(ok, S.indices[np.maximum(pos, 0)], -1)
+        scores = np.where(ok, S.data[np.maximum(pos, 0)], 0)
+        return self._frame(ids, items, scores, self.item_col)
+
+# %% ../nbs/20_recsys.ipynb #a158563a
+class ItemKNNRecommender(_Scoring, InteractionModel):
     "Item-to-item collaborative filtering on sparse matrices; ID maps exported beside the model, not pickled in it."
 
     def __init__(
@@ -463,47 +520,3 @@ class ItemKNNRecommender(InteractionModel):
             pop_scores = np.where(take >= 0, share[np.maximum(take, 0)], 0) * unseen[:, None]
             scores[sr] = np.where(pos < 0, scores[sr], pop_scores)
         return items, scores, rows < 0
-
-    def _seen_penalised(self) -> sp.csr_matrix:
-        "S - big * I, so that X @ it = X @ S - big * X: the items a user has score below zero. (n_items, n_items)"
-        if "_seen_penalised_S" not in self.__dict__:
-            X = self.X_
-            # Scores are at most a row sum of X (similarities are <= 1); big * (smallest weight) exceeds that.
-            top = float(np.asarray(X.sum(axis=1)).max()) if X.nnz else 1.0
-            big = 2.0 * top / float(X.data.min() if X.nnz else 1.0) + 1.0
-            S = (self.similarity_ - sp.diags(np.full(self.n_items_, big, dtype=np.float32))).tocsr()
-            S.sort_indices()
-            self._seen_penalised_S = S.astype(np.float32)
-        return self._seen_penalised_S
-
-    def _score_users(self, users: np.ndarray, k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
-        "Top-k by item-item score for distinct known users: ((n, k) item index or -1, (n, k) float32)."
-        S, X = (self._seen_penalised() if exclude_seen else self.similarity_), self.X_
-        items = np.full((len(users), k), -1, dtype=np.int64)
-        scores = np.zeros((len(users), k), dtype=np.float32)
-        hist = np.diff(X.indptr)[users]  # (n,) items per user
-        tiebreak = self._tiebreak
-        for sl in _chunks(
-            hist * max(int(S.nnz / max(S.shape[0], 1)), 1), CANDIDATES_PER_CHUNK, MAX_USERS_PER_CHUNK
-        ):
-            Xc = X[users[sl]]  # (c, n_items) history of the chunk's users
-            R = (Xc @ S).tocsr()  # (c, n_items) scores of candidate items; seen ones < 0 when excluded
-            cand = np.flatnonzero(candidate_mask(R.indptr, R.data, k))  # (n_cand,) entries that may win
-            indptr = np.searchsorted(cand, R.indptr)  # (c + 1,) each row's slice of `cand`
-            top = topk_rows(indptr, tie_keys(R.data[cand], tiebreak[R.indices[cand]]), k)  # (c, k)
-            pos = np.where(top >= 0, cand[np.maximum(top, 0)], -1)  # (c, k) entry positions in R
-            ok = pos >= 0
-            items[sl] = np.where(ok, R.indices[np.maximum(pos, 0)], -1)
-            scores[sl] = np.where(ok, R.data[np.maximum(pos, 0)], 0)
-        return items, scores
-
-    def similar_items(self, item_ids: Any, k: int | None = None) -> pd.DataFrame:
-        "The `k` items most similar to each given item: (n, 3) [item_col, items, scores]; unknown IDs raise DataError."
-        ids, cols = self._item_cols(item_ids)
-        k = self._k(k)
-        S = self.similarity_[cols]  # (n, n_items), <= neighbours entries per row
-        pos = topk_rows(S.indptr, tie_keys(S.data, self._tiebreak[S.indices]), k)  # (n, k)
-        ok = pos >= 0
-        items = np.where(ok, S.indices[np.maximum(pos, 0)], -1)
-        scores = np.where(ok, S.data[np.maximum(pos, 0)], 0)
-        return self._frame(ids, items, scores, self.item_col)
