@@ -20,7 +20,7 @@ from .tables import TableWriter, check_table, iter_chunks, parse_chunk
 __all__ = ['Result', 'predict_chunk', 'id_columns', 'one_thread', 'count_rows', 'progress_enabled', 'Progress', 'run_local',
            'input_files', 'run_dask']
 
-# %% ../nbs/14_batch.ipynb #8b54f47d
+# %% ../nbs/14_batch.ipynb #f68cb405
 _PREDICTOR: Any = None  # the Predictor of the running local job (inherited by forked workers)
 
 Result = tuple[Any, int, Any]  # (rows as the output format encodes them; row count; its head: a CSV header)
@@ -29,7 +29,7 @@ Result = tuple[Any, int, Any]  # (rows as the output format encodes them; row co
 def predict_chunk(
     chunk: RawChunk,  # a located chunk of the input (mlprod.io.iter_chunks)
     offset: int,  # rows of the input before this chunk
-    proba: bool,
+    proba: bool,  # also a probability per class
     fmt: TableFormat,  # the output's format (mlprod.formats)
 ) -> Result | None:
     "Parse, predict and encode one chunk; None when it holds no row."
@@ -41,13 +41,17 @@ def predict_chunk(
     )  # (n_rows, 2 [+ n_classes])
     return fmt.encode(out, header=False), len(out), fmt.head(out)  # text (CSV, JSON Lines), or the frame
 
-
-def id_columns(predictor: Any) -> tuple[str, ...]:
+# %% ../nbs/14_batch.ipynb #c4b8ffbd
+def id_columns(
+    predictor: Any,  # a loaded predictor (mlprod.predict.Predictor) or any object with `id_col` / `user_col`
+) -> tuple[str, ...]:
     "The input columns a predictor's rows are named by (its id column; a recommender's user column): read as written."
     return tuple(c for c in (getattr(predictor, "id_col", None), getattr(predictor, "user_col", None)) if c)
 
-
-def _n_jobs_params(model: Any) -> dict[str, Any]:
+# %% ../nbs/14_batch.ipynb #9885c676
+def _n_jobs_params(
+    model: Any,  # a fitted estimator or pipeline
+) -> dict[str, Any]:
     "The model's `n_jobs` parameters (of every step) that are not already 1."
     get = getattr(model, "get_params", None)
     if get is None:
@@ -56,7 +60,9 @@ def _n_jobs_params(model: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def one_thread(model: Any) -> Iterator[None]:
+def one_thread(
+    model: Any,  # a fitted estimator or pipeline: its steps' `n_jobs` are set to 1 within the block
+) -> Iterator[None]:
     "Within the block: one BLAS / OpenMP thread, one pyarrow CPU, `n_jobs=1` on the model's steps."
     import pyarrow as pa
     from threadpoolctl import threadpool_limits
@@ -73,7 +79,7 @@ def one_thread(model: Any) -> Iterator[None]:
         if saved:
             model.set_params(**saved)
 
-
+# %% ../nbs/14_batch.ipynb #092a6a38
 def _worker_init() -> None:
     "In each forked worker: one thread (see `one_thread`), for good; Ctrl-C and SIGTERM are the parent's to handle."
     import signal
@@ -110,23 +116,32 @@ def _keep_freed_memory() -> None:
     except (OSError, AttributeError):  # another C library: nothing to tune
         pass
 
-# %% ../nbs/14_batch.ipynb #b3c67ece
-def count_rows(path: Path) -> int | None:
+# %% ../nbs/14_batch.ipynb #81806503
+def count_rows(
+    path: Path,  # a table file of a registered format
+) -> int | None:
     "Rows of a table without parsing it (its format counts: Parquet metadata, newlines of a plain CSV / JSON Lines)."
     return table_format(path).count_rows(path)
 
-
-def progress_enabled(quiet: bool = False) -> bool:
+# %% ../nbs/14_batch.ipynb #414031cd
+def progress_enabled(
+    quiet: bool = False,  # the user asked for no progress bar
+) -> bool:
     "A progress bar only on a terminal, and not when `quiet`."
     import sys
 
     return not quiet and sys.stderr.isatty()
 
-
+# %% ../nbs/14_batch.ipynb #c5e40705
 class Progress:
     "A rich progress bar on a terminal; silent otherwise."
 
-    def __init__(self, total: int | None, quiet: bool = False, label: str = "predicting") -> None:
+    def __init__(
+        self,
+        total: int | None,  # rows to predict, when known (see `count_rows`)
+        quiet: bool = False,  # no bar even on a terminal
+        label: str = "predicting",  # the words left of the bar
+    ) -> None:
         self.enabled = progress_enabled(quiet)
         self._bar: Any = None
         if self.enabled:
@@ -155,7 +170,10 @@ class Progress:
             self._task = self._bar.add_task(label, total=total, rate="-")
             self._bar.start()
 
-    def update(self, rows_done: int) -> None:
+    def update(
+        self,
+        rows_done: int,  # rows written so far
+    ) -> None:
         if self._bar is not None:
             elapsed = self._bar.tasks[0].elapsed or 0.0
             rate = f"{rows_done / elapsed:,.0f}" if elapsed > 0 else "-"
@@ -165,8 +183,11 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
 
-# %% ../nbs/14_batch.ipynb #ac0ba248
-def _tasks(chunks: Iterator[RawChunk], args: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+# %% ../nbs/14_batch.ipynb #e0f95d18
+def _tasks(
+    chunks: Iterator[RawChunk],  # the input's located chunks, in order
+    args: tuple[Any, ...],  # the rest of `predict_chunk`'s arguments: (proba, fmt)
+) -> Iterator[tuple[Any, ...]]:
     "The arguments of `predict_chunk` for each chunk: its row offset is the lines before it (exact without blank lines)."
     lines = 0
     for chunk in chunks:
@@ -174,34 +195,81 @@ def _tasks(chunks: Iterator[RawChunk], args: tuple[Any, ...]) -> Iterator[tuple[
         lines += chunk.rows
 
 
-def run_local(
-    predictor: Any,  # a loaded mlprod.predict.Predictor
-    input_file: str | Path,
-    output_file: str | Path,
-    proba: bool = False,
-    chunk_rows: int = CHUNK_ROWS,
-    workers: int | None = None,  # default: all cores
-    quiet: bool = False,
-    on_chunk: Callable[[int], None] | None = None,
-    digest: dict[str, str] | None = None,  # filled with {'sha256': ...} of a plain CSV / JSON Lines input
+def _capped_workers(
+    workers: int | None,  # asked for; None: all cores
 ) -> int:
-    "Predict `input_file` into `output_file` (atomically), in input order; returns the rows written."
-    global _PREDICTOR
+    "The worker processes to start: as asked, capped by cores and memory (with a `WorkersCapped` warning)."
     import warnings
 
-    from mlprod.runtime import check_terminated
-
-    input_file, output_file = Path(input_file), Path(output_file)
-    fmt = table_format(output_file)
     asked = default_workers() if workers is None else int(workers)
     if asked < 1:
         raise DataError(f"workers {asked} is out of range", expected="an integer >= 1")
     workers, why = worker_cap(asked)
     if why:
-        warnings.warn(WorkersCapped(asked, workers, why), stacklevel=2)  # the command names its flag
-    check_table(input_file)  # a missing, empty or unreadable input fails before any process starts
-    from mlprod.runtime import resume_gc
+        warnings.warn(WorkersCapped(asked, workers, why), stacklevel=3)  # the command names its flag
+    return workers
 
+# %% ../nbs/14_batch.ipynb #946e135f
+def _write_results(
+    items: Iterator[
+        tuple[Any, bool, Any]
+    ],  # ((chunk, ...), ok, result) in input order; result None: predict here
+    writer: TableWriter,  # the output, open
+    args: tuple[Any, ...],  # the rest of `predict_chunk`'s arguments: (proba, fmt)
+    pooled: bool,  # the results come from worker processes
+    progress: Progress,
+    on_chunk: Callable[[int], None] | None,  # told the rows written after each chunk
+    input_file: Path,  # named by the error of a worker that died
+) -> None:
+    "Write each chunk's rows in input order (predicted here when no pool); a chunk that failed is raised again here."
+    from mlprod.runtime import check_terminated
+
+    try:
+        for (chunk, *_), ok, result in items:
+            check_terminated()  # SIGTERM arrived, its exception swallowed somewhere: stop here
+            if not pooled:
+                result = predict_chunk(chunk, writer.rows, *args)
+            elif not ok:
+                predict_chunk(chunk, writer.rows, *args)  # again, with the exact row offset
+                raise result
+            if result is None:
+                continue
+            payload, rows, head = result
+            # A failed write (the disk full) raises its OSError here: the caller ends the workers at once, and
+            # the writer removes its temporary.
+            writer.write_encoded(payload, rows, head)  # `head` (a CSV header) above the first rows only
+            progress.update(writer.rows)
+            if on_chunk is not None:
+                on_chunk(writer.rows)
+    except WorkerDied:
+        raise MlprodError(
+            f"a worker process died while predicting rows {writer.rows + 1} and after "
+            "(killed, or out of memory?)",
+            path=input_file,
+            expected="fewer workers or a smaller chunk_rows if memory is short",
+            option=("workers", ""),
+        ) from None
+
+# %% ../nbs/14_batch.ipynb #44dab429
+def run_local(
+    predictor: Any,  # a loaded mlprod.predict.Predictor
+    input_file: str | Path,  # a table file of a registered format
+    output_file: str | Path,  # written atomically, in input order; its suffix names its format
+    proba: bool = False,  # also a probability per class
+    chunk_rows: int = CHUNK_ROWS,  # rows per chunk handed to a worker
+    workers: int | None = None,  # default: all cores
+    quiet: bool = False,  # no progress bar
+    on_chunk: Callable[[int], None] | None = None,  # told the rows written after each chunk
+    digest: dict[str, str] | None = None,  # filled with {'sha256': ...} of a plain CSV / JSON Lines input
+) -> int:
+    "Predict `input_file` into `output_file` (atomically), in input order; returns the rows written."
+    global _PREDICTOR
+    from mlprod.runtime import check_terminated, resume_gc
+
+    input_file, output_file = Path(input_file), Path(output_file)
+    fmt = table_format(output_file)
+    workers = _capped_workers(workers)
+    check_table(input_file)  # a missing, empty or unreadable input fails before any process starts
     resume_gc()  # the CLI's start-up is over (see mlprod.runtime.pause_gc): frozen before the workers fork
     _PREDICTOR = predictor
     args = (proba, fmt)
@@ -217,34 +285,8 @@ def run_local(
                 pool = Pool(workers, predict_chunk, _worker_init)
                 items = pool.map(_tasks(chunks, args), 2 * workers)  # at most 2 x workers chunks in flight
             else:
-                items = (((c,), True, None) for c in chunks)  # predicted below, in this process
-            try:
-                for (chunk, *_), ok, result in items:
-                    check_terminated()  # SIGTERM arrived, its exception swallowed somewhere: stop here
-                    if pool is None:
-                        result = predict_chunk(chunk, writer.rows, *args)
-                    elif not ok:
-                        predict_chunk(chunk, writer.rows, *args)  # again, with the exact row offset
-                        raise result
-                    if result is None:
-                        continue
-                    payload, rows, head = result
-                    # A failed write (the disk full) raises its OSError here: the `finally` below ends the workers
-                    # at once, and the writer removes its temporary.
-                    writer.write_encoded(
-                        payload, rows, head
-                    )  # `head` (a CSV header) above the first rows only
-                    progress.update(writer.rows)
-                    if on_chunk is not None:
-                        on_chunk(writer.rows)
-            except WorkerDied:
-                raise MlprodError(
-                    f"a worker process died while predicting rows {writer.rows + 1} and after "
-                    "(killed, or out of memory?)",
-                    path=input_file,
-                    expected="fewer workers or a smaller chunk_rows if memory is short",
-                    option=("workers", ""),
-                ) from None
+                items = (((c,), True, None) for c in chunks)  # predicted by _write_results, in this process
+            _write_results(items, writer, args, pool is not None, progress, on_chunk, input_file)
             check_terminated()
             if writer.rows == 0:
                 raise DataError("no rows", path=input_file, expected="at least one row after the header")
@@ -255,7 +297,7 @@ def run_local(
         progress.close()
         _PREDICTOR = None
 
-# %% ../nbs/14_batch.ipynb #af31bc64
+# %% ../nbs/14_batch.ipynb #f5b51c3f
 _WORKER_PREDICTORS: dict[
     tuple[str, str, tuple[str, ...], tuple[str, ...]], Any
 ] = {}  # per worker process: loaded once
@@ -264,9 +306,9 @@ _THREADS_LIMITED = False  # per worker process: set to one thread (see `one_thre
 
 def _worker_predictor(
     loader: Callable[..., Any],  # loads and verifies a model: mlprod.predict.Predictor.load
-    model_dir: str,
-    version_skew: str,
-    trusted_types: tuple[str, ...],
+    model_dir: str,  # a model version's folder
+    version_skew: str,  # see Predictor.load
+    trusted_types: tuple[str, ...],  # see Predictor.load
     allowed_formats: tuple[str, ...] = ("joblib", "skops"),
 ) -> Any:
     "The predictor of this worker process: loaded and verified on first use, then reused for every file."
@@ -288,15 +330,15 @@ def _worker_predictor(
             _WORKER_PREDICTORS[key] = predictor
         return _WORKER_PREDICTORS[key]
 
-
+# %% ../nbs/14_batch.ipynb #a631be30
 def _predict_file(
-    source: str,
-    target: str,
-    model_dir: str,
-    proba: bool,
-    chunk_rows: int,
-    version_skew: str,
-    trusted_types: tuple[str, ...],
+    source: str,  # one input file
+    target: str,  # its partition of the output
+    model_dir: str,  # a model version's folder
+    proba: bool,  # also a probability per class
+    chunk_rows: int,  # rows read at a time
+    version_skew: str,  # see Predictor.load
+    trusted_types: tuple[str, ...],  # see Predictor.load
     allowed_formats: tuple[str, ...] = ("joblib", "skops"),
     own_worker: bool = False,  # a worker of the local cluster mlprod started (not of a shared cluster)
     loader: Callable[..., Any] | None = None,  # see `_worker_predictor`
@@ -321,8 +363,10 @@ def _predict_file(
             raise DataError("no rows", path=source, expected="at least one row after the header")
     return writer.rows
 
-
-def input_files(spec: str | Path) -> list[Path]:
+# %% ../nbs/14_batch.ipynb #d6e3ddfc
+def input_files(
+    spec: str | Path,  # a glob (data/part-*.parquet) or a folder
+) -> list[Path]:
     "The Parquet/CSV files named by a glob or held by a folder, sorted; all of one format."
     import glob
 
@@ -346,16 +390,62 @@ def input_files(spec: str | Path) -> list[Path]:
     return files
 
 
+def _output_format(
+    out_dir: Path,  # the folder of partitions to write
+    output_format: str,  # parquet | csv | jsonl
+) -> TableFormat:
+    "The format of the partitions, once `out_dir` is known to be a folder or nothing yet."
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError("output is a file", path=out_dir, expected="a folder for the partitions")
+    written = format_named(output_format)
+    if written is None:
+        raise DataError(f"unknown output format {output_format!r}", expected="parquet, csv or jsonl")
+    return written
+
+# %% ../nbs/14_batch.ipynb #65fd2d99
+def _local_cluster(
+    workers: int | None,  # worker processes (default: all cores)
+    processes: bool,  # worker processes (True) or threads in this process
+) -> Any:
+    "A dask.distributed LocalCluster of one thread per worker, forked where it can be, with quiet diagnostics."
+    import sys
+
+    import dask
+    from distributed import LocalCluster
+
+    # Forked workers start in a blink with everything imported and the model loaded; spawned ones
+    # would import pandas, scikit-learn and dask again and load the model, each (seconds apiece).
+    # The diagnostics that poll every 10 ms (the worker's profiler, which samples the task's stack under
+    # the GIL), 20 ms (event loop ticks), 100 ms (memory monitor) or 500 ms (system monitor, for dashboards)
+    # take turns on the cores the workers compute on: a task here is one file streamed in bounded chunks,
+    # so no profile, and a look every second or few is enough (about 3% of the workers' CPU time back).
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    local = {
+        "distributed.worker.multiprocessing-method": method,
+        "distributed.worker.profile.enabled": False,
+        "distributed.worker.memory.monitor-interval": "1s",
+        "distributed.admin.tick.interval": "1s",
+        "distributed.admin.system-monitor.interval": "5s",
+    }
+    with dask.config.set(local):
+        return LocalCluster(
+            n_workers=workers or default_workers(),
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=None,
+        )
+
+# %% ../nbs/14_batch.ipynb #745a3f6c
 def run_dask(
-    model_dir: str | Path,
+    model_dir: str | Path,  # a model root or version (an alias is resolved once, here)
     inputs: str | Path,  # a glob or a folder of .parquet / .csv files
     out_dir: str | Path,  # a folder of partitions, written whole or not at all
-    proba: bool = False,
+    proba: bool = False,  # also a probability per class
     scheduler: str | None = None,  # a dask.distributed scheduler address; None: a local cluster
     workers: int | None = None,  # local cluster size (default: all cores)
-    version_skew: str = "error",
-    trusted_types: list[str] | tuple[str, ...] = (),
-    allowed_formats: Sequence[str] = ("joblib", "skops"),
+    version_skew: str = "error",  # see Predictor.load
+    trusted_types: list[str] | tuple[str, ...] = (),  # see Predictor.load
+    allowed_formats: Sequence[str] = ("joblib", "skops"),  # see Predictor.load
     output_format: str = "parquet",  # parquet | csv | jsonl
     processes: bool = True,  # local cluster: worker processes (True) or threads in this process
     chunk_rows: int = CHUNK_ROWS,  # rows a worker reads at a time
@@ -363,69 +453,31 @@ def run_dask(
     loader: Callable[..., Any],  # loads and verifies the model in each worker: mlprod.predict.Predictor.load
 ) -> Path:
     "Predict every file of `inputs` on a Dask cluster, one partition per file, into the folder `out_dir`."
-    import sys
-
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from mlprod.commit import AtomicFolder
     from mlprod.registry import resolve_version
+    from mlprod.runtime import resume_gc
 
     files = input_files(inputs)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DataError("output is a file", path=out_dir, expected="a folder for the partitions")
-    written = format_named(output_format)
-    if written is None:
-        raise DataError(f"unknown output format {output_format!r}", expected="parquet, csv or jsonl")
+    written = _output_format(out_dir, output_format)
     version = str(resolve_version(model_dir))
     key = (version, version_skew, tuple(trusted_types), tuple(allowed_formats))
     _worker_predictor(loader, *key)  # loaded and verified here first; the forked local workers inherit it
-    from mlprod.runtime import resume_gc
-
     resume_gc()  # the CLI's start-up is over (see mlprod.runtime.pause_gc): frozen before the workers fork
     cluster, folder = None, None
     try:
-        if scheduler is None:
-            # Forked workers start in a blink with everything imported and the model loaded; spawned ones
-            # would import pandas, scikit-learn and dask again and load the model, each (seconds apiece).
-            # The diagnostics that poll every 10 ms (the worker's profiler, which samples the task's stack under
-            # the GIL), 20 ms (event loop ticks), 100 ms (memory monitor) or 500 ms (system monitor, for dashboards)
-            # take turns on the cores the workers compute on: a task here is one file streamed in bounded chunks,
-            # so no profile, and a look every second or few is enough (about 3% of the workers' CPU time back).
-            method = "fork" if sys.platform.startswith("linux") else "spawn"
-            local = {
-                "distributed.worker.multiprocessing-method": method,
-                "distributed.worker.profile.enabled": False,
-                "distributed.worker.memory.monitor-interval": "1s",
-                "distributed.admin.tick.interval": "1s",
-                "distributed.admin.system-monitor.interval": "5s",
-            }
-            with dask.config.set(local):
-                cluster = LocalCluster(
-                    n_workers=workers or default_workers(),
-                    threads_per_worker=1,
-                    processes=processes,
-                    dashboard_address=None,
-                )
+        cluster = _local_cluster(workers, processes) if scheduler is None else None
         folder = AtomicFolder(out_dir)  # mlprod.commit: a hidden folder beside out_dir, swept of dead runs'
-        tmp = folder.tmp
-        targets = [str(tmp / f"part-{i:05d}{written.suffixes[0]}") for i in range(len(files))]
+        targets = [str(folder.tmp / f"part-{i:05d}{written.suffixes[0]}") for i in range(len(files))]
+        own = {"own_worker": scheduler is None and processes, "loader": loader, "pure": False}
         with Client(scheduler or cluster) as client:
             tasks = client.map(
-                _predict_file,
-                [str(f) for f in files],
-                targets,
-                model_dir=version,
-                proba=proba,
-                chunk_rows=chunk_rows,
-                version_skew=version_skew,
-                trusted_types=tuple(trusted_types),
-                allowed_formats=tuple(allowed_formats),
-                own_worker=scheduler is None and processes,
-                loader=loader,
-                pure=False,
-            )
+                _predict_file, [str(f) for f in files], targets, model_dir=version, proba=proba,
+                chunk_rows=chunk_rows, version_skew=version_skew, trusted_types=tuple(trusted_types),
+                allowed_formats=tuple(allowed_formats), **own,
+            )  # fmt: skip
             client.gather(tasks)  # the first failure is raised here, with its file and row
         folder.commit()  # in one step, only now that the new partitions are complete; the old folder goes after
     finally:

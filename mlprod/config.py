@@ -214,7 +214,7 @@ class TrainConfig(_Narrowing):
         d: dict[str, Any] = {"name": self.name}
         if self.description is not None:
             d["description"] = self.description
-        if task_for(self.task).data == "interactions":
+        if task_for(self.task).per_user:
             d |= {"task": self.task, "user_col": self.user_col, "item_col": self.item_col}
             d |= {k: getattr(self, k) for k in ("weight_col", "timestamp_col") if getattr(self, k)}
             d |= self._estimators()
@@ -272,7 +272,7 @@ def _candidate(
     try:
         # a class of the expected kind, checked before anything is instantiated or called
         cls = import_object(cls_path, f"{key}.class", t.estimator_kind)
-        if t.estimator_kind != "recommender" and hasattr(cls, "recommend"):
+        if not t.per_user and hasattr(cls, "recommend"):
             raise chk.error(
                 f"{cls_path} is a recommender, the task is {task}", f"{key}.class", f"an estimator for {task}"
             )
@@ -468,7 +468,7 @@ def parse_config(
     head, kind = _head(chk, raw)
     task = head.task
     own = declared(chk, kind.config_keys(), {k: raw[k] for k in kind.own_keys if k in raw})
-    interactions = kind.data == "interactions"
+    interactions = kind.per_user
     columns: dict[str, str | None] | None = None
     if interactions:
         columns = _interaction_columns(chk, own)

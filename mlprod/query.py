@@ -582,7 +582,7 @@ def evaluate_sql(
         raise QueryError(
             f"no SQL evaluation for task {task!r}", expected=", ".join(names[:-1]) + " or " + names[-1]
         )
-    recommend = kind.data == "interactions"
+    recommend = kind.per_user
     sql_file = Path(sql_dir or shipped_sql_dir()) / f"evaluate_{task}.sql"
     with connect(inputs=(predictions, truth)) as con:  # the sandbox: these two files, nothing else
         if recommend:
@@ -590,7 +590,7 @@ def evaluate_sql(
         else:
             _register_eval_views(con, Path(predictions), Path(truth), id_col, target_col)
         _check_join(con, recommend, predictions, truth, id_col)
-        if kind.target == "labels":
+        if kind.has_classes:
             _check_probabilities(con, Path(predictions), id_col)
         params = {"k_values": [int(k) for k in k_values]} if recommend else None
         with run_query(sql_file, con=con, params=params) as rel:
@@ -600,5 +600,5 @@ def evaluate_sql(
             (users,) = con.execute("SELECT count(DISTINCT id) FROM truth").fetchone()
             (n_pred,) = con.execute("SELECT count(*) FROM predictions").fetchone()
             counts = {"users": int(users), "prediction_rows": int(n_pred)}
-            return {"rows": int(n_rows), **counts, **_assemble(kind.target == "labels", rows)}
-    return {"rows": int(n_rows), **_assemble(kind.target == "labels", rows)}
+            return {"rows": int(n_rows), **counts, **_assemble(kind.has_classes, rows)}
+    return {"rows": int(n_rows), **_assemble(kind.has_classes, rows)}

@@ -20,9 +20,7 @@ from sklearn.base import BaseEstimator
 from .errors import BundleError, ConfigError, DataError, IntegrityError, SchemaError
 
 # %% auto #0
-__all__ = ['SIMILARITIES', 'DENSE_BLOCK_CELLS', 'CANDIDATES_PER_CHUNK', 'MAX_USERS_PER_CHUNK', 'TIE', 'tie_keys', 'topk_rows',
-           'candidate_mask', 'first_free_ranks', 'InteractionModel', 'PopularityRecommender', 'item_similarity',
-           'ItemKNNRecommender']
+__all__ = ['SIMILARITIES', 'InteractionModel', 'PopularityRecommender', 'item_similarity', 'ItemKNNRecommender']
 
 # %% ../nbs/20_recsys.ipynb #b7c2dd03
 # IDs as text, the interaction split, ranking metrics and the popularity profile are mlprod.ranking's.
@@ -34,120 +32,36 @@ from mlprod.ranking import (  # noqa: F401  (all but the IDs: for recsys' users)
     split_interactions,
 )
 
-# %% ../nbs/20_recsys.ipynb #4501f96d
+# %% ../nbs/20_recsys.ipynb #9334f9a8
+# The top-k machinery is mlprod.topk's; its names stay importable from here.
+from mlprod.topk import (  # noqa: F401
+    CANDIDATES_PER_CHUNK,
+    DENSE_BLOCK_CELLS,
+    MAX_USERS_PER_CHUNK,
+    TIE,
+    candidate_mask,
+    first_free_ranks,
+    tie_keys,
+    topk_rows,
+)
+
+# %% ../nbs/20_recsys.ipynb #cdd911d3
 from .contracts import Recommender, popularity_of  # noqa: F401  (the contract: mlprod.contracts)
 
 SIMILARITIES = ("cosine", "jaccard")
-# Bounds for the dense blocks of the hot paths: (rows x n_items) floats in fit, and the estimated number of
-# candidate (user, item) scores per chunk of users in recommend.
-DENSE_BLOCK_CELLS = 1 << 22
-CANDIDATES_PER_CHUNK = 1 << 21
-MAX_USERS_PER_CHUNK = 4096
 
-# %% ../nbs/20_recsys.ipynb #89168bf9
-TIE = 2.0**-30
-
-
-def tie_keys(
-    scores: np.ndarray,  # (nnz,) float32 scores; only positive ones are candidates
-    tiebreak: np.ndarray,  # (nnz,) float64 in (0, 1], higher wins a tie
-) -> np.ndarray:
-    "Sort keys (float64): the score order, ties broken by `tiebreak`; `-inf` for non-positive scores."
-    keys = scores.astype(np.float64) * (1.0 + TIE * tiebreak)
-    keys[~(scores > 0)] = -np.inf
-    return keys  # (nnz,)
-
-
-def topk_rows(
-    indptr: np.ndarray,  # (n_rows + 1,) CSR row pointers
-    keys: np.ndarray,  # (nnz,) sort keys; -inf = not a candidate
-    k: int,
-) -> np.ndarray:
-    "Positions (into the CSR entries) of each row's `k` largest keys, best first; -1 where a row has fewer: (n_rows, k)."
-    n_rows = len(indptr) - 1
-    out = np.full((n_rows, k), -1, dtype=np.int64)  # (n_rows, k)
-    lens = np.diff(indptr)  # (n_rows,)
-    group = np.ceil(np.log2(np.maximum(lens, 1))).astype(np.int64)  # rows of similar length together
-    group[lens == 0] = -1
-    by_group = np.argsort(group, kind="stable")  # (n_rows,)
-    cuts = np.flatnonzero(np.diff(group[by_group])) + 1
-    for rows in np.split(by_group, cuts):  # at most log2(n_cols) + 2 groups
-        if len(rows) == 0 or group[rows[0]] < 0:
-            continue  # no rows, or the empty rows
-        n = lens[rows]  # (m,)
-        m, width, total = len(rows), int(n.max()), int(n.sum())
-        starts = indptr[rows]  # (m,)
-        before = np.cumsum(n) - n  # (m,) entries of the group before each row
-        src = np.arange(total) + np.repeat(starts - before, n)  # (total,) entry positions in `keys`
-        dst = np.arange(total) + np.repeat(np.arange(m) * width - before, n)  # (total,) cells in `pad`
-        pad = np.full(m * width, -np.inf)
-        pad[dst] = keys[src]
-        pad = pad.reshape(m, width)  # (m, width), each row's keys left-aligned, -inf after
-        if width > k:
-            top = np.argpartition(pad, width - k, axis=1)[:, width - k :]  # (m, k), unordered
-        else:
-            top = np.broadcast_to(np.arange(width), (m, width))  # (m, width)
-        top_keys = np.take_along_axis(pad, top, axis=1)
-        order = np.argsort(-top_keys, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        ok = np.isfinite(np.take_along_axis(top_keys, order, axis=1))
-        out[rows, : top.shape[1]] = np.where(ok, starts[:, None] + top, -1)
-    return out
-
-# %% ../nbs/20_recsys.ipynb #b46df0d3
-def candidate_mask(
-    indptr: np.ndarray,  # (n_rows + 1,) CSR row pointers
-    scores: np.ndarray,  # (nnz,) float scores; only positive ones are candidates
-    k: int,
-    probe: int = 64,  # entries sampled per row for the bound
-) -> np.ndarray:
-    "Entries that can be among their row's `k` largest positive scores: (nnz,) bool; never drops one that is."
-    n_rows = len(indptr) - 1
-    lens = np.diff(indptr)  # (n_rows,)
-    p = np.minimum(lens, probe)  # (n_rows,) sampled per row
-    total = int(p.sum())
-    before = np.repeat(np.cumsum(p) - p, p)  # (total,)
-    j = np.arange(total) - before  # 0 .. p - 1 within each row
-    src = np.repeat(indptr[:-1], p) + (j * np.repeat(lens, p)) // np.repeat(np.maximum(p, 1), p)  # spread out
-    pad = np.full((n_rows, probe), -np.inf, dtype=np.float64)  # (n_rows, probe)
-    pad[np.repeat(np.arange(n_rows), p), j] = scores[src]
-    kk = min(k, probe)
-    bound = np.partition(pad, probe - kk, axis=1)[
-        :, probe - kk
-    ]  # (n_rows,) k-th largest sampled; -inf if fewer
-    return (scores > 0) & (scores >= np.repeat(bound, lens))
-
-# %% ../nbs/20_recsys.ipynb #8a0d18bf
-def first_free_ranks(
-    indptr: np.ndarray,  # (n_rows + 1,) row pointers into `excluded`
-    excluded: np.ndarray,  # (nnz,) ranks to skip, sorted and unique within each row
-    k: int,
-    n_ranks: int,  # ranks are 0 .. n_ranks - 1
-) -> np.ndarray:
-    "Each row's `k` smallest ranks that are not excluded, ascending; -1 past the last rank: (n_rows, k)."
-    n_rows = len(indptr) - 1
-    lens = np.diff(indptr)
-    row_of = np.repeat(np.arange(n_rows), lens)  # (nnz,)
-    shifted = excluded - (np.arange(len(excluded)) - indptr[row_of])  # e_i - i, non-decreasing per row
-    out = np.empty((n_rows, k), dtype=np.int64)  # (n_rows, k)
-    for j in range(k):
-        out[:, j] = j + np.bincount(row_of, weights=shifted <= j, minlength=n_rows).astype(np.int64)
-    out[out >= n_ranks] = -1
-    return out
-
-# %% ../nbs/20_recsys.ipynb #89678351
+# %% ../nbs/20_recsys.ipynb #36e4e088
 def _fingerprint(ids: np.ndarray) -> str:
     "sha256 of the IDs in index order: the pickle keeps this, not the IDs."
     return hashlib.sha256(json.dumps(ids.tolist(), ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-class InteractionModel(BaseEstimator):
-    "Base of the recommenders: ID <-> index maps, the user x item matrix `X_`, popularity; maps kept out of pickles."
+class _Fitting:
+    "Fitting: interactions -> the maps, `X_` (n_users, n_items) and popularity; `k` checked."
 
     _map_attrs = ("user_ids_", "item_ids_", "_user_index", "_item_index")
     _cache_attrs = ("_ranked_history", "_seen_penalised_S")  # derived on first use; not pickled
 
-    # ---- fitting: interactions -> maps, X_, popularity ---------------------------------------------------
     def _check_params(self) -> None:
         k = getattr(self, "k", 1)
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
@@ -201,12 +115,10 @@ class InteractionModel(BaseEstimator):
         self.rank_[self.popular_order_] = np.arange(self.n_items_)
         self.id_fingerprint_ = {"users": _fingerprint(self.user_ids_), "items": _fingerprint(self.item_ids_)}
 
-    @property
-    def _tiebreak(self) -> np.ndarray:
-        "(n_items,) in (0, 1]: 1 for the most popular item."
-        return 1.0 - self.rank_ / self.n_items_
+# %% ../nbs/20_recsys.ipynb #d37ba628
+class _IdMaps:
+    "The ID <-> index maps: exported as tables, attached back (checked against the model's fingerprints)."
 
-    # ---- the maps ----------------------------------------------------------------------------------------
     def _require_maps(self) -> None:
         if not hasattr(self, "n_items_"):
             raise BundleError(f"this {type(self).__name__} is not fitted", expected="fit(interactions) first")
@@ -263,6 +175,10 @@ class InteractionModel(BaseEstimator):
             self.__dict__.pop(a, None)
         return self
 
+# %% ../nbs/20_recsys.ipynb #f46c8806
+class _Pickling:
+    "A pickle without the maps (they travel as id_maps/*.csv in the bundle); a copy in memory keeps them."
+
     def __getstate__(self) -> dict[str, Any]:
         "Pickled state without the IDs: they travel as id_maps/*.csv in the bundle."
         state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself: copy it
@@ -282,7 +198,10 @@ class InteractionModel(BaseEstimator):
         new.__dict__.update(self.__dict__)
         return new
 
-    # ---- lookups -------------------------------------------------------------------------------------------
+
+class _Lookups:
+    "IDs -> rows and columns of `X_`."
+
     def _user_rows(self, user_ids: Any) -> tuple[np.ndarray, np.ndarray]:
         "((n,) str IDs, (n,) row in X_ or -1 for a user unseen at training)."
         self._require_maps()
@@ -308,7 +227,15 @@ class InteractionModel(BaseEstimator):
             )
         return ids, cols
 
-    # ---- shared output -------------------------------------------------------------------------------------
+# %% ../nbs/20_recsys.ipynb #3d2974e4
+class _Output:
+    "What both recommenders give back: the most popular unseen items, the result frame."
+
+    @property
+    def _tiebreak(self) -> np.ndarray:
+        "(n_items,) in (0, 1]: 1 for the most popular item."
+        return 1.0 - self.rank_ / self.n_items_
+
     def _popular_for(self, rows: np.ndarray, k: int, exclude_seen: bool, taken: Any = None) -> np.ndarray:
         "The `k` most popular items for each known-user row (or -1 row for unseen), skipping seen / `taken` items: (n, k)."
         n = len(rows)
@@ -353,6 +280,10 @@ class InteractionModel(BaseEstimator):
         if fallback is not None:
             out["fallback"] = fallback
         return out
+
+# %% ../nbs/20_recsys.ipynb #3ce2ccf8
+class InteractionModel(_Fitting, _IdMaps, _Pickling, _Lookups, _Output, BaseEstimator):
+    "Base of the recommenders: ID <-> index maps, the user x item matrix `X_`, popularity; maps kept out of pickles."
 
     def item_popularity(self) -> pd.Series:
         "Interactions per item at training: (n_items,) int64, indexed by item ID (text), in index order."
@@ -411,7 +342,7 @@ class PopularityRecommender(InteractionModel):
         scores = np.where(items >= 0, share[np.maximum(items, 0)], np.nan)
         return items, scores, rows < 0
 
-# %% ../nbs/20_recsys.ipynb #729b6f75
+# %% ../nbs/20_recsys.ipynb #4a43f39e
 def _chunks(cost: np.ndarray, budget: int, max_rows: int) -> Iterator[slice]:
     "Consecutive slices of rows whose summed `cost` stays near `budget` (at least one row, at most `max_rows`)."
     ends = np.cumsum(cost)  # (n,)
@@ -424,15 +355,11 @@ def _chunks(cost: np.ndarray, budget: int, max_rows: int) -> Iterator[slice]:
         start = stop
 
 
-def item_similarity(
+def _normalised(
     X: sp.csr_matrix,  # (n_users, n_items) non-negative weights
-    similarity: str = "cosine",
-    neighbours: int = 50,
-    tiebreak: np.ndarray | None = None,  # (n_items,) in (0, 1]; ties go to the higher
-) -> sp.csr_matrix:
-    "The pruned item x item similarity: (n_items, n_items) CSR float32, <= `neighbours` positive entries per row, zero diagonal."
-    n_items = X.shape[1]
-    tiebreak = np.ones(n_items) if tiebreak is None else tiebreak
+    similarity: str,  # cosine | jaccard
+) -> tuple[sp.csr_matrix, np.ndarray | None]:
+    "X as the similarity reads it: cosine's unit columns, or jaccard's 0/1 with each item's user count."
     if similarity == "cosine":
         norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=0)).ravel())  # (n_items,)
         inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
@@ -446,6 +373,19 @@ def item_similarity(
         raise ConfigError(
             f"unknown similarity {similarity!r}", column="similarity", expected=" or ".join(SIMILARITIES)
         )
+    return Xn, counts
+
+# %% ../nbs/20_recsys.ipynb #c694fd0b
+def item_similarity(
+    X: sp.csr_matrix,  # (n_users, n_items) non-negative weights
+    similarity: str = "cosine",
+    neighbours: int = 50,
+    tiebreak: np.ndarray | None = None,  # (n_items,) in (0, 1]; ties go to the higher
+) -> sp.csr_matrix:
+    "The pruned item x item similarity: (n_items, n_items) CSR float32, <= `neighbours` positive entries per row, zero diagonal."
+    n_items = X.shape[1]
+    tiebreak = np.ones(n_items) if tiebreak is None else tiebreak
+    Xn, counts = _normalised(X, similarity)  # (n_users, n_items) float32; jaccard: (n_items,) users per item
     Xt = Xn.T.tocsr()  # (n_items, n_users)
     block = max(1, DENSE_BLOCK_CELLS // max(n_items, 1))
     rows, cols, vals = [], [], []
@@ -476,8 +416,56 @@ def item_similarity(
     S.sort_indices()
     return S  # (n_items, n_items)
 
+# %% ../nbs/20_recsys.ipynb #4f76511f
+class _Scoring:
+    "Item-to-item scores of known users (X @ S, seen items pushed below zero), and the items most like an item."
 
-class ItemKNNRecommender(InteractionModel):
+    def _seen_penalised(self) -> sp.csr_matrix:
+        "S - big * I, so that X @ it = X @ S - big * X: the items a user has score below zero. (n_items, n_items)"
+        if "_seen_penalised_S" not in self.__dict__:
+            X = self.X_
+            # Scores are at most a row sum of X (similarities are <= 1); big * (smallest weight) exceeds that.
+            top = float(np.asarray(X.sum(axis=1)).max()) if X.nnz else 1.0
+            big = 2.0 * top / float(X.data.min() if X.nnz else 1.0) + 1.0
+            S = (self.similarity_ - sp.diags(np.full(self.n_items_, big, dtype=np.float32))).tocsr()
+            S.sort_indices()
+            self._seen_penalised_S = S.astype(np.float32)
+        return self._seen_penalised_S
+
+    def _score_users(self, users: np.ndarray, k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
+        "Top-k by item-item score for distinct known users: ((n, k) item index or -1, (n, k) float32)."
+        S, X = (self._seen_penalised() if exclude_seen else self.similarity_), self.X_
+        items = np.full((len(users), k), -1, dtype=np.int64)
+        scores = np.zeros((len(users), k), dtype=np.float32)
+        hist = np.diff(X.indptr)[users]  # (n,) items per user
+        tiebreak = self._tiebreak
+        for sl in _chunks(
+            hist * max(int(S.nnz / max(S.shape[0], 1)), 1), CANDIDATES_PER_CHUNK, MAX_USERS_PER_CHUNK
+        ):
+            Xc = X[users[sl]]  # (c, n_items) history of the chunk's users
+            R = (Xc @ S).tocsr()  # (c, n_items) scores of candidate items; seen ones < 0 when excluded
+            cand = np.flatnonzero(candidate_mask(R.indptr, R.data, k))  # (n_cand,) entries that may win
+            indptr = np.searchsorted(cand, R.indptr)  # (c + 1,) each row's slice of `cand`
+            top = topk_rows(indptr, tie_keys(R.data[cand], tiebreak[R.indices[cand]]), k)  # (c, k)
+            pos = np.where(top >= 0, cand[np.maximum(top, 0)], -1)  # (c, k) entry positions in R
+            ok = pos >= 0
+            items[sl] = np.where(ok, R.indices[np.maximum(pos, 0)], -1)
+            scores[sl] = np.where(ok, R.data[np.maximum(pos, 0)], 0)
+        return items, scores
+
+    def similar_items(self, item_ids: Any, k: int | None = None) -> pd.DataFrame:
+        "The `k` items most similar to each given item: (n, 3) [item_col, items, scores]; unknown IDs raise DataError."
+        ids, cols = self._item_cols(item_ids)
+        k = self._k(k)
+        S = self.similarity_[cols]  # (n, n_items), <= neighbours entries per row
+        pos = topk_rows(S.indptr, tie_keys(S.data, self._tiebreak[S.indices]), k)  # (n, k)
+        ok = pos >= 0
+        items = np.where(ok, S.indices[np.maximum(pos, 0)], -1)
+        scores = np.where(ok, S.data[np.maximum(pos, 0)], 0)
+        return self._frame(ids, items, scores, self.item_col)
+
+# %% ../nbs/20_recsys.ipynb #a158563a
+class ItemKNNRecommender(_Scoring, InteractionModel):
     "Item-to-item collaborative filtering on sparse matrices; ID maps exported beside the model, not pickled in it."
 
     def __init__(
@@ -532,47 +520,3 @@ class ItemKNNRecommender(InteractionModel):
             pop_scores = np.where(take >= 0, share[np.maximum(take, 0)], 0) * unseen[:, None]
             scores[sr] = np.where(pos < 0, scores[sr], pop_scores)
         return items, scores, rows < 0
-
-    def _seen_penalised(self) -> sp.csr_matrix:
-        "S - big * I, so that X @ it = X @ S - big * X: the items a user has score below zero. (n_items, n_items)"
-        if "_seen_penalised_S" not in self.__dict__:
-            X = self.X_
-            # Scores are at most a row sum of X (similarities are <= 1); big * (smallest weight) exceeds that.
-            top = float(np.asarray(X.sum(axis=1)).max()) if X.nnz else 1.0
-            big = 2.0 * top / float(X.data.min() if X.nnz else 1.0) + 1.0
-            S = (self.similarity_ - sp.diags(np.full(self.n_items_, big, dtype=np.float32))).tocsr()
-            S.sort_indices()
-            self._seen_penalised_S = S.astype(np.float32)
-        return self._seen_penalised_S
-
-    def _score_users(self, users: np.ndarray, k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
-        "Top-k by item-item score for distinct known users: ((n, k) item index or -1, (n, k) float32)."
-        S, X = (self._seen_penalised() if exclude_seen else self.similarity_), self.X_
-        items = np.full((len(users), k), -1, dtype=np.int64)
-        scores = np.zeros((len(users), k), dtype=np.float32)
-        hist = np.diff(X.indptr)[users]  # (n,) items per user
-        tiebreak = self._tiebreak
-        for sl in _chunks(
-            hist * max(int(S.nnz / max(S.shape[0], 1)), 1), CANDIDATES_PER_CHUNK, MAX_USERS_PER_CHUNK
-        ):
-            Xc = X[users[sl]]  # (c, n_items) history of the chunk's users
-            R = (Xc @ S).tocsr()  # (c, n_items) scores of candidate items; seen ones < 0 when excluded
-            cand = np.flatnonzero(candidate_mask(R.indptr, R.data, k))  # (n_cand,) entries that may win
-            indptr = np.searchsorted(cand, R.indptr)  # (c + 1,) each row's slice of `cand`
-            top = topk_rows(indptr, tie_keys(R.data[cand], tiebreak[R.indices[cand]]), k)  # (c, k)
-            pos = np.where(top >= 0, cand[np.maximum(top, 0)], -1)  # (c, k) entry positions in R
-            ok = pos >= 0
-            items[sl] = np.where(ok, R.indices[np.maximum(pos, 0)], -1)
-            scores[sl] = np.where(ok, R.data[np.maximum(pos, 0)], 0)
-        return items, scores
-
-    def similar_items(self, item_ids: Any, k: int | None = None) -> pd.DataFrame:
-        "The `k` items most similar to each given item: (n, 3) [item_col, items, scores]; unknown IDs raise DataError."
-        ids, cols = self._item_cols(item_ids)
-        k = self._k(k)
-        S = self.similarity_[cols]  # (n, n_items), <= neighbours entries per row
-        pos = topk_rows(S.indptr, tie_keys(S.data, self._tiebreak[S.indices]), k)  # (n, k)
-        ok = pos >= 0
-        items = np.where(ok, S.indices[np.maximum(pos, 0)], -1)
-        scores = np.where(ok, S.data[np.maximum(pos, 0)], 0)
-        return self._frame(ids, items, scores, self.item_col)

@@ -155,7 +155,7 @@ def capture_schema(
     identifiers: list[str] | None = None,  # categorical columns of IDs: their categories are not stored
 ) -> Schema:
     "The schema of `df`: feature columns with kinds, dtypes and categories; classes for a classifier."
-    labels = task_for(task, SchemaError).target == "labels"  # the task decides; an unknown one fails first
+    labels = task_for(task, SchemaError).has_classes  # the task decides; an unknown one fails first
     for role, col in (("target", target), ("id column", id_col)):
         if col is not None and col not in df.columns:
             raise SchemaError(

@@ -22,9 +22,7 @@ NBS = Path(__file__).resolve().parents[1] / "nbs"
 MAX_CELL_LINES = 60  # non-blank lines of one exported cell
 EXPORT = re.compile(r"^\s*#\s*\|\s*export\b")
 # notebooks still to be brought to the rhythm (issue 19): remove a name once its notebook passes
-STILL_TO_CONVERT: set[str] = {
-    "14_batch", "20_recsys",
-}  # fmt: skip
+STILL_TO_CONVERT: set[str] = set()
 
 
 def code_cells(path: Path) -> list[str]:
