@@ -90,7 +90,12 @@ def render(
     mlprod_source: str | Path | None = None,  # see `mlprod_requirement`
 ) -> Path:
     "Render the template into `folder` with copier (offline, no task run); return `folder`."
-    from copier import run_copy
+    try:
+        from copier import run_copy
+    except ImportError:  # mlprod installed without its `project` extra
+        raise ConfigError(
+            "mlprod new needs copier", expected="the project extra: pip install 'mlprod[project]'"
+        ) from None
 
     project, package = project_names(name)
     if example not in EXAMPLES:

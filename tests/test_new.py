@@ -286,3 +286,12 @@ def test_new_project_passes_its_own_make_test_and_make_demo(example: str, tmp_pa
     assert problem.startswith(f"{PACKAGE}/train.py: differs from what nbs/01_train.ipynb exports"), problem
     r = _run([str(project / ".venv" / "bin" / "mlprod"), "check-sync", "."], project)
     assert r.returncode == 1 and f"{PACKAGE}/train.py" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_without_copier_the_command_says_which_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    "mlprod installed without its `project` extra: one line naming the extra, exit 2, nothing written."
+    monkeypatch.setitem(sys.modules, "copier", None)  # `import copier` raises ImportError
+    r = CliRunner().invoke(app, ["new", "acme", "--dir", str(tmp_path)])
+    assert r.exit_code == 2, r.output
+    assert "pip install 'mlprod[project]'" in r.output and "Traceback" not in r.output
+    assert list(tmp_path.iterdir()) == []
