@@ -106,8 +106,8 @@ bench-mlflow: $(STAMP) $(MLFLOW_STAMP) ## bench/bundle_load.py with the MLflow r
 # (importlib-metadata, pinned by dask on Python < 3.12 above MLflow's bound). Re-run after `make lock`.
 lock-bench-mlflow: $(UV) ## re-pin requirements/bench-mlflow.lock
 	cp requirements/dev.lock requirements/bench-mlflow.lock
-	$(UV) pip compile pyproject.toml --universal --python-version 3.11 --extra report --extra dask --extra mlflow \
-		--group dev --generate-hashes --quiet -o requirements/bench-mlflow.lock
+	$(UV) pip compile pyproject.toml --universal --python-version 3.11 --extra report --extra dask --extra serve \
+		--extra onnx --extra project --extra mlflow --group dev --generate-hashes --quiet -o requirements/bench-mlflow.lock
 
 wheel-check: $(STAMP) ## build the wheel and install it alone into a clean venv
 	$(BIN)/pytest tests/test_wheel.py -m slow
