@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,6 +60,22 @@ def fill_up(folder: Path) -> None:
         assert e.errno == errno.ENOSPC, e
     finally:
         os.close(fd)
+
+
+def churn_bundle() -> Any:
+    "A logistic regression fitted on the binary fixture, as an unsaved mlprod Bundle with 8 golden rows."
+    from sklearn.linear_model import LogisticRegression
+
+    from mlprod.bundle import Bundle
+    from mlprod.features import build_pipeline
+    from mlprod.schema import capture_schema, validate
+    from mlprod.tables import read_table
+
+    df = read_table(Path(__file__).parent / "fixtures" / "binary.csv")  # (300, 8)
+    schema = capture_schema(df, "classification", "churned", "customer_id")
+    pipe = build_pipeline(schema, LogisticRegression(max_iter=1000), {"scale": True, "transformers": []})
+    pipe.fit(validate(schema, df), df["churned"])
+    return Bundle(pipe, {"name": "churn", "task": "classification"}, schema, {"accuracy": 0.75}, df.head(8))
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:

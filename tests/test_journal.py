@@ -15,30 +15,20 @@ from pathlib import Path
 
 import pytest
 from bad_inputs import figures
-from sklearn.linear_model import LogisticRegression
 
 from mlprod.bundle import Bundle, save_bundle
-from mlprod.features import build_pipeline
 from mlprod.gates import rollback
 from mlprod.journal import HISTORY, applied, journal_problems, noting, read_journal
 from mlprod.registry import list_versions, promote, read_aliases
-from mlprod.schema import capture_schema, validate
-from mlprod.tables import read_table
+
+from conftest import churn_bundle
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def _bundle() -> Bundle:
-    df = read_table(FIXTURES / "binary.csv")  # (300, 8)
-    schema = capture_schema(df, "classification", "churned", "customer_id")
-    pipe = build_pipeline(schema, LogisticRegression(max_iter=1000), {"scale": True, "transformers": []})
-    pipe.fit(validate(schema, df), df["churned"])
-    return Bundle(pipe, {"name": "churn", "task": "classification"}, schema, {"accuracy": 0.75}, df.head(8))
-
-
 @pytest.fixture(scope="module")
 def bundle() -> Bundle:
-    return _bundle()
+    return churn_bundle()
 
 
 def _consistent(root: Path) -> list[dict]:
@@ -182,7 +172,7 @@ def _promote_many(root: str, versions: list[str], start: multiprocessing.synchro
 
 
 def _train_many(root: str, start: multiprocessing.synchronize.Event, n: int) -> None:
-    b = _bundle()
+    b = churn_bundle()
     start.wait()
     for _ in range(n):
         save_bundle(b, root)

@@ -11,28 +11,18 @@ from pathlib import Path
 
 import joblib
 import pytest
-from sklearn.linear_model import LogisticRegression
 
-from mlprod.bundle import Bundle, load_bundle, save_bundle
+from mlprod.bundle import load_bundle, save_bundle
 from mlprod.errors import BundleError, ConfigError, IntegrityError
-from mlprod.features import build_pipeline
 from mlprod.layout import MANIFEST, SIGNATURE
 from mlprod.predict import Predictor
-from mlprod.schema import capture_schema, validate
 from mlprod.settings import MlprodSettings
 from mlprod.signing import check_signature, new_key, sign_version
-from mlprod.tables import read_table
 from mlprod.verify import _manifest
 
+from conftest import churn_bundle
+
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def _bundle() -> Bundle:
-    df = read_table(FIXTURES / "binary.csv")  # (300, 8)
-    schema = capture_schema(df, "classification", "churned", "customer_id")
-    pipe = build_pipeline(schema, LogisticRegression(max_iter=1000), {"scale": True, "transformers": []})
-    pipe.fit(validate(schema, df), df["churned"])
-    return Bundle(pipe, {"name": "churn", "task": "classification"}, schema, {"accuracy": 0.75}, df.head(8))
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +30,7 @@ def made(tmp_path_factory) -> dict[str, Path]:
     "One saved version and two key pairs (`release`, trusted; `stranger`, not), made once; tests copy them."
     base = tmp_path_factory.mktemp("signing")
     keys = base / "keys"
-    out = {"version": save_bundle(_bundle(), base / "root" / "churn")}
+    out = {"version": save_bundle(churn_bundle(), base / "root" / "churn")}
     for name in ("release", "stranger"):
         out[name], out[name + ".pub"], _ = new_key(name, keys)
     return out
