@@ -23,8 +23,6 @@ from mlprod.registry import list_versions, promote, read_aliases
 
 from conftest import churn_bundle
 
-FIXTURES = Path(__file__).parent / "fixtures"
-
 
 @pytest.fixture(scope="module")
 def bundle() -> Bundle:
